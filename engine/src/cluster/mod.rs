@@ -1,0 +1,5 @@
+//! Talking to the Kubernetes API: the one place that builds a client.
+
+pub mod client;
+
+pub use client::{ClusterOptions, Connection, connect, install_crypto_provider};

@@ -1,0 +1,96 @@
+//! The engine's one error type: each variant names what failed and what to do about it.
+
+use std::path::PathBuf;
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine, phrased for the person who has to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A write was attempted on a location whose access mode is `ReadOnly`.
+    #[error(
+        "storage location {location} is ReadOnly: nothing was written; \
+         use a ReadWrite location or run `kubectl vbackup location set-readonly {location} --off`"
+    )]
+    ReadOnly { location: String },
+
+    /// The object does not exist in the location.
+    #[error("{key} not found in {location}")]
+    NotFound { location: String, key: String },
+
+    /// The bucket named by an S3 location does not exist.
+    #[error("bucket {bucket} does not exist at {endpoint}: create it, or fix --bucket")]
+    NoSuchBucket { bucket: String, endpoint: String },
+
+    /// The object store refused the credentials.
+    #[error(
+        "access denied by {endpoint} for bucket {bucket} ({detail}): check the access key and \
+         secret in the location's credentials Secret and the bucket policy"
+    )]
+    AccessDenied {
+        bucket: String,
+        endpoint: String,
+        detail: String,
+    },
+
+    /// The object store could not be reached at all.
+    #[error("cannot reach {endpoint}: {detail}; check --endpoint, the network and TLS settings")]
+    Unreachable { endpoint: String, detail: String },
+
+    /// Any other object-store failure, with the operation and the store's own words.
+    #[error("{op} {key} on {location} failed: {detail}")]
+    Store {
+        op: &'static str,
+        location: String,
+        key: String,
+        detail: String,
+    },
+
+    /// A local filesystem operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// User-supplied configuration is invalid; the message says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The Kubernetes API refused or failed a request.
+    #[error("{context}: {source}")]
+    Kube {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// A custom resource type vbackup needs is not installed in the cluster.
+    #[error(
+        "the {kind} custom resource is not installed in this cluster: run `kubectl vbackup install` \
+         or `kubectl apply -f manifests/crds/`"
+    )]
+    CrdMissing { kind: &'static str },
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path it concerns.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// Wraps a Kubernetes API error with what was being done.
+    pub fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Kube { context, source }
+    }
+
+    /// True when the error means "this object does not exist".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}

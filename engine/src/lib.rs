@@ -1,0 +1,10 @@
+//! vbackup's engine: every piece of backup and restore behaviour lives here.
+//!
+//! The plugin (`kubectl-vbackup`) and the admission webhook are thin shells around it:
+//! they parse input, call the engine and render its results.
+
+pub mod cluster;
+pub mod error;
+pub mod store;
+
+pub use error::{Error, Result};

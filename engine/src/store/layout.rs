@@ -1,0 +1,103 @@
+//! Where every object lives inside a location (bucket + prefix, or a directory).
+//!
+//! This is the only module that spells object paths; everything else asks it.
+
+/// The metadata file of a backup, written last: a backup without it is incomplete.
+pub fn backup_metadata(backup: &str) -> String {
+    format!("{}vbackup-backup.json", backup_dir(backup))
+}
+
+/// The streamed archive of a backup's API objects.
+pub fn backup_resources(backup: &str) -> String {
+    format!("{}resources.tar.gz", backup_dir(backup))
+}
+
+/// The per-item decision log of a backup.
+pub fn backup_log(backup: &str) -> String {
+    format!("{}log.jsonl.gz", backup_dir(backup))
+}
+
+/// The folder of one backup (with a trailing slash), for listing and deletion.
+pub fn backup_dir(backup: &str) -> String {
+    format!("{BACKUPS}{backup}/")
+}
+
+/// The folder that holds every backup.
+pub const BACKUPS: &str = "backups/";
+
+/// The metadata file of a restore.
+pub fn restore_metadata(restore: &str) -> String {
+    format!("{}vbackup-restore.json", restore_dir(restore))
+}
+
+/// The per-item decision log of a restore.
+pub fn restore_log(restore: &str) -> String {
+    format!("{}log.jsonl.gz", restore_dir(restore))
+}
+
+/// The folder of one restore (with a trailing slash).
+pub fn restore_dir(restore: &str) -> String {
+    format!("{RESTORES}{restore}/")
+}
+
+/// The folder that holds every restore record.
+pub const RESTORES: &str = "restores/";
+
+/// The folder that holds every namespace's volume-data repository.
+pub const REPOS: &str = "repos/";
+
+/// The restic-format repository of one namespace (with a trailing slash).
+pub fn repo_dir(namespace: &str) -> String {
+    format!("{REPOS}{namespace}/")
+}
+
+/// The namespace repository's own random password, sealed with the location key.
+pub fn repo_sealed_key(namespace: &str) -> String {
+    format!("{}vbackup-key.sealed", repo_dir(namespace))
+}
+
+/// The probe object `location check` writes, reads back and deletes.
+pub const PROBE: &str = "vbackup-probe";
+
+/// Extracts the names of the direct sub-folders of `dir` from a listing of keys under it.
+pub fn child_names<'a>(dir: &str, keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut names: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(dir))
+        .filter_map(|rest| rest.split_once('/').map(|(name, _)| name.to_string()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_files_live_under_the_backup_folder() {
+        assert_eq!(
+            backup_metadata("nightly"),
+            "backups/nightly/vbackup-backup.json"
+        );
+        assert_eq!(
+            backup_resources("nightly"),
+            "backups/nightly/resources.tar.gz"
+        );
+        assert_eq!(backup_log("nightly"), "backups/nightly/log.jsonl.gz");
+        assert_eq!(restore_metadata("r1"), "restores/r1/vbackup-restore.json");
+        assert_eq!(repo_sealed_key("prod"), "repos/prod/vbackup-key.sealed");
+    }
+
+    #[test]
+    fn child_names_lists_each_folder_once_in_order() {
+        let keys = [
+            "backups/b/vbackup-backup.json",
+            "backups/a/resources.tar.gz",
+            "backups/a/vbackup-backup.json",
+            "backups/stray-file",
+        ];
+        assert_eq!(child_names(BACKUPS, keys), vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,144 @@
+//! The `BackupStorageLocation` custom resource: where a cluster's backups go.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Namespace where vbackup's own objects (locations, keys, schedules) live.
+pub const SYSTEM_NAMESPACE: &str = "vbackup-system";
+
+/// Where backups are stored and how this cluster may use it.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "vbackup.io",
+    version = "v1alpha1",
+    kind = "BackupStorageLocation",
+    namespaced,
+    status = "BackupStorageLocationStatus",
+    shortname = "bsl",
+    category = "vbackup",
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
+    printcolumn = r#"{"name":"Access","type":"string","jsonPath":".spec.accessMode"}"#,
+    printcolumn = r#"{"name":"Default","type":"boolean","jsonPath":".spec.default"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocationSpec {
+    /// Which kind of store: `s3` (any S3-compatible service) or `filesystem`.
+    pub provider: Provider,
+    /// S3 settings; required when provider is `s3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Spec>,
+    /// Directory settings; required when provider is `filesystem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<FilesystemSpec>,
+    /// `ReadWrite`, or `ReadOnly` for a cluster that only restores (migration, DR drills).
+    #[serde(default)]
+    pub access_mode: AccessMode,
+    /// The location used when a command names none.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// The kind of object store behind a location.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Any S3-compatible service: AWS, OVHcloud, Scaleway, MinIO…
+    S3,
+    /// A local directory: the embedded default, for trying vbackup and for tests.
+    Filesystem,
+}
+
+/// An S3 bucket (and optional prefix) on some endpoint.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Spec {
+    /// Bucket name; it must exist.
+    pub bucket: String,
+    /// Folder inside the bucket, so several clusters or tools can share one bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Region (e.g. `gra` for OVHcloud, `fr-par` for Scaleway); `us-east-1` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Endpoint URL for non-AWS services, e.g. `https://s3.gra.io.cloud.ovh.net`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket` rather than `bucket.endpoint` (MinIO and most
+    /// self-hosted services need this).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Secret (in the location's namespace) holding the access key; never inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<SecretRef>,
+}
+
+/// A directory on the machine (or in the pod) that runs vbackup.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilesystemSpec {
+    /// Absolute path of the directory.
+    pub path: String,
+}
+
+/// A reference to a Secret in the location's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret.
+    pub name: String,
+}
+
+/// Whether this cluster may write to a location.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AccessMode {
+    /// Backups, restore records and repository maintenance are written.
+    #[default]
+    ReadWrite,
+    /// Nothing is ever written: the cluster only reads backups.
+    ReadOnly,
+}
+
+/// What the last validation of a location found.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocationStatus {
+    /// `Available` or `Unavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<LocationPhase>,
+    /// When the location was last checked (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_validation_time: Option<String>,
+    /// What the last check found, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Result of the last validation.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LocationPhase {
+    /// The last check succeeded.
+    Available,
+    /// The last check failed; the message says why.
+    Unavailable,
+}
+
+impl std::fmt::Display for AccessMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AccessMode::ReadWrite => "ReadWrite",
+            AccessMode::ReadOnly => "ReadOnly",
+        })
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::S3 => "s3",
+            Provider::Filesystem => "filesystem",
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! Storage locations: where backups, restore records and volume repositories live.
+//!
+//! One abstraction ([`ObjectBackend`]) with two implementations — S3 ([`s3::S3Backend`]) and
+//! a local directory ([`fs::FsBackend`]) — behind a [`Store`] that enforces the location's
+//! access mode before any byte is written. Object paths come from [`layout`] only.
+
+pub mod fs;
+pub mod layout;
+pub mod location;
+pub mod s3;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{Error, Result};
+pub use location::{AccessMode, BackupStorageLocation, BackupStorageLocationSpec};
+
+/// A readable stream of an object's bytes.
+pub type ObjectReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Key relative to the location's root (its prefix or directory).
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An object store rooted at a location's bucket + prefix or directory.
+///
+/// Keys are relative to that root and use `/` as separator. Implementations stream: no
+/// method buffers a whole large object in memory.
+#[async_trait]
+pub trait ObjectBackend: Send + Sync {
+    /// Writes a small object from memory (metadata, keys, repository files).
+    async fn put(&self, key: &str, body: Bytes) -> Result<()>;
+
+    /// Writes an object from a stream of unknown length; large ones go up in parts.
+    /// Returns the number of bytes written.
+    async fn put_stream(&self, key: &str, body: &mut (dyn AsyncRead + Send + Unpin))
+    -> Result<u64>;
+
+    /// Opens an object for streamed reading.
+    async fn get(&self, key: &str) -> Result<ObjectReader>;
+
+    /// Reads `len` bytes at `offset` of an object.
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes>;
+
+    /// Size of an object, or `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<u64>>;
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Deletes an object; deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Checks that the store is reachable and its bucket or directory exists.
+    async fn check_reachable(&self) -> Result<()>;
+
+    /// Where this store points, for messages (`s3://bucket/prefix`, `file:///dir`); no secrets.
+    fn url(&self) -> String;
+}
+
+/// A location's object store with its access mode enforced.
+///
+/// This is what the rest of the engine uses: writes to a `ReadOnly` location fail with
+/// [`Error::ReadOnly`] before anything reaches the backend.
+#[derive(Clone)]
+pub struct Store {
+    name: String,
+    backend: Arc<dyn ObjectBackend>,
+    access: AccessMode,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.name)
+            .field("url", &self.backend.url())
+            .field("access", &self.access)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Wraps a backend under the location's name and access mode.
+    pub fn new(
+        name: impl Into<String>,
+        backend: Arc<dyn ObjectBackend>,
+        access: AccessMode,
+    ) -> Self {
+        Store {
+            name: name.into(),
+            backend,
+            access,
+        }
+    }
+
+    /// The location's name, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The location's access mode.
+    pub fn access_mode(&self) -> AccessMode {
+        self.access
+    }
+
+    /// Where the store points (no secrets).
+    pub fn url(&self) -> String {
+        self.backend.url()
+    }
+
+    /// Fails with [`Error::ReadOnly`] unless the location accepts writes.
+    pub fn ensure_writable(&self) -> Result<()> {
+        match self.access {
+            AccessMode::ReadWrite => Ok(()),
+            AccessMode::ReadOnly => Err(Error::ReadOnly {
+                location: self.name.clone(),
+            }),
+        }
+    }
+
+    /// Writes a small object from memory.
+    pub async fn put(&self, key: &str, body: impl Into<Bytes>) -> Result<()> {
+        self.ensure_writable()?;
+        self.backend.put(key, body.into()).await
+    }
+
+    /// Writes an object from a stream, in parts when large; returns the bytes written.
+    pub async fn put_stream(
+        &self,
+        key: &str,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        self.ensure_writable()?;
+        self.backend.put_stream(key, body).await
+    }
+
+    /// Opens an object for streamed reading.
+    pub async fn get(&self, key: &str) -> Result<ObjectReader> {
+        self.backend.get(key).await
+    }
+
+    /// Reads a whole object into memory: only for small objects such as metadata and keys.
+    pub async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+        let mut reader = self.backend.get(key).await?;
+        let mut buf = Vec::new();
+        reader
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| Error::Store {
+                op: "read",
+                location: self.name.clone(),
+                key: key.to_string(),
+                detail: e.to_string(),
+            })?;
+        Ok(buf.into())
+    }
+
+    /// Reads `len` bytes at `offset` of an object.
+    pub async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+        self.backend.get_range(key, offset, len).await
+    }
+
+    /// Size of an object, or `None` when it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<u64>> {
+        self.backend.head(key).await
+    }
+
+    /// Every object under `prefix`, sorted by key.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.backend.list(prefix).await
+    }
+
+    /// Deletes one object.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.ensure_writable()?;
+        self.backend.delete(key).await
+    }
+
+    /// Deletes every object under `prefix`; returns how many were deleted.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize> {
+        self.ensure_writable()?;
+        let objects = self.backend.list(prefix).await?;
+        for object in &objects {
+            self.backend.delete(&object.key).await?;
+        }
+        Ok(objects.len())
+    }
+
+    /// Reachability, bucket or directory existence, and for a `ReadWrite` location a
+    /// write/read/delete round trip of a probe object.
+    pub async fn check(&self) -> Result<CheckReport> {
+        self.backend.check_reachable().await?;
+        if self.access == AccessMode::ReadOnly {
+            return Ok(CheckReport {
+                probe_round_trip: false,
+            });
+        }
+        let probe = Bytes::from_static(b"vbackup probe: safe to delete\n");
+        self.backend.put(layout::PROBE, probe.clone()).await?;
+        let read = self.get_bytes(layout::PROBE).await;
+        let deleted = self.backend.delete(layout::PROBE).await;
+        if read? != probe {
+            return Err(Error::Store {
+                op: "verify",
+                location: self.name.clone(),
+                key: layout::PROBE.into(),
+                detail: "the probe object read back differs from what was written".into(),
+            });
+        }
+        deleted?;
+        Ok(CheckReport {
+            probe_round_trip: true,
+        })
+    }
+}
+
+/// What `Store::check` verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckReport {
+    /// A probe object was written, read back identical and deleted.
+    pub probe_round_trip: bool,
+}
