@@ -10,7 +10,11 @@ fn obj(v: &mut Value) -> Option<&mut Map<String, Value>> {
 }
 
 fn default_field(map: &mut Map<String, Value>, key: &str, value: Value) {
-    if map.get(key).is_none_or(Value::is_null) {
+    // Typed clients send unset structs as `{}` (e.g. `strategy`), which the real server defaults.
+    if map
+        .get(key)
+        .is_none_or(|v| v.is_null() || v.as_object().is_some_and(Map::is_empty))
+    {
         map.insert(key.to_string(), value);
     }
 }

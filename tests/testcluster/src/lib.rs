@@ -24,6 +24,7 @@ pub mod listtypes;
 pub mod managed_fields;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod scale;
