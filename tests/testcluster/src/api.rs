@@ -58,6 +58,10 @@ pub struct Change {
     pub old: Option<Value>,
 }
 
+/// What a watch starts from: changes to replay, the live feed, and the resourceVersion
+/// the replay reaches.
+pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64);
+
 /// Options common to writes.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -242,7 +246,7 @@ impl Api {
         rt: &ResourceType,
         ns: Option<&str>,
         from: Option<u64>,
-    ) -> ApiResult<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64)> {
+    ) -> ApiResult<WatchStart> {
         let inner = self.lock();
         let rx = self.events.subscribe();
         let replay: Vec<Arc<Change>> = match from {
