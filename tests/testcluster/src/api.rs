@@ -379,8 +379,11 @@ impl Api {
             name: md_str(&object, "name").to_string(),
             namespace,
             dry_run: opts.dry_run,
-            username: "kubernetes-admin".into(),
-            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            username: crate::reviews::USER.into(),
+            groups: crate::reviews::GROUPS
+                .iter()
+                .map(|g| g.to_string())
+                .collect(),
         };
         admission::run_mutating_webhooks(
             &configurations,

@@ -15,6 +15,7 @@ const VERBS: &[&str] = &[
     "update",
     "watch",
 ];
+const REVIEW_VERBS: &[&str] = &["create"];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// `/version`.
@@ -120,8 +121,9 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     }
     let mut resources = Vec::new();
     for t in types {
+        let verbs = if t.review { REVIEW_VERBS } else { VERBS };
         let mut r = json!({"name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
-            "kind": t.kind, "verbs": VERBS});
+            "kind": t.kind, "verbs": verbs});
         if !t.short_names.is_empty() {
             r["shortNames"] = strs(&t.short_names);
         }
@@ -178,7 +180,7 @@ pub fn aggregated(reg: &Registry, core: bool, api_version: &str) -> Value {
                     "responseKind": {"group": t.group, "version": version, "kind": t.kind},
                     "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
                     "singularResource": t.singular,
-                    "verbs": VERBS,
+                    "verbs": if t.review { REVIEW_VERBS } else { VERBS },
                 });
                 if !t.short_names.is_empty() {
                     r["shortNames"] = strs(&t.short_names);

@@ -27,6 +27,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod registry;
 pub mod resources;
+pub mod reviews;
 pub mod scale;
 pub mod selectors;
 pub mod server;

@@ -20,7 +20,9 @@ pub fn root(reg: &Registry) -> Value {
     for (group, versions) in reg.groups() {
         for v in versions {
             let p = gv_path(&group, &v);
-            let doc = group_version(reg, &group, &v).unwrap_or(Value::Null);
+            let Some(doc) = group_version(reg, &group, &v) else {
+                continue;
+            };
             let mut h = DefaultHasher::new();
             doc.to_string().hash(&mut h);
             paths.insert(

@@ -440,6 +440,18 @@ async fn resources_inner(
         return Err(not_found_path());
     }
     let api = &st.api;
+    if rt.review {
+        return match (&method, t.name) {
+            (&Method::POST, None) => {
+                let body = decode_body(headers, &body)?;
+                Ok(json_response(
+                    201,
+                    &crate::reviews::answer(&rt, version, body),
+                ))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        };
+    }
     let out = output(headers, q);
     let watching = t.watch_path || q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let sub = t.sub;
