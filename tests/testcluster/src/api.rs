@@ -71,6 +71,8 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// `force=true` (apply).
     pub force: bool,
+    /// `fieldValidation`.
+    pub field_validation: crate::pruning::FieldValidation,
 }
 
 /// Options of a delete.
@@ -495,6 +497,7 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         self.normalize(rt, ns, &mut obj, None)?;
+        crate::pruning::prune(rt, rt.storage_version(), &mut obj, opts.field_validation)?;
         {
             let inner = self.lock();
             self.check_namespace(&inner, rt, ns, md_str(&obj, "name"))?;
@@ -754,6 +757,7 @@ impl Api {
         subresource: Option<&str>,
     ) -> ApiResult<Value> {
         self.normalize(rt, ns, &mut obj, Some(name))?;
+        crate::pruning::prune(rt, rt.storage_version(), &mut obj, opts.field_validation)?;
         defaults::apply(rt, &mut obj);
         let old = self.get(rt, ns, name)?;
         let obj = self
@@ -805,6 +809,12 @@ impl Api {
                     let mut applied = apply::parse_body(body)?;
                     self.check_apply_body(rt, &applied, version)?;
                     self.normalize(rt, ns, &mut applied, Some(name))?;
+                    crate::pruning::prune(
+                        rt,
+                        rt.storage_version(),
+                        &mut applied,
+                        opts.field_validation,
+                    )?;
                     let req = apply::ApplyRequest {
                         rt,
                         api_version: &rt.api_version(version),
@@ -837,7 +847,13 @@ impl Api {
                 }
                 (_, None) => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                 (_, Some(cur)) => {
-                    let new = patch::patch_object(rt, cur, ty, body)?;
+                    let mut new = patch::patch_object(rt, cur, ty, body)?;
+                    crate::pruning::prune(
+                        rt,
+                        rt.storage_version(),
+                        &mut new,
+                        opts.field_validation,
+                    )?;
                     let user_rv = md_str(&new, "resourceVersion") != md_str(cur, "resourceVersion");
                     (new, user_rv)
                 }

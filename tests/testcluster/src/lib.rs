@@ -25,6 +25,7 @@ pub mod managed_fields;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod pruning;
 pub mod registry;
 pub mod resources;
 pub mod reviews;
