@@ -97,9 +97,14 @@ fn subresources(t: &ResourceType) -> Vec<(String, Value, Vec<&'static str>)> {
             ),
             "binding" => ("Binding", vec!["create"]),
             "eviction" => ("Eviction", vec!["create"]),
+            "token" => ("TokenRequest", vec!["create"]),
             _ => ("Status", vec!["get"]),
         };
-        let group = if s == "eviction" { "policy" } else { "" };
+        let group = match s.as_str() {
+            "eviction" => "policy",
+            "token" => "authentication.k8s.io",
+            _ => "",
+        };
         out.push((
             s.clone(),
             json!({"group": group, "version": "v1", "kind": kind}),
@@ -134,7 +139,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         for (name, kind, verbs) in subresources(t) {
             let mut r = json!({"name": format!("{}/{name}", t.plural), "singularName": "", "namespaced": t.namespaced,
                 "kind": kind["kind"], "verbs": verbs});
-            if name == "scale" || name == "eviction" {
+            if name == "scale" || name == "eviction" || name == "token" {
                 r["group"] = kind["group"].clone();
                 r["version"] = kind["version"].clone();
             }

@@ -56,6 +56,7 @@ pub fn prune(
                     None => unknown.push(k.clone()),
                 }
             }
+            apply_defaults(schema, map);
             let known = |k: &String| {
                 ["apiVersion", "kind", "metadata"].contains(&k.as_str())
                     || schema
@@ -132,6 +133,20 @@ fn walk_message(ty: &str, v: &mut Value, path: &str, root: bool, unknown: &mut V
     }
 }
 
+/// Structural-schema defaulting: absent properties with a `default` get it.
+fn apply_defaults(schema: &Value, map: &mut serde_json::Map<String, Value>) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (k, p) in props {
+        if let Some(d) = p.get("default")
+            && !map.contains_key(k)
+        {
+            map.insert(k.clone(), d.clone());
+        }
+    }
+}
+
 fn preserves(schema: &Value) -> bool {
     schema
         .get("x-kubernetes-preserve-unknown-fields")
@@ -170,6 +185,7 @@ fn walk_schema(schema: &Value, v: &mut Value, path: &str, unknown: &mut Vec<Stri
             for k in drop {
                 map.remove(&k);
             }
+            apply_defaults(schema, map);
         }
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {

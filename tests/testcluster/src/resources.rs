@@ -123,7 +123,7 @@ const STANDARD_SCALE: (&str, &str, &str) =
     (".spec.replicas", ".status.replicas", ".status.selector");
 
 // flags: s = status subresource, c = scale, g = generation, a = category "all",
-// r = create-only review, l = RFC 1123 label names, 5 = RFC 1035 label names, p = path-segment names, x = pod connect subresources
+// t = serviceaccount token subresource, r = create-only review, l = RFC 1123 label names, 5 = RFC 1035 label names, p = path-segment names, x = pod connect subresources
 #[rustfmt::skip]
 const BUILTIN: &[Row] = &[
     Row { gv: "v1", plural: "namespaces", kind: "Namespace", namespaced: false, short: &["ns"], flags: "sl" },
@@ -132,7 +132,7 @@ const BUILTIN: &[Row] = &[
     Row { gv: "v1", plural: "endpoints", kind: "Endpoints", namespaced: true, short: &["ep"], flags: "" },
     Row { gv: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true, short: &["cm"], flags: "" },
     Row { gv: "v1", plural: "secrets", kind: "Secret", namespaced: true, short: &[], flags: "" },
-    Row { gv: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true, short: &["sa"], flags: "" },
+    Row { gv: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true, short: &["sa"], flags: "t" },
     Row { gv: "v1", plural: "persistentvolumeclaims", kind: "PersistentVolumeClaim", namespaced: true, short: &["pvc"], flags: "s" },
     Row { gv: "v1", plural: "persistentvolumes", kind: "PersistentVolume", namespaced: false, short: &["pv"], flags: "s" },
     Row { gv: "v1", plural: "events", kind: "Event", namespaced: true, short: &["ev"], flags: "" },
@@ -226,6 +226,8 @@ pub fn builtin() -> Vec<ResourceType> {
                     .iter()
                     .map(|s| s.to_string())
                     .collect()
+                } else if f('t') {
+                    vec!["token".to_string()]
                 } else {
                     Vec::new()
                 },

@@ -492,6 +492,16 @@ async fn resources_inner(
             let obj = api.get(&rt, t.ns, name)?;
             Ok(json_response(200, &crate::scale::to_scale(&rt, &obj)))
         }
+        (Method::POST, Some(name), Some("token"))
+            if rt.connect_subresources.iter().any(|c| c == "token") =>
+        {
+            api.get(&rt, t.ns, name)?;
+            let body = decode_body(headers, &body)?;
+            Ok(json_response(
+                201,
+                &crate::reviews::token(t.ns.unwrap_or_default(), name, body),
+            ))
+        }
         (Method::POST, None, None) => {
             let opts = write_options(q, headers, false)?;
             let obj = decode_body(headers, &body)?;

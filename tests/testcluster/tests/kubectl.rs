@@ -677,8 +677,8 @@ fn unknown_fields_are_rejected_under_kubectl_strict_validation_and_dropped_other
     k.ok_with(&["apply", "--validate=false", "-f", "-"], w);
     assert_eq!(
         k.json(&["get", "widget", "w"])["spec"],
-        serde_json::json!({"size": 1}),
-        "pruned by the CRD schema"
+        serde_json::json!({"size": 1, "color": "blue"}),
+        "pruned and defaulted by the CRD schema"
     );
 }
 
@@ -701,6 +701,14 @@ fn list_files_and_access_reviews_work_like_a_real_cluster() {
         "yes"
     );
     assert!(k.ok(&["auth", "whoami"]).contains("kubernetes-admin"));
+    k.ok(&["create", "serviceaccount", "robot"]);
+    assert_eq!(
+        k.ok(&["create", "token", "robot"])
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
 }
 
 #[test]
