@@ -1,1 +1,3 @@
 //! test cluster
+
+pub mod admission;
