@@ -326,8 +326,16 @@ fn describe_transport_error(error: &reqwest::Error, target: &Target) -> String {
             return describe_tls_error(tls, &target.server_name);
         }
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                return describe_tls_error(tls, &target.server_name);
+            // Connectors nest io::Errors; their source() skips the wrapped error itself.
+            let mut io = io;
+            while let Some(inner) = io.get_ref() {
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return describe_tls_error(tls, &target.server_name);
+                }
+                match inner.downcast_ref::<std::io::Error>() {
+                    Some(nested) => io = nested,
+                    None => break,
+                }
             }
             let addr = target
                 .addrs
@@ -361,7 +369,8 @@ fn describe_tls_error(error: &rustls::Error, server_name: &str) -> String {
     use rustls::CertificateError as C;
     let verify = "tls: failed to verify certificate: x509:";
     match error {
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+        // A CA with the issuer's name but another key is, to Go, an unknown authority too.
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
             format!("{verify} certificate signed by unknown authority")
         }
         rustls::Error::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => {
