@@ -138,8 +138,39 @@ pub async fn run_mutating_webhooks(
     old_object: Option<&Value>,
     endpoints: &ServiceEndpoints,
 ) -> Result<Value, AdmissionError> {
+    run_mutating_webhooks_with_warnings(
+        configurations,
+        namespace_object,
+        attributes,
+        object,
+        old_object,
+        endpoints,
+    )
+    .await
+    .map(|admitted| admitted.object)
+}
+
+/// The outcome of admission that let the request through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    /// The object with every patch applied.
+    pub object: Value,
+    /// Webhook warnings, for `Warning: 299 - "..."` response headers as the real server sends.
+    pub warnings: Vec<String>,
+}
+
+/// [`run_mutating_webhooks`], also returning the webhooks' warnings.
+pub async fn run_mutating_webhooks_with_warnings(
+    configurations: &[Value],
+    namespace_object: Option<&Value>,
+    attributes: &AdmissionAttributes,
+    object: Value,
+    old_object: Option<&Value>,
+    endpoints: &ServiceEndpoints,
+) -> Result<Admitted, AdmissionError> {
+    let mut warnings = Vec::new();
     if rules::is_exempt_configuration_resource(attributes) {
-        return Ok(object);
+        return Ok(Admitted { object, warnings });
     }
     let hooks = config::webhooks_in_order(configurations)?;
     let mut object = object;
@@ -161,12 +192,17 @@ pub async fn run_mutating_webhooks(
             let changed = match call::call_webhook(hook, attributes, &object, old_object, endpoints)
                 .await
             {
-                Ok(Some(patched)) => {
-                    let changed = patched != object;
-                    object = patched;
-                    changed
+                Ok(answer) => {
+                    warnings.extend(answer.warnings);
+                    match answer.patched {
+                        Some(patched) => {
+                            let changed = patched != object;
+                            object = patched;
+                            changed
+                        }
+                        None => false,
+                    }
                 }
-                Ok(None) => false,
                 Err(call::CallError::Calling(reason)) => {
                     let message = format!(
                         "failed calling webhook {}: {reason}",
@@ -191,7 +227,7 @@ pub async fn run_mutating_webhooks(
             }
         }
     }
-    Ok(object)
+    Ok(Admitted { object, warnings })
 }
 
 /// The real server's bookkeeping for `reinvocationPolicy: IfNeeded`: a webhook is

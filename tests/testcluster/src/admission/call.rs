@@ -34,14 +34,22 @@ struct Target {
     addrs: Vec<SocketAddr>,
 }
 
-/// Calls the webhook; `Ok(Some(object))` is the patched object, `Ok(None)` no change.
+/// What an allowing webhook answered.
+pub(super) struct Answer {
+    /// The patched object, `None` when the webhook sent no patch.
+    pub patched: Option<Value>,
+    /// Warnings for the API client.
+    pub warnings: Vec<String>,
+}
+
+/// Calls the webhook and applies its patch.
 pub(super) async fn call_webhook(
     hook: &Webhook,
     attributes: &AdmissionAttributes,
     object: &Value,
     old_object: Option<&Value>,
     endpoints: &ServiceEndpoints,
-) -> Result<Option<Value>, CallError> {
+) -> Result<Answer, CallError> {
     if attributes.dry_run {
         match hook.side_effects.as_deref() {
             None => return Err(CallError::Calling("Webhook SideEffects is nil".into())),
@@ -118,10 +126,20 @@ pub(super) async fn call_webhook(
             verdict.result.as_ref(),
         )));
     }
-    if verdict.patch.is_empty() {
-        return Ok(None);
-    }
-    apply_patch(hook, object, &verdict.patch, &verdict.patch_type).map(Some)
+    let patched = if verdict.patch.is_empty() {
+        None
+    } else {
+        Some(apply_patch(
+            hook,
+            object,
+            &verdict.patch,
+            &verdict.patch_type,
+        )?)
+    };
+    Ok(Answer {
+        patched,
+        warnings: verdict.warnings,
+    })
 }
 
 /// Applies a webhook's patch as the real server does: undecodable patches and unknown
@@ -225,9 +243,18 @@ async fn target(hook: &Webhook, endpoints: &ServiceEndpoints) -> Result<Target, 
     let addrs = if bare_host.parse::<IpAddr>().is_ok() {
         Vec::new()
     } else {
-        match tokio::net::lookup_host((bare_host.as_str(), port)).await {
-            Ok(addrs) => addrs.collect(),
+        let timeout = Duration::from_secs(hook.timeout_seconds);
+        match tokio::time::timeout(timeout, tokio::net::lookup_host((bare_host.as_str(), port)))
+            .await
+        {
+            Ok(Ok(addrs)) => addrs.collect(),
             Err(_) => {
+                return Err(CallError::Calling(format!(
+                    "failed to call webhook: Post {}: context deadline exceeded",
+                    go_quote(&display_url)
+                )));
+            }
+            Ok(Err(_)) => {
                 return Err(CallError::Calling(format!(
                     "failed to call webhook: Post {}: dial tcp: lookup {bare_host}: no such host",
                     go_quote(&display_url)

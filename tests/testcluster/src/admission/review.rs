@@ -125,6 +125,7 @@ fn operation_options(attributes: &AdmissionAttributes) -> Value {
 /// What the webhook answered, once decoded and verified.
 pub(super) struct Verdict {
     pub allowed: bool,
+    pub warnings: Vec<String>,
     pub patch: Vec<u8>,
     pub patch_type: String,
     pub result: Option<Value>,
@@ -196,6 +197,16 @@ pub(super) fn verify_response(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let result = response.get("status").filter(|v| !v.is_null()).cloned();
+    let warnings = response
+        .get("warnings")
+        .and_then(Value::as_array)
+        .map(|w| {
+            w.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     match version {
         ReviewVersion::V1 => {
             let got_uid = text(response, "uid");
@@ -232,6 +243,7 @@ pub(super) fn verify_response(
             }
             Ok(Verdict {
                 allowed,
+                warnings,
                 patch,
                 patch_type: patch_type.unwrap_or_default(),
                 result,
@@ -240,6 +252,7 @@ pub(super) fn verify_response(
         // v1beta1 responses were never checked for uid, kind or patchType.
         ReviewVersion::V1beta1 => Ok(Verdict {
             allowed,
+            warnings,
             patch_type: if patch.is_empty() {
                 String::new()
             } else {
