@@ -723,6 +723,37 @@ mod admission_webhooks {
     }
 
     #[tokio::test]
+    async fn webhook_that_accepts_but_never_answers_is_abandoned_after_its_timeout() {
+        let hook = TestWebhook::start().await;
+        // Connections queue in the backlog and the TLS handshake never starts.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut endpoints = ServiceEndpoints::default();
+        endpoints.insert(
+            SERVICE_NAMESPACE,
+            SERVICE_NAME,
+            silent.local_addr().unwrap(),
+        );
+        let configs = [configuration(
+            "silent",
+            vec![webhook(
+                "silent.vbackup.io",
+                hook.service("/allow"),
+                json!({"timeoutSeconds": 1}),
+            )],
+        )];
+        let error = admit(&configs, &pod_create(), pod(json!({})), &endpoints)
+            .await
+            .unwrap_err();
+        assert!(
+            error.message.ends_with(
+                "Post \"https://webhook.vbackup-system.svc:443/allow?timeout=1s\": context deadline exceeded"
+            ),
+            "{}",
+            error.message
+        );
+    }
+
+    #[tokio::test]
     async fn wrong_ca_bundle_fails_tls_verification() {
         let hook = TestWebhook::start().await;
         let (other_ca, _, _) = certificates("another CA", &["webhook.vbackup-system.svc"]);
