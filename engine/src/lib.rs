@@ -5,6 +5,8 @@
 
 pub mod cluster;
 pub mod error;
+pub mod keys;
+pub mod repo;
 pub mod store;
 
 pub use error::{Error, Result};
