@@ -57,9 +57,6 @@ use source::{CountedSource, StreamSource};
 /// Where a volume's files appear inside its snapshots.
 pub const SNAPSHOT_ROOT: &str = "/data";
 
-/// Where streamed files (database dumps) appear inside their snapshots.
-pub const STREAM_ROOT: &str = "/stream";
-
 /// How long prune keeps packs marked for deletion before deleting them (see module docs).
 pub const PRUNE_KEEP_MARKED: &str = "23h";
 
@@ -130,7 +127,7 @@ pub struct VolumeBackup {
 /// A byte stream (e.g. a database dump) to back up as one file.
 #[derive(Clone)]
 pub struct StreamBackup {
-    /// File name inside the snapshot (under [`STREAM_ROOT`]).
+    /// File name inside the snapshot (directly under the root, like a volume's files).
     pub file_name: String,
     /// What the stream belongs to, used as the snapshot label (e.g. `dump/postgres-0`).
     pub volume: String,
@@ -429,7 +426,7 @@ impl VolumeRepo {
         results
     }
 
-    /// Backs up a byte stream as one file `STREAM_ROOT/<file_name>` of a new snapshot.
+    /// Backs up a byte stream as the one file `<file_name>` of a new snapshot (no parent).
     /// Memory stays bounded: the stream is chunked as it arrives.
     pub async fn backup_stream<R>(&self, req: StreamBackup, reader: R) -> Result<BackupSummary>
     where
@@ -446,7 +443,7 @@ impl VolumeRepo {
         self.store.ensure_writable()?;
         let ns = self.namespace.clone();
         let handle = Handle::current();
-        let path = Path::new(STREAM_ROOT).join(&req.file_name);
+        let path = Path::new(SNAPSHOT_ROOT).join(&req.file_name);
         let (volume, backup) = (req.volume.clone(), req.backup.clone());
         self.run(
             "stream backup",
@@ -563,6 +560,9 @@ impl VolumeRepo {
                     .numeric_id(true)
                     .verify_existing(verify);
                 let ls = repo.ls(&node, &LsOptions::default().recursive(true))?;
+                if node.is_dir() {
+                    unlink_second_hardlink_names(ls.clone(), &dest_path)?;
+                }
                 let plan = repo.prepare_restore(&opts, ls.clone(), &dest, false)?;
                 let summary = RestoreSummary {
                     files_restored: plan.stats.files.restore + plan.stats.files.modify,
@@ -742,10 +742,9 @@ impl VolumeRepo {
             )
             .and_then(|r| r.open(&Credentials::password(this.password.reveal())))
             .map_err(|e| this.rustic_error("open", &e))?;
+            let namespace = this.namespace.clone();
             job(repo, &job_activity).map_err(|e| match e {
-                Error::Repo {
-                    namespace, detail, ..
-                } => Error::Repo {
+                Error::Repo { detail, .. } => Error::Repo {
                     op,
                     namespace,
                     detail,
@@ -929,6 +928,30 @@ fn ls_entry(path: &str, node: &rustic_core::repofile::Node) -> LsEntry {
         mtime: node.meta.mtime,
         link_target,
     }
+}
+
+/// rustic re-creates hard links after writing files and fails when the second name already
+/// exists (a re-run of a restore); removing those names first lets it link them again.
+fn unlink_second_hardlink_names(
+    nodes: impl Iterator<Item = rustic_core::RusticResult<(PathBuf, rustic_core::repofile::Node)>>,
+    dest: &Path,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for item in nodes {
+        let (path, node) = item?;
+        let meta = &node.meta;
+        if node.node_type != NodeType::File || meta.links < 2 || meta.inode == 0 {
+            continue;
+        }
+        if !seen.insert((meta.device_id, meta.inode)) {
+            let existing = dest.join(&path);
+            if existing.symlink_metadata().is_ok() {
+                std::fs::remove_file(&existing)
+                    .map_err(Error::io("replace hard link", &existing))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Maps a path relative to the volume root onto the snapshot's tree.
