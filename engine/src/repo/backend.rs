@@ -4,14 +4,12 @@
 //! call blocks on the store's async method through a captured tokio [`Handle`]. Callers must
 //! run rustic operations off the runtime's worker threads (`spawn_blocking`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use bytes::Bytes;
 use rustic_core::{
     BytesList, ErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult, WriteBackend,
 };
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use super::progress::Activity;
 use crate::store::{Store, layout};
@@ -22,8 +20,9 @@ pub struct StoreBackend {
     store: Store,
     namespace: String,
     handle: Handle,
-    /// Set when the operation was abandoned (stall): every later call fails fast.
-    cancelled: Arc<AtomicBool>,
+    /// Cancelled when the operation is abandoned (stall): a hanging call returns at once and
+    /// every later call fails fast, so rustic winds down without writing a snapshot.
+    cancel: CancellationToken,
     /// Bumped on every finished call, so a slow but moving upload is not taken for a stall.
     activity: Activity,
 }
@@ -34,14 +33,14 @@ impl StoreBackend {
         store: Store,
         namespace: &str,
         handle: Handle,
-        cancelled: Arc<AtomicBool>,
+        cancel: CancellationToken,
         activity: Activity,
     ) -> Self {
         StoreBackend {
             store,
             namespace: namespace.to_string(),
             handle,
-            cancelled,
+            cancel,
             activity,
         }
     }
@@ -59,13 +58,24 @@ impl StoreBackend {
         key: &str,
         fut: impl Future<Output = crate::Result<T>>,
     ) -> RusticResult<T> {
-        if self.cancelled.load(Ordering::Relaxed) {
-            return Err(RusticError::new(
+        let cancelled = || {
+            RusticError::new(
                 ErrorKind::Backend,
                 "the operation was cancelled (stalled); nothing more is written",
-            ));
+            )
+        };
+        if self.cancel.is_cancelled() {
+            return Err(cancelled());
         }
-        let result = self.handle.block_on(fut);
+        let result = self.handle.block_on(async {
+            tokio::select! {
+                result = fut => Some(result),
+                _ = self.cancel.cancelled() => None,
+            }
+        });
+        let Some(result) = result else {
+            return Err(cancelled());
+        };
         self.activity.touch();
         result.map_err(|err| {
             RusticError::with_source(ErrorKind::Backend, "{op} `{key}` failed", err)

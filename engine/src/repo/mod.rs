@@ -33,7 +33,6 @@ mod source;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rustic_core::repofile::{NodeType, SnapshotFile};
@@ -45,6 +44,7 @@ use rustic_core::{
 };
 use tokio::io::AsyncRead;
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use crate::keys::{self, LocationKey, RepoPassword, UnsealError};
 use crate::store::{Store, layout};
@@ -697,8 +697,8 @@ impl VolumeRepo {
         &self,
         handle: Handle,
         activity: Activity,
-    ) -> (RepositoryBackends, Arc<AtomicBool>) {
-        let cancelled = Arc::new(AtomicBool::new(false));
+    ) -> (RepositoryBackends, CancellationToken) {
+        let cancelled = CancellationToken::new();
         let backend = StoreBackend::new(
             self.store.clone(),
             &self.namespace,

@@ -7,11 +7,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustic_core::{Progress, ProgressBars, ProgressType, RusticProgress};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Result};
 
@@ -153,14 +154,14 @@ impl RusticProgress for ActivityBar {
 
 /// Waits for a blocking repository job while reporting progress and watching for stalls.
 ///
-/// On a stall, `cancelled` is set (the storage backend then fails every further call, so the
+/// On a stall, `cancel` is triggered (the storage backend then fails every further call, so the
 /// abandoned job winds down without writing a snapshot) and [`Error::Stalled`] is returned.
 pub(crate) async fn supervise<T: Send + 'static>(
     op: &'static str,
     namespace: &str,
     job: JoinHandle<Result<T>>,
     activity: &Activity,
-    cancelled: &AtomicBool,
+    cancel: &CancellationToken,
     stall_after: Option<Duration>,
     on_progress: Option<&ProgressFn>,
 ) -> Result<T> {
@@ -183,7 +184,7 @@ pub(crate) async fn supervise<T: Send + 'static>(
                 if let Some(limit) = stall_after {
                     let idle = activity.idle_for();
                     if idle >= limit {
-                        cancelled.store(true, Ordering::Relaxed);
+                        cancel.cancel();
                         return Err(Error::Stalled {
                             what: format!("{op} in namespace {namespace}"),
                             stalled_for: idle,
@@ -205,9 +206,19 @@ fn join_error(op: &'static str, namespace: &str, err: tokio::task::JoinError) ->
             .unwrap_or_else(|| "the worker panicked".into()),
         Err(err) => err.to_string(),
     };
+    // The panic text is a Debug dump of a rustic error; its `guidance` is the useful part.
+    let cause = detail
+        .split_once("guidance: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(guidance, _)| guidance.to_string())
+        .unwrap_or(detail);
     Error::Repo {
         op,
         namespace: namespace.to_string(),
-        detail: format!("aborted: {detail}"),
+        detail: format!(
+            "reading the repository failed ({cause}); it may be damaged: run a check that \
+             reads all data (`kubectl vbackup repo check {namespace} --read-data`) to find the \
+             damaged packs"
+        ),
     }
 }
