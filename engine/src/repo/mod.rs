@@ -590,7 +590,7 @@ impl VolumeRepo {
                 .map(|s| s.id)
                 .collect();
             repo.delete_snapshots(&ids)?;
-            Ok(ids.iter().map(|id| id.to_string()).collect())
+            Ok(ids.iter().map(|id| id.to_hex().to_string()).collect())
         })
         .await
     }
@@ -877,8 +877,8 @@ fn snapshot_template(ns: &str, volume: &str, backup: &str) -> Result<SnapshotFil
 fn summarize_backup(snap: &SnapshotFile, activity: &Activity) -> BackupSummary {
     let s = snap.summary.clone().unwrap_or_default();
     BackupSummary {
-        snapshot_id: snap.id.to_string(),
-        parent_id: snap.parent.map(|p| p.to_string()),
+        snapshot_id: snap.id.to_hex().to_string(),
+        parent_id: snap.parent.map(|p| p.to_hex().to_string()),
         files_new: s.files_new,
         files_changed: s.files_changed,
         files_unmodified: s.files_unmodified,
@@ -894,7 +894,7 @@ fn snapshot_info(s: &SnapshotFile) -> SnapshotInfo {
     let tags: Vec<String> = s.tags.iter().cloned().collect();
     let summary = s.summary.clone().unwrap_or_default();
     SnapshotInfo {
-        id: s.id.to_string(),
+        id: s.id.to_hex().to_string(),
         time: s.time.timestamp(),
         volume: s.label.clone(),
         backup: tags
