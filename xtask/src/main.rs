@@ -374,7 +374,7 @@ impl Bench {
         sh(&mut init)?;
         sh(self.restic().arg("init"))?;
 
-        let order = if run % 2 == 0 {
+        let order = if run.is_multiple_of(2) {
             [Tool::Vbackup, Tool::Restic]
         } else {
             [Tool::Restic, Tool::Vbackup]

@@ -19,6 +19,8 @@ use crate::{Error, Result};
 const KEY_PREFIX: &str = "vbk1_";
 /// Bytes of checksum appended to the key in its text form (catches typos and truncation).
 const KEY_CHECKSUM_LEN: usize = 4;
+/// Characters after the prefix: base64 of 36 bytes.
+const KEY_TEXT_LEN: usize = 48;
 /// First bytes of a sealed password object: a magic and a format version.
 const SEALED_MAGIC: &[u8; 5] = b"VBKS\x01";
 const NONCE_LEN: usize = 24;
@@ -78,12 +80,16 @@ impl LocationKey {
         let body = compact
             .strip_prefix(KEY_PREFIX)
             .ok_or_else(|| invalid("it does not start with `vbk1_`"))?;
+        if body.len() != KEY_TEXT_LEN {
+            return Err(invalid(&format!(
+                "it has the wrong length, {} characters after `vbk1_` instead of {KEY_TEXT_LEN}; \
+                 was it truncated?",
+                body.len()
+            )));
+        }
         let bytes = URL_SAFE_NO_PAD
             .decode(body)
-            .map_err(|_| invalid("it contains characters outside base64url"))?;
-        if bytes.len() != 32 + KEY_CHECKSUM_LEN {
-            return Err(invalid("it has the wrong length; was it truncated?"));
-        }
+            .map_err(|_| invalid("it contains characters outside A-Z a-z 0-9 - _"))?;
         let (key, sum) = bytes.split_at(32);
         let mut raw = [0u8; 32];
         raw.copy_from_slice(key);
@@ -231,6 +237,10 @@ mod tests {
         assert!(err.contains("checksum"), "{err}");
         let err = LocationKey::parse(&text[..30]).unwrap_err().to_string();
         assert!(err.contains("length"), "{err}");
+        let err = LocationKey::parse(&text.replace(&text[20..21], "!"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("characters outside"), "{err}");
         let err = LocationKey::parse("hunter2").unwrap_err().to_string();
         assert!(err.contains("vbk1_"), "{err}");
     }

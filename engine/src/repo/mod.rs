@@ -32,10 +32,10 @@ mod source;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rustic_core::repofile::{NodeType, SnapshotFile};
+use rustic_core::repofile::{MasterKey, NodeType, SnapshotFile};
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination,
     LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions, LsOptions, OpenStatus,
@@ -101,12 +101,26 @@ pub struct RepoOptions {
 }
 
 /// One namespace's repository, opened with its unsealed password.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct VolumeRepo {
     store: Store,
     namespace: String,
     password: RepoPassword,
     options: RepoOptions,
+    /// The repository's master key once a first open derived it from the password
+    /// (scrypt, ~0.1 s and 32 MiB each time otherwise).
+    master_key: Arc<OnceLock<MasterKey>>,
+}
+
+impl std::fmt::Debug for VolumeRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password and the master key never appear, not even in debug output.
+        f.debug_struct("VolumeRepo")
+            .field("store", &self.store)
+            .field("namespace", &self.namespace)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A volume (directory tree) to back up.
@@ -324,6 +338,7 @@ impl VolumeRepo {
             namespace: namespace.into(),
             password,
             options,
+            master_key: Arc::default(),
         };
         let created = repo.init_if_missing().await?;
         Ok((repo, created))
@@ -351,6 +366,7 @@ impl VolumeRepo {
             namespace: namespace.into(),
             password,
             options,
+            master_key: Arc::default(),
         };
         // Fail here, not in the first operation, if the password does not open it.
         repo.run("open", None, None, |_, _| Ok(())).await?;
@@ -740,8 +756,15 @@ impl VolumeRepo {
                 &backends,
                 ActivityBars(job_activity.clone()),
             )
-            .and_then(|r| r.open(&Credentials::password(this.password.reveal())))
+            .and_then(|r| {
+                let credentials = match this.master_key.get() {
+                    Some(key) => Credentials::Masterkey(key.clone()),
+                    None => Credentials::password(this.password.reveal()),
+                };
+                r.open(&credentials)
+            })
             .map_err(|e| this.rustic_error("open", &e))?;
+            let _ = this.master_key.get_or_init(|| repo.key());
             let namespace = this.namespace.clone();
             job(repo, &job_activity).map_err(|e| match e {
                 Error::Repo { detail, .. } => Error::Repo {
