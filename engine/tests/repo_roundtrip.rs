@@ -85,6 +85,15 @@ async fn round_trip(store: &Store, work: &std::path::Path) {
     // The second name of the hard-linked file is linked, not written.
     assert_eq!(restored.files_restored as usize, tree.file_count - 1);
     assert_same_tree(&source, &target);
+    // Holes stay holes: the 16 MiB sparse file holds one small extent on disk.
+    use std::os::unix::fs::MetadataExt;
+    let sparse = std::fs::metadata(target.join("sparse.img")).unwrap();
+    assert_eq!(sparse.len(), 16 << 20);
+    assert!(
+        sparse.blocks() * 512 < 4 << 20,
+        "{} blocks",
+        sparse.blocks()
+    );
 
     // A re-run (as after an interrupted restore) rewrites nothing.
     let again = repo

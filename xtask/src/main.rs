@@ -238,7 +238,9 @@ fn measure(cmd: &mut Command) -> Result<(Sample, String)> {
         }
     }
     let start = Instant::now();
-    let output = timed.output().with_context(|| format!("running {program:?}"))?;
+    let output = timed
+        .output()
+        .with_context(|| format!("running {program:?}"))?;
     let wall = start.elapsed().as_secs_f64();
     if !output.status.success() {
         bail!(
@@ -363,11 +365,20 @@ impl Bench {
     fn run_once(&mut self, run: usize) -> Result<()> {
         let dir = self.args.dir.clone();
         let work = dir.join("work");
-        for path in ["work", "vb-location", "restic-repo", "restic-cache", "restore"] {
+        for path in [
+            "work",
+            "vb-location",
+            "restic-repo",
+            "restic-cache",
+            "restore",
+        ] {
             remove(&dir.join(path))?;
         }
         let _ = std::fs::remove_file(dir.join("work.mutated"));
-        sh(Command::new("cp").arg("-a").arg(dir.join("base")).arg(&work))?;
+        sh(Command::new("cp")
+            .arg("-a")
+            .arg(dir.join("base"))
+            .arg(&work))?;
 
         let mut init = self.vbackup("init");
         init.args(self.args.tuning.args());
@@ -395,8 +406,10 @@ impl Bench {
                     }
                 };
                 if row == 1 && tool == Tool::Vbackup && run == 0 {
-                    self.notes
-                        .push(format!("vbackup unchanged incremental summary: {}", out.trim()));
+                    self.notes.push(format!(
+                        "vbackup unchanged incremental summary: {}",
+                        out.trim()
+                    ));
                 }
             }
             if row == 0 {
@@ -420,7 +433,10 @@ impl Bench {
             match tool {
                 Tool::Vbackup => {
                     let mut cmd = self.vbackup("backup");
-                    cmd.arg("--source").arg(&work).arg("--backup").arg("changed");
+                    cmd.arg("--source")
+                        .arg(&work)
+                        .arg("--backup")
+                        .arg("changed");
                     self.record(2, tool, &mut cmd)?;
                 }
                 Tool::Restic => {
@@ -568,7 +584,13 @@ fn bench(args: &BenchArgs) -> Result<()> {
         eprintln!("run {}/{}", run + 1, args.runs);
         bench.run_once(run)?;
     }
-    for path in ["work", "vb-location", "restic-repo", "restic-cache", "restore"] {
+    for path in [
+        "work",
+        "vb-location",
+        "restic-repo",
+        "restic-cache",
+        "restore",
+    ] {
         remove(&dir.join(path))?;
     }
     let report = bench.report(dataset);

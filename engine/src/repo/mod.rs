@@ -28,6 +28,7 @@
 
 pub mod backend;
 pub mod progress;
+pub mod restore;
 mod source;
 
 use std::io::Write;
@@ -559,7 +560,7 @@ impl VolumeRepo {
             "restore",
             req.stall_after,
             req.progress.clone(),
-            move |repo, _| {
+            move |repo, activity| {
                 let repo = repo.to_indexed()?;
                 let snap = repo.get_snapshot_from_str(&snapshot, |_| true)?;
                 let node = repo.node_from_snapshot_and_path(&snap, &inner)?;
@@ -579,12 +580,23 @@ impl VolumeRepo {
                 if node.is_dir() {
                     unlink_second_hardlink_names(ls.clone(), &dest_path)?;
                 }
+                let written = restore::write_contents(
+                    &repo,
+                    ls.clone(),
+                    &dest_path,
+                    !node.is_dir(),
+                    verify,
+                    activity,
+                )?;
+                // What is left for rustic: metadata, and contents only where `verify` found
+                // a difference.
                 let plan = repo.prepare_restore(&opts, ls.clone(), &dest, false)?;
+                let rewritten = plan.stats.files.restore + plan.stats.files.modify;
                 let summary = RestoreSummary {
-                    files_restored: plan.stats.files.restore + plan.stats.files.modify,
-                    files_unchanged: plan.stats.files.unchanged + plan.stats.files.verified,
+                    files_restored: written.files_written + rewritten,
+                    files_unchanged: written.files_skipped + plan.stats.files.verified,
                     dirs: plan.stats.dirs.restore + plan.stats.dirs.modify,
-                    bytes_restored: plan.restore_size,
+                    bytes_restored: written.bytes_written + plan.restore_size,
                 };
                 repo.restore(plan, &opts, ls, &dest)?;
                 Ok(summary)
