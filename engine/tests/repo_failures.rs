@@ -413,3 +413,28 @@ async fn forget_and_prune_remove_a_backup_and_keep_the_others_restorable() {
         .unwrap();
     assert_same_tree(&source, &target);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_volume_does_not_undo_the_volumes_finished_before_it() {
+    let work = tempfile::tempdir().unwrap();
+    let store = fs_store(&work.path().join("location"));
+    let source = work.path().join("source");
+    small_tree(&source, 21);
+    let key = LocationKey::generate().unwrap();
+    let (repo, _) = VolumeRepo::open_or_init(&store, "prod", &key, RepoOptions::default())
+        .await
+        .unwrap();
+    let mut missing = volume(&work.path().join("gone"), "b1");
+    missing.volume = "pvc/gone".into();
+    let results = repo
+        .backup_volumes(vec![volume(&source, "b1"), missing])
+        .await;
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].0, "pvc/data");
+    let done = results[0].1.as_ref().unwrap();
+    let err = results[1].1.as_ref().unwrap_err();
+    assert!(err.to_string().contains("gone"), "{err}");
+    let snapshots = repo.snapshots().await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].id, done.snapshot_id);
+}
