@@ -187,6 +187,7 @@ async fn check_finds_a_flipped_byte_in_a_pack_and_restore_fails_clearly() {
     eprintln!("restore of a damaged repository: {message}");
     assert!(matches!(err, Error::Repo { op: "restore", .. }), "{err:?}");
     assert!(message.contains("namespace prod"), "{message}");
+    assert!(message.contains("damaged"), "{message}");
 }
 
 fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -741,7 +741,7 @@ impl VolumeRepo {
         Error::Repo {
             op,
             namespace: self.namespace.clone(),
-            detail: err.display_log(),
+            detail: rustic_detail(err),
         }
     }
 
@@ -806,9 +806,31 @@ impl From<Box<RusticError>> for Error {
         Error::Repo {
             op: "repository operation",
             namespace: String::new(),
-            detail: err.display_log(),
+            detail: rustic_detail(&err),
         }
     }
+}
+
+/// rustic's error on one line, with advice when it means damaged data.
+fn rustic_detail(err: &RusticError) -> String {
+    let log = err.display_log();
+    let mut detail = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some(rest) = detail.strip_prefix("Error: ") {
+        detail = rest.to_string();
+    }
+    if log.contains("cryptographic operations") || log.contains("MAC check failed") {
+        detail.push_str(
+            "; the repository data is damaged or was altered: run a check that reads all \
+             data to find the damaged packs",
+        );
+    }
+    detail
 }
 
 /// The repository password of a namespace, unsealed with `key` (for `repo password NS`).

@@ -217,8 +217,7 @@ fn join_error(op: &'static str, namespace: &str, err: tokio::task::JoinError) ->
         namespace: namespace.to_string(),
         detail: format!(
             "reading the repository failed ({cause}); it may be damaged: run a check that \
-             reads all data (`kubectl vbackup repo check {namespace} --read-data`) to find the \
-             damaged packs"
+             reads all data to find the damaged packs"
         ),
     }
 }
