@@ -54,6 +54,10 @@ async fn a_wrong_location_key_is_a_clear_error_never_a_garbled_repository() {
     VolumeRepo::open_or_init(&store, "prod", &key, RepoOptions::default())
         .await
         .unwrap();
+    // The sealed object also keeps the master key, so opening skips scrypt's 128 MiB.
+    let sealed = std::fs::read(work.path().join("repos/prod/vbackup-key.sealed")).unwrap();
+    let secrets = vbackup_engine::keys::unseal(&key, "prod", &sealed).unwrap();
+    assert!(secrets.master_key.is_some());
 
     let wrong = LocationKey::generate().unwrap();
     let err = VolumeRepo::open(&store, "prod", &wrong, RepoOptions::default())

@@ -130,20 +130,54 @@ impl RepoPassword {
     }
 }
 
-/// Seals `password` for `namespace` with `key`.
+/// What a sealed object holds: the repository password and, once the repository exists, its
+/// master key (restic's key material, as rustic serialises it).
 ///
-/// Format (version 1): `VBKS` `0x01` ‖ 24-byte random nonce ‖ XChaCha20-Poly1305 ciphertext,
-/// with associated data binding the namespace.
-pub fn seal(key: &LocationKey, namespace: &str, password: &RepoPassword) -> Result<Vec<u8>> {
+/// Keeping the master key lets vbackup open the repository without scrypt, whose parameters
+/// rustic_core fixes at 128 MiB of memory — more than a whole backup needs otherwise. The
+/// password alone keeps the repository readable by `restic` and `rustic`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RepoSecrets {
+    /// The repository password.
+    pub password: RepoPassword,
+    /// The repository's master key as JSON, when known.
+    pub master_key: Option<String>,
+}
+
+impl fmt::Debug for RepoSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RepoSecrets(<redacted>)")
+    }
+}
+
+/// The sealed plaintext (JSON, so later versions can add fields).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedPayload {
+    password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    master_key: Option<String>,
+}
+
+/// Seals `secrets` for `namespace` with `key`.
+///
+/// Format (version 1): `VBKS` `0x01` ‖ 24-byte random nonce ‖ XChaCha20-Poly1305 ciphertext
+/// of a JSON object `{"password": …, "master_key": …}`, with associated data binding the
+/// namespace.
+pub fn seal(key: &LocationKey, namespace: &str, secrets: &RepoSecrets) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
     let aad = associated_data(namespace);
+    let plain = serde_json::to_vec(&SealedPayload {
+        password: secrets.password.0.clone(),
+        master_key: secrets.master_key.clone(),
+    })
+    .map_err(|e| Error::Invalid(format!("encoding the repository secrets failed: {e}")))?;
     let ciphertext = key
         .cipher()
         .encrypt(
             XNonce::from_slice(&nonce),
             Payload {
-                msg: password.0.as_bytes(),
+                msg: &plain,
                 aad: &aad,
             },
         )
@@ -164,12 +198,12 @@ pub enum UnsealError {
     WrongKey,
 }
 
-/// Opens a password sealed by [`seal`] for the same `namespace`.
+/// Opens secrets sealed by [`seal`] for the same `namespace`.
 pub fn unseal(
     key: &LocationKey,
     namespace: &str,
     sealed: &[u8],
-) -> Result<RepoPassword, UnsealError> {
+) -> Result<RepoSecrets, UnsealError> {
     let rest = sealed
         .strip_prefix(SEALED_MAGIC.as_slice())
         .ok_or(UnsealError::Format)?;
@@ -188,9 +222,11 @@ pub fn unseal(
             },
         )
         .map_err(|_| UnsealError::WrongKey)?;
-    String::from_utf8(plain)
-        .map(RepoPassword)
-        .map_err(|_| UnsealError::Format)
+    let payload: SealedPayload = serde_json::from_slice(&plain).map_err(|_| UnsealError::Format)?;
+    Ok(RepoSecrets {
+        password: RepoPassword(payload.password),
+        master_key: payload.master_key,
+    })
 }
 
 fn associated_data(namespace: &str) -> Vec<u8> {
@@ -251,12 +287,14 @@ mod tests {
         let password = RepoPassword::generate().unwrap();
         assert_eq!(format!("{key:?}"), "LocationKey(<redacted>)");
         assert!(!format!("{password:?}").contains(password.reveal()));
+        let secrets = secrets();
+        assert_eq!(format!("{secrets:?}"), "RepoSecrets(<redacted>)");
     }
 
     #[test]
     fn sealed_password_opens_only_with_its_key_and_namespace() {
         let key = LocationKey::generate().unwrap();
-        let password = RepoPassword::generate().unwrap();
+        let password = secrets();
         let sealed = seal(&key, "prod", &password).unwrap();
         assert_eq!(unseal(&key, "prod", &sealed).unwrap(), password);
 
@@ -274,10 +312,17 @@ mod tests {
         );
     }
 
+    fn secrets() -> RepoSecrets {
+        RepoSecrets {
+            password: RepoPassword::generate().unwrap(),
+            master_key: Some(r#"{"mac":{"k":"x","r":"y"},"encrypt":"z"}"#.into()),
+        }
+    }
+
     #[test]
     fn each_seal_uses_a_fresh_nonce() {
         let key = LocationKey::generate().unwrap();
-        let password = RepoPassword::generate().unwrap();
+        let password = secrets();
         assert_ne!(
             seal(&key, "prod", &password).unwrap(),
             seal(&key, "prod", &password).unwrap()

@@ -47,7 +47,7 @@ use tokio::io::AsyncRead;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::keys::{self, LocationKey, RepoPassword, UnsealError};
+use crate::keys::{self, LocationKey, RepoPassword, RepoSecrets, UnsealError};
 use crate::store::{Store, layout};
 use crate::{Error, Result};
 use backend::StoreBackend;
@@ -106,6 +106,7 @@ pub struct RepoOptions {
 pub struct VolumeRepo {
     store: Store,
     namespace: String,
+    location_key: LocationKey,
     password: RepoPassword,
     options: RepoOptions,
     /// The repository's master key once a first open derived it from the password
@@ -310,7 +311,7 @@ impl VolumeRepo {
     ) -> Result<(VolumeRepo, bool)> {
         validate_namespace(namespace)?;
         let sealed_key = layout::repo_sealed_key(namespace);
-        let password = match store.head(&sealed_key).await? {
+        let secrets = match store.head(&sealed_key).await? {
             Some(_) => unseal_stored(store, namespace, key).await?,
             None => {
                 store.ensure_writable()?;
@@ -327,21 +328,19 @@ impl VolumeRepo {
                 }
                 // Seal first: a crash after this leaves a password and no repository (the next
                 // call creates it), never a repository nobody can open.
-                let password = RepoPassword::generate()?;
+                let secrets = RepoSecrets {
+                    password: RepoPassword::generate()?,
+                    master_key: None,
+                };
                 store
-                    .put(&sealed_key, keys::seal(key, namespace, &password)?)
+                    .put(&sealed_key, keys::seal(key, namespace, &secrets)?)
                     .await?;
-                password
+                secrets
             }
         };
-        let repo = VolumeRepo {
-            store: store.clone(),
-            namespace: namespace.into(),
-            password,
-            options,
-            master_key: Arc::default(),
-        };
+        let repo = VolumeRepo::new(store, namespace, key, &secrets, options)?;
         let created = repo.init_if_missing().await?;
+        repo.keep_master_key(&secrets).await?;
         Ok((repo, created))
     }
 
@@ -354,7 +353,7 @@ impl VolumeRepo {
         options: RepoOptions,
     ) -> Result<VolumeRepo> {
         validate_namespace(namespace)?;
-        let password = unseal_stored(store, namespace, key).await?;
+        let secrets = unseal_stored(store, namespace, key).await?;
         if store.head(&layout::repo_config(namespace)).await?.is_none() {
             return Err(Error::RepoMissing {
                 namespace: namespace.into(),
@@ -362,16 +361,61 @@ impl VolumeRepo {
                 key_object: layout::repo_config(namespace),
             });
         }
-        let repo = VolumeRepo {
-            store: store.clone(),
-            namespace: namespace.into(),
-            password,
-            options,
-            master_key: Arc::default(),
-        };
+        let repo = VolumeRepo::new(store, namespace, key, &secrets, options)?;
         // Fail here, not in the first operation, if the password does not open it.
         repo.run("open", None, None, |_, _| Ok(())).await?;
+        repo.keep_master_key(&secrets).await?;
         Ok(repo)
+    }
+
+    fn new(
+        store: &Store,
+        namespace: &str,
+        key: &LocationKey,
+        secrets: &RepoSecrets,
+        options: RepoOptions,
+    ) -> Result<VolumeRepo> {
+        let master_key = Arc::new(OnceLock::new());
+        if let Some(text) = &secrets.master_key {
+            // An unreadable master key only costs a password open; never fail on it.
+            if let Ok(parsed) = serde_json::from_str::<MasterKey>(text) {
+                let _ = master_key.set(parsed);
+            }
+        }
+        Ok(VolumeRepo {
+            store: store.clone(),
+            namespace: namespace.into(),
+            location_key: key.clone(),
+            password: secrets.password.clone(),
+            options,
+            master_key,
+        })
+    }
+
+    /// Seals the master key next to the password once it is known, so later opens skip
+    /// scrypt. Skipped on read-only locations.
+    async fn keep_master_key(&self, sealed: &RepoSecrets) -> Result<()> {
+        if sealed.master_key.is_some() || self.store.ensure_writable().is_err() {
+            return Ok(());
+        }
+        let Some(master_key) = self.master_key.get() else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(master_key).map_err(|e| Error::Repo {
+            op: "open",
+            namespace: self.namespace.clone(),
+            detail: format!("encoding the master key failed: {e}"),
+        })?;
+        let secrets = RepoSecrets {
+            password: self.password.clone(),
+            master_key: Some(text),
+        };
+        self.store
+            .put(
+                &layout::repo_sealed_key(&self.namespace),
+                keys::seal(&self.location_key, &self.namespace, &secrets)?,
+            )
+            .await
     }
 
     /// The namespace this repository belongs to.
@@ -682,7 +726,9 @@ impl VolumeRepo {
             .await?
             .is_some()
         {
-            self.run("open", None, None, |_, _| Ok(())).await?;
+            if self.master_key.get().is_none() {
+                self.run("open", None, None, |_, _| Ok(())).await?;
+            }
             return Ok(false);
         }
         let this = self.clone();
@@ -703,7 +749,10 @@ impl VolumeRepo {
                         &config,
                     )
                 })
-                .map(|_| true)
+                .map(|repo| {
+                    let _ = this.master_key.set(repo.key());
+                    true
+                })
                 .map_err(|e| this.rustic_error("create", &e))
         })
         .await
@@ -768,12 +817,13 @@ impl VolumeRepo {
                 &backends,
                 ActivityBars(job_activity.clone()),
             )
-            .and_then(|r| {
-                let credentials = match this.master_key.get() {
-                    Some(key) => Credentials::Masterkey(key.clone()),
-                    None => Credentials::password(this.password.reveal()),
-                };
-                r.open(&credentials)
+            .and_then(|r| match this.master_key.get() {
+                // A stale master key (a repository re-created by hand) falls back to the password.
+                Some(key) => r
+                    .clone()
+                    .open(&Credentials::Masterkey(key.clone()))
+                    .or_else(|_| r.open(&Credentials::password(this.password.reveal()))),
+                None => r.open(&Credentials::password(this.password.reveal())),
             })
             .map_err(|e| this.rustic_error("open", &e))?;
             let _ = this.master_key.get_or_init(|| repo.key());
@@ -840,7 +890,7 @@ pub async fn reveal_password(
     key: &LocationKey,
 ) -> Result<RepoPassword> {
     validate_namespace(namespace)?;
-    unseal_stored(store, namespace, key).await
+    Ok(unseal_stored(store, namespace, key).await?.password)
 }
 
 /// Namespaces that have a repository (a sealed password) in the location.
@@ -871,24 +921,24 @@ pub async fn rotate_location_key(
     let mut resealed = Vec::with_capacity(namespaces.len());
     for ns in &namespaces {
         let sealed = store.get_bytes(&layout::repo_sealed_key(ns)).await?;
-        let password = match keys::unseal(old, ns, &sealed) {
-            Ok(p) => Some(p),
+        let secrets = match keys::unseal(old, ns, &sealed) {
+            Ok(secrets) => Some(secrets),
             Err(_) if keys::unseal(new, ns, &sealed).is_ok() => None,
             Err(e) => return Err(unseal_error(store, ns, e)),
         };
-        resealed.push((ns.clone(), password));
+        resealed.push((ns.clone(), secrets));
     }
-    for (ns, password) in &resealed {
-        if let Some(password) = password {
+    for (ns, secrets) in &resealed {
+        if let Some(secrets) = secrets {
             store
-                .put(&layout::repo_sealed_key(ns), keys::seal(new, ns, password)?)
+                .put(&layout::repo_sealed_key(ns), keys::seal(new, ns, secrets)?)
                 .await?;
         }
     }
     Ok(namespaces)
 }
 
-async fn unseal_stored(store: &Store, namespace: &str, key: &LocationKey) -> Result<RepoPassword> {
+async fn unseal_stored(store: &Store, namespace: &str, key: &LocationKey) -> Result<RepoSecrets> {
     let sealed_key = layout::repo_sealed_key(namespace);
     let sealed = match store.get_bytes(&sealed_key).await {
         Ok(bytes) => bytes,
