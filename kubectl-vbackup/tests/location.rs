@@ -2,55 +2,11 @@
 //! and an authenticated S3 server.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use vbackup_test_support::S3Server;
-use vbackup_testcluster::TestCluster;
+use vbackup_test_support::{PluginCluster, S3Server};
 
-struct Env {
-    cluster: TestCluster,
-    bin: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        let cluster = TestCluster::start().unwrap();
-        let bin = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_kubectl-vbackup"),
-            bin.path().join("kubectl-vbackup"),
-        )
-        .unwrap();
-        Env { cluster, bin }
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.cluster.kubeconfig_path())
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin.path().display()),
-            )
-            .output()
-            .unwrap()
-    }
-
-    /// Runs `kubectl vbackup ARGS` and returns (success, stdout, stderr).
-    fn vbackup(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.kubectl(&[&["vbackup"], args].concat());
-        (out.status.success(), text(&out.stdout), text(&out.stderr))
-    }
-
-    fn install_crds(&self) {
-        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-        let out = self.kubectl(&["apply", "-f", crds.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn cluster() -> PluginCluster {
+    PluginCluster::start(env!("CARGO_BIN_EXE_kubectl-vbackup")).unwrap()
 }
 
 fn dir_arg(path: &Path) -> String {
@@ -59,7 +15,7 @@ fn dir_arg(path: &Path) -> String {
 
 #[test]
 fn location_commands_say_how_to_install_the_crd_when_it_is_missing() {
-    let env = Env::new();
+    let env = cluster();
     let (ok, _, stderr) = env.vbackup(&["location", "get"]);
     assert!(!ok);
     assert!(
@@ -71,7 +27,7 @@ fn location_commands_say_how_to_install_the_crd_when_it_is_missing() {
 
 #[test]
 fn filesystem_location_lifecycle() {
-    let env = Env::new();
+    let env = cluster();
     env.install_crds();
     let store = tempfile::tempdir().unwrap();
     let path: PathBuf = store.path().join("backups");
@@ -171,7 +127,7 @@ fn filesystem_location_lifecycle() {
 
 #[test]
 fn only_one_location_stays_default() {
-    let env = Env::new();
+    let env = cluster();
     env.install_crds();
     let store = tempfile::tempdir().unwrap();
     for name in ["first", "second"] {
@@ -202,7 +158,7 @@ fn only_one_location_stays_default() {
 
 #[test]
 fn s3_location_is_checked_before_it_is_saved() {
-    let env = Env::new();
+    let env = cluster();
     env.install_crds();
     let s3 = S3Server::shared().unwrap();
     let bucket = tokio::runtime::Runtime::new()
@@ -220,7 +176,11 @@ fn s3_location_is_checked_before_it_is_saved() {
             &format!("--from-literal=AWS_ACCESS_KEY_ID={}", s3.access_key_id),
             &format!("--from-literal=AWS_SECRET_ACCESS_KEY={secret_key}"),
         ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     assert!(
         env.kubectl(&["create", "namespace", "vbackup-system"])

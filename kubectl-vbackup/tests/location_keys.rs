@@ -3,59 +3,19 @@
 //! the stock restic.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::repo::{RepoOptions, VolumeRepo};
 use vbackup_engine::store::fs::FsBackend;
 use vbackup_engine::store::{AccessMode, Store};
-use vbackup_testcluster::TestCluster;
+use vbackup_test_support::PluginCluster;
 
-struct Cluster {
-    cluster: TestCluster,
-    bin: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn new() -> Cluster {
-        let cluster = TestCluster::start().unwrap();
-        let bin = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_kubectl-vbackup"),
-            bin.path().join("kubectl-vbackup"),
-        )
-        .unwrap();
-        let c = Cluster { cluster, bin };
-        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-        assert!(
-            c.kubectl(&["apply", "-f", crds.to_str().unwrap()])
-                .status
-                .success()
-        );
-        c
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.cluster.kubeconfig_path())
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin.path().display()),
-            )
-            .output()
-            .unwrap()
-    }
-
-    fn vbackup(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.kubectl(&[&["vbackup"], args].concat());
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
+fn cluster() -> PluginCluster {
+    let cluster = PluginCluster::start(env!("CARGO_BIN_EXE_kubectl-vbackup")).unwrap();
+    cluster.install_crds();
+    cluster
 }
 
 fn printed_key(stdout: &str) -> LocationKey {
@@ -90,7 +50,7 @@ async fn a_second_cluster_reads_the_first_clusters_location_only_with_its_key() 
     let path = location.to_str().unwrap();
 
     // Cluster A creates the location: the key is printed once and kept in a Secret.
-    let a = Cluster::new();
+    let a = cluster();
     let (ok, stdout, stderr) = a.vbackup(&[
         "location",
         "create",
@@ -119,7 +79,7 @@ async fn a_second_cluster_reads_the_first_clusters_location_only_with_its_key() 
     make_repository(&location, "prod", &key).await;
 
     // Cluster B cannot silently start a second key in the same location.
-    let b = Cluster::new();
+    let b = cluster();
     let (ok, _, stderr) = b.vbackup(&[
         "location",
         "create",
@@ -253,7 +213,7 @@ async fn a_second_cluster_reads_the_first_clusters_location_only_with_its_key() 
 fn a_recreated_location_keeps_its_key_secret() {
     let work = tempfile::tempdir().unwrap();
     let path = work.path().join("store");
-    let c = Cluster::new();
+    let c = cluster();
     let create = || {
         c.vbackup(&[
             "location",
