@@ -4,6 +4,7 @@
 //! they parse input, call the engine and render its results.
 
 pub mod cluster;
+pub mod crds;
 pub mod error;
 pub mod store;
 

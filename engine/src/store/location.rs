@@ -17,6 +17,7 @@ pub const SYSTEM_NAMESPACE: &str = "vbackup-system";
     status = "BackupStorageLocationStatus",
     shortname = "bsl",
     category = "vbackup",
+    doc = "Where a cluster's backups are stored, and whether this cluster may write there.",
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
     printcolumn = r#"{"name":"Access","type":"string","jsonPath":".spec.accessMode"}"#,
     printcolumn = r#"{"name":"Default","type":"boolean","jsonPath":".spec.default"}"#,
@@ -140,5 +141,138 @@ impl std::fmt::Display for Provider {
             Provider::S3 => "s3",
             Provider::Filesystem => "filesystem",
         })
+    }
+}
+
+impl BackupStorageLocationSpec {
+    /// Checks the spec is complete and well-formed, without touching the network.
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::Error::Invalid;
+        match self.provider {
+            Provider::S3 => {
+                let s3 = self.s3.as_ref().ok_or_else(|| {
+                    Invalid("provider s3 needs a bucket: add --bucket NAME".into())
+                })?;
+                if s3.bucket.trim().is_empty() {
+                    return Err(Invalid(
+                        "provider s3 needs a bucket: add --bucket NAME".into(),
+                    ));
+                }
+                if let Some(endpoint) = &s3.endpoint {
+                    super::s3::validate_endpoint(endpoint)?;
+                }
+                if self.filesystem.is_some() {
+                    return Err(Invalid("--path is for provider filesystem, not s3".into()));
+                }
+            }
+            Provider::Filesystem => {
+                let fs = self.filesystem.as_ref().ok_or_else(|| {
+                    Invalid("provider filesystem needs a directory: add --path DIR".into())
+                })?;
+                if !std::path::Path::new(&fs.path).is_absolute() {
+                    return Err(Invalid(format!(
+                        "--path {:?} must be an absolute directory path",
+                        fs.path
+                    )));
+                }
+                if self.s3.is_some() {
+                    return Err(Invalid(
+                        "--bucket, --endpoint and the other S3 flags are for provider s3".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the location points, for tables and messages (no secrets).
+    pub fn url(&self) -> String {
+        match (&self.s3, &self.filesystem) {
+            (Some(s3), _) => {
+                let prefix = s3.prefix.as_deref().unwrap_or("").trim_matches('/');
+                let base = format!("s3://{}/{prefix}", s3.bucket);
+                match &s3.endpoint {
+                    Some(endpoint) => format!("{base} at {endpoint}"),
+                    None => base,
+                }
+            }
+            (None, Some(fs)) => format!("file://{}", fs.path),
+            (None, None) => String::from("(incomplete)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(bucket: &str, endpoint: Option<&str>) -> BackupStorageLocationSpec {
+        BackupStorageLocationSpec {
+            provider: Provider::S3,
+            s3: Some(S3Spec {
+                bucket: bucket.into(),
+                prefix: None,
+                region: None,
+                endpoint: endpoint.map(Into::into),
+                force_path_style: true,
+                credentials_secret: None,
+            }),
+            filesystem: None,
+            access_mode: AccessMode::ReadWrite,
+            default: false,
+        }
+    }
+
+    #[test]
+    fn s3_location_needs_a_bucket_and_a_valid_endpoint() {
+        assert!(
+            s3("backups", Some("https://s3.gra.io.cloud.ovh.net"))
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            s3("", None)
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--bucket")
+        );
+        let err = s3("backups", Some("s3.example.com"))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a valid URL"), "{err}");
+    }
+
+    #[test]
+    fn filesystem_location_needs_an_absolute_path() {
+        let mut spec = BackupStorageLocationSpec {
+            provider: Provider::Filesystem,
+            s3: None,
+            filesystem: Some(FilesystemSpec {
+                path: "relative/dir".into(),
+            }),
+            access_mode: AccessMode::ReadOnly,
+            default: true,
+        };
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("absolute")
+        );
+        spec.filesystem = Some(FilesystemSpec {
+            path: "/var/backups".into(),
+        });
+        assert!(spec.validate().is_ok());
+        assert_eq!(spec.url(), "file:///var/backups");
+    }
+
+    #[test]
+    fn spec_serialises_with_kubernetes_field_names() {
+        let json = serde_json::to_value(s3("b", None)).unwrap();
+        assert_eq!(json["accessMode"], "ReadWrite");
+        assert_eq!(json["s3"]["forcePathStyle"], true);
+        assert_eq!(json["provider"], "s3");
     }
 }

@@ -4,9 +4,11 @@
 //! a local directory ([`fs::FsBackend`]) — behind a [`Store`] that enforces the location's
 //! access mode before any byte is written. Object paths come from [`layout`] only.
 
+pub mod credentials;
 pub mod fs;
 pub mod layout;
 pub mod location;
+pub mod locations;
 pub mod s3;
 
 use std::fmt;
@@ -17,7 +19,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{Error, Result};
-pub use location::{AccessMode, BackupStorageLocation, BackupStorageLocationSpec};
+pub use location::{
+    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, SYSTEM_NAMESPACE,
+};
+pub use locations::Locations;
 
 /// A readable stream of an object's bytes.
 pub type ObjectReader = Box<dyn AsyncRead + Send + Unpin>;

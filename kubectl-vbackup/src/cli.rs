@@ -1,0 +1,59 @@
+//! Command-line grammar: every flag is documented where it is defined; `--help` is the manual.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{completion::CompletionArgs, location::LocationCommand};
+use crate::output::OutputFormat;
+
+/// Back up and restore Kubernetes namespaces — API objects and volume data — to
+/// S3-compatible storage or a local directory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-vbackup",
+    bin_name = "kubectl vbackup",
+    version,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts, with kubectl's names and meaning.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace the command acts on (default: the context's namespace).
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Namespace holding vbackup's own objects (locations, keys, schedules).
+    #[arg(long, global = true, env = "VBACKUP_NAMESPACE", default_value = vbackup_engine::store::SYSTEM_NAMESPACE)]
+    pub vbackup_namespace: String,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// More log output on stderr (-v, -vv); VBACKUP_LOG overrides.
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the client version and, when reachable, the cluster's.
+    Version,
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(CompletionArgs),
+    /// Manage storage locations: where backups are kept.
+    #[command(subcommand, visible_alias = "locations")]
+    Location(LocationCommand),
+}
