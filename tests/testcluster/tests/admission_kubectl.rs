@@ -146,4 +146,41 @@ mod admission_kubectl {
         });
         assert!(hook.calls().is_empty());
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn namespace_selector_leaves_pods_in_excluded_namespaces_alone() {
+        let hook = TestWebhook::start().await;
+        let cluster = cluster_with(&hook, closed_port());
+        let kubectl = Kubectl::new(cluster.kubeconfig_path());
+        let config = configuration(
+            "labeler",
+            vec![webhook(
+                "labels.vbackup.io",
+                hook.service("/label-base64"),
+                json!({"namespaceSelector": {"matchExpressions": [
+                    {"key": "vbackup.io/exclude", "operator": "NotIn", "values": ["true"]}
+                ]}}),
+            )],
+        );
+        tokio::task::block_in_place(|| {
+            kubectl.ok(&["create", "namespace", "team"]);
+            kubectl.ok_with(&["create", "-f", "-"], &config.to_string());
+            kubectl.ok(&["label", "namespace", "team", "vbackup.io/exclude=true"]);
+            let created: Value = serde_json::from_str(
+                &kubectl.ok_with(&["create", "-f", "-", "-o", "json"], &pod_manifest("web-0")),
+            )
+            .unwrap();
+            assert_eq!(created["metadata"]["labels"], json!({"app": "web"}));
+            kubectl.ok(&["label", "namespace", "team", "vbackup.io/exclude-"]);
+            let created: Value = serde_json::from_str(
+                &kubectl.ok_with(&["create", "-f", "-", "-o", "json"], &pod_manifest("web-1")),
+            )
+            .unwrap();
+            assert_eq!(
+                created["metadata"]["labels"]["mutated-by"],
+                "base64-webhook"
+            );
+        });
+        assert_eq!(hook.calls_to("/label-base64"), 1);
+    }
 }
