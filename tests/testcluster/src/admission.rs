@@ -5,6 +5,7 @@
 
 mod call;
 mod config;
+mod registration;
 mod review;
 mod rules;
 mod selector;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
+pub use registration::{FieldProblem, apply_configuration_defaults, configuration_problems};
 pub use status::AdmissionError;
 
 use config::Webhook;

@@ -183,4 +183,40 @@ mod admission_kubectl {
         });
         assert_eq!(hook.calls_to("/label-base64"), 1);
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn webhook_configurations_get_the_real_servers_defaults_and_validation() {
+        let hook = TestWebhook::start().await;
+        let cluster = cluster_with(&hook, closed_port());
+        let kubectl = Kubectl::new(cluster.kubeconfig_path());
+        let minimal = |side_effects: Option<&str>| {
+            let mut webhook = json!({
+                "name": "labels.vbackup.io",
+                "clientConfig": hook.service("/label-base64"),
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+                "admissionReviewVersions": ["v1"],
+            });
+            if let Some(side_effects) = side_effects {
+                webhook["sideEffects"] = json!(side_effects);
+            }
+            configuration("labeler", vec![webhook]).to_string()
+        };
+        tokio::task::block_in_place(|| {
+            let stderr = kubectl.fails(&["create", "-f", "-"], &minimal(None));
+            assert!(
+                stderr.contains("webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun"),
+                "{stderr}"
+            );
+            kubectl.ok_with(&["create", "-f", "-"], &minimal(Some("None")));
+            let stored = kubectl.json(&["get", "mutatingwebhookconfiguration", "labeler"]);
+            let webhook = &stored["webhooks"][0];
+            assert_eq!(webhook["failurePolicy"], "Fail");
+            assert_eq!(webhook["matchPolicy"], "Equivalent");
+            assert_eq!(webhook["timeoutSeconds"], 10);
+            assert_eq!(webhook["reinvocationPolicy"], "Never");
+            assert_eq!(webhook["namespaceSelector"], json!({}));
+            assert_eq!(webhook["rules"][0]["scope"], "*");
+            assert_eq!(webhook["clientConfig"]["service"]["port"], 443);
+        });
+    }
 }
