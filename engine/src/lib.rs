@@ -6,6 +6,8 @@
 pub mod cluster;
 pub mod crds;
 pub mod error;
+pub mod keys;
+pub mod repo;
 pub mod store;
 
 pub use error::{Error, Result};

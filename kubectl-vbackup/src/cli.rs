@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{completion::CompletionArgs, location::LocationCommand};
+use crate::commands::{completion::CompletionArgs, location::LocationCommand, repo::RepoCommand};
 use crate::output::OutputFormat;
 
 /// Back up and restore Kubernetes namespaces — API objects and volume data — to
@@ -56,4 +56,7 @@ pub enum Command {
     /// Manage storage locations: where backups are kept.
     #[command(subcommand, visible_alias = "locations")]
     Location(LocationCommand),
+    /// Volume-data repositories (restic format): access for the stock tools.
+    #[command(subcommand)]
+    Repo(RepoCommand),
 }

@@ -2,6 +2,7 @@
 
 pub mod completion;
 pub mod location;
+pub mod repo;
 pub mod version;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => version::run(&ctx).await,
         Command::Completion(args) => completion::run(&args),
         Command::Location(command) => location::run(&ctx, command).await,
+        Command::Repo(command) => repo::run(&ctx, command).await,
     }
 }
 
