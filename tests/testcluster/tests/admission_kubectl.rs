@@ -219,4 +219,31 @@ mod admission_kubectl {
             assert_eq!(webhook["clientConfig"]["service"]["port"], 443);
         });
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn containers_injected_by_a_webhook_get_their_defaults() {
+        let hook = TestWebhook::start().await;
+        let cluster = cluster_with(&hook, closed_port());
+        let kubectl = Kubectl::new(cluster.kubeconfig_path());
+        let config = configuration(
+            "injector",
+            vec![webhook(
+                "sidecars.vbackup.io",
+                hook.service("/add-sidecar"),
+                json!({}),
+            )],
+        );
+        tokio::task::block_in_place(|| {
+            kubectl.ok(&["create", "namespace", "team"]);
+            kubectl.ok_with(&["create", "-f", "-"], &config.to_string());
+            let created: Value = serde_json::from_str(
+                &kubectl.ok_with(&["create", "-f", "-", "-o", "json"], &pod_manifest("web-0")),
+            )
+            .unwrap();
+            let sidecar = &created["spec"]["containers"][1];
+            assert_eq!(sidecar["name"], "sidecar");
+            assert_eq!(sidecar["imagePullPolicy"], "Always");
+            assert_eq!(sidecar["terminationMessagePath"], "/dev/termination-log");
+        });
+    }
 }
