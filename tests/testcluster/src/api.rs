@@ -497,6 +497,11 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         self.normalize(rt, ns, &mut obj, None)?;
+        if !md_str(&obj, "resourceVersion").is_empty() {
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         crate::pruning::prune(rt, rt.storage_version(), &mut obj, opts.field_validation)?;
         {
             let inner = self.lock();

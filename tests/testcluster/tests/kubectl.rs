@@ -428,10 +428,13 @@ fn errors_are_statuses_with_the_real_reasons() {
         "",
     );
     assert!(!out.status.success());
-    let status = reqwest_free_get(
+    let (code, status) = raw(
         c.url(),
+        "GET",
         "/apis/apps/v1/namespaces/default/deployments/missing",
+        "",
     );
+    assert_eq!(code, 404);
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "NotFound");
     assert_eq!(status["code"], 404);
@@ -447,6 +450,22 @@ fn errors_are_statuses_with_the_real_reasons() {
     let err = k.fails(&["replace", "-f", "-"], &cm.to_string());
     assert!(err.contains("the object has been modified; please apply your changes to the latest version and try again"), "{err}");
 
+    // Objects to create must not carry a resourceVersion (restores have to strip it;
+    // kubectl strips it itself, so this goes over raw HTTP).
+    let mut exported = k.json(&["get", "cm", "good"]);
+    exported["metadata"]["name"] = serde_json::json!("copy");
+    let (code, status) = raw(
+        c.url(),
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &exported.to_string(),
+    );
+    assert_eq!(code, 500);
+    assert_eq!(
+        status["message"],
+        "Internal error occurred: resourceVersion should not be set on objects to be created"
+    );
+
     // generateName gets a random suffix.
     let generated = "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: gen-}\n";
     let out = k.ok_with(&["create", "-f", "-", "-o", "name"], generated);
@@ -456,17 +475,27 @@ fn errors_are_statuses_with_the_real_reasons() {
     );
 }
 
-/// A plain HTTP GET without a client library, to see exactly what the server answers.
-fn reqwest_free_get(url: &str, path: &str) -> Value {
+/// A plain HTTP request without a client library, to see exactly what the server answers.
+fn raw(url: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.contains("application/json"), "{head}");
-    serde_json::from_str(body).unwrap()
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(body).unwrap())
 }
 
 #[test]
