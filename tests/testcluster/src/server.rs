@@ -31,7 +31,11 @@ pub struct AppState {
 
 /// The router serving the whole API.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    // The real server accepts request bodies up to 3 MiB; leave a little room above that.
+    Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
+        .with_state(state)
 }
 
 /// How a response represents objects.
