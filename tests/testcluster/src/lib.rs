@@ -15,6 +15,7 @@
 pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod conversion;
 pub mod defaults;
 pub mod discovery;
 pub mod error;

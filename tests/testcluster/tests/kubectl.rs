@@ -220,6 +220,35 @@ fn typed_create_commands_send_protobuf_and_it_is_understood() {
         job["spec"]["template"]["spec"]["containers"][0]["command"],
         serde_json::json!(["echo", "hi"])
     );
+    // autoscale writes autoscaling/v1; the object is stored (and served) at v2 as well.
+    k.ok(&[
+        "-n",
+        "typed",
+        "autoscale",
+        "deployment",
+        "api",
+        "--max=3",
+        "--cpu-percent=70",
+    ]);
+    let hpa = k.json(&[
+        "-n",
+        "typed",
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "api",
+    ]);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    let hpa = k.json(&[
+        "-n",
+        "typed",
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "api",
+    ]);
+    assert_eq!(hpa["spec"]["targetCPUUtilizationPercentage"], 70);
     let rb = k.json(&["-n", "typed", "get", "rolebinding", "reader"]);
     assert_eq!(rb["subjects"][0]["name"], "robot");
 }
