@@ -1004,6 +1004,9 @@ impl Api {
                 + 1;
             new["metadata"]["generation"] = json!(g);
         }
+        if subresource.is_none() {
+            crate::immutability::check(rt, &old, &new)?;
+        }
         if rt.group.is_empty() && rt.plural == "services" {
             self.allocate_service(inner, &mut new, Some(&old))?;
         }

@@ -20,6 +20,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod ids;
+pub mod immutability;
 pub mod kubeconfig;
 pub mod listtypes;
 pub mod managed_fields;
