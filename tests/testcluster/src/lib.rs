@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod connect;
 pub mod controllers;
 pub mod conversion;
 pub mod defaults;
@@ -67,6 +68,8 @@ pub struct ClusterOptions {
     pub service_endpoints: ServiceEndpoints,
     /// Controllers run besides the built-in ones.
     pub controllers: Vec<Arc<dyn Controller>>,
+    /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
+    pub connect_handlers: Vec<Arc<dyn connect::ConnectHandler>>,
 }
 
 /// A running test cluster.
@@ -128,6 +131,7 @@ impl TestCluster {
             api: api.clone(),
             shutdown: shutdown.clone(),
             address: addr.to_string(),
+            connect_handlers: opts.connect_handlers,
         });
         let mut controllers = controllers::builtin();
         controllers.extend(opts.controllers);
