@@ -116,17 +116,17 @@ fn output(headers: &HeaderMap, q: &Query) -> Output {
     Output::Object
 }
 
-/// A plugged-in connect handler for this request, if any: `(handler, resource, ns, name, sub)`.
-fn connect_target(
-    st: &AppState,
-    uri: &Uri,
-) -> Option<(
+/// A plugged-in connect handler with the resource, namespace, name and subresource it serves.
+type ConnectTarget = (
     Arc<dyn crate::connect::ConnectHandler>,
     ResourceType,
     Option<String>,
     String,
     String,
-)> {
+);
+
+/// A plugged-in connect handler for this request, if any.
+fn connect_target(st: &AppState, uri: &Uri) -> Option<ConnectTarget> {
     let path = uri.path().trim_matches('/');
     let segs: Vec<&str> = path.split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
