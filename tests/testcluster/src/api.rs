@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 /// How many past changes are kept for watches resuming from a resourceVersion.
-const LOG_CAPACITY: usize = 20_000;
+const LOG_CAPACITY: usize = 4096;
 
 /// The kind of a change, as watch events name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

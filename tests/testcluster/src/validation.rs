@@ -158,6 +158,39 @@ fn container_causes(obj: &Value, spec_path: &str, field_prefix: &str, causes: &m
     let Some(spec) = obj.pointer(spec_path) else {
         return;
     };
+    let volumes: Vec<&str> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .collect();
+    for list in ["initContainers", "containers"] {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for (j, m) in c
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
+                if !volumes.contains(&name) {
+                    causes.push(Cause {
+                        reason: "FieldValueNotFound".into(),
+                        message: format!("Not found: \"{name}\""),
+                        field: format!("{field_prefix}.{list}[{i}].volumeMounts[{j}].name"),
+                    });
+                }
+            }
+        }
+    }
     match spec.get("containers").and_then(Value::as_array) {
         Some(cs) if !cs.is_empty() => {
             let mut seen = Vec::new();
@@ -243,6 +276,40 @@ fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
                         "must be between 1 and 65535, inclusive",
                     ));
                 }
+                let many = obj
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.len() > 1);
+                if many
+                    && p.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .is_empty()
+                {
+                    causes.push(required(&format!("spec.ports[{i}].name"), ""));
+                }
+            }
+        }
+        ("", "configmaps" | "secrets") => {
+            for field in ["data", "binaryData", "stringData"] {
+                for key in obj
+                    .get(field)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    let ok = !key.is_empty()
+                        && key.len() <= 253
+                        && key != "."
+                        && key != ".."
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+                    if !ok {
+                        causes.push(invalid(&format!("{field}[{key}]"), key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+                    }
+                }
             }
         }
         _ => {}
@@ -292,6 +359,26 @@ mod tests {
         assert!(validate(&rt("namespaces"), &json!({"metadata": {"name": "a.b"}})).is_err());
         assert!(validate(&rt("services"), &json!({"metadata": {"name": "1abc"}})).is_err());
         assert!(validate(&rt("services"), &json!({"metadata": {"name": "abc1"}})).is_ok());
+    }
+
+    #[test]
+    fn mounts_need_volumes_and_multi_port_services_need_port_names() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}]}});
+        let err = validate(&rt("pods"), &pod).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Pod \"p\" is invalid: spec.containers[0].volumeMounts[0].name: Not found: \"data\""
+        );
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}, {"port": 81, "name": "b"}]}});
+        assert_eq!(
+            validate(&rt("services"), &svc).unwrap_err().causes[0].field,
+            "spec.ports[0].name"
+        );
+        let cm = json!({"metadata": {"name": "c"}, "data": {"bad key": "x"}});
+        assert_eq!(
+            validate(&rt("configmaps"), &cm).unwrap_err().causes[0].field,
+            "data[bad key]"
+        );
     }
 
     #[test]
