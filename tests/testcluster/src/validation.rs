@@ -290,6 +290,60 @@ fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
                 }
             }
         }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            let text = |p: &str| {
+                obj.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (name, plural, group) = (
+                text("/metadata/name"),
+                text("/spec/names/plural"),
+                text("/spec/group"),
+            );
+            if name != format!("{plural}.{group}") {
+                causes.push(invalid(
+                    "metadata.name",
+                    &name,
+                    "must be spec.names.plural+\".\"+spec.group",
+                ));
+            }
+            if text("/spec/names/kind").is_empty() {
+                causes.push(required("spec.names.kind", ""));
+            }
+            if !matches!(text("/spec/scope").as_str(), "Namespaced" | "Cluster") {
+                causes.push(Cause {
+                    reason: "FieldValueNotSupported".into(),
+                    message: format!(
+                        "Unsupported value: \"{}\": supported values: \"Cluster\", \"Namespaced\"",
+                        text("/spec/scope")
+                    ),
+                    field: "spec.scope".into(),
+                });
+            }
+            let versions = obj
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let storage = versions
+                .iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .count();
+            if versions.is_empty() {
+                causes.push(required(
+                    "spec.versions",
+                    ": must have exactly one version marked as storage version",
+                ));
+            } else if storage != 1 {
+                causes.push(invalid(
+                    "spec.versions",
+                    &format!("{storage}"),
+                    "must have exactly one version marked as storage version",
+                ));
+            }
+        }
         ("", "configmaps" | "secrets") => {
             for field in ["data", "binaryData", "stringData"] {
                 for key in obj
@@ -379,6 +433,18 @@ mod tests {
             validate(&rt("configmaps"), &cm).unwrap_err().causes[0].field,
             "data[bad key]"
         );
+    }
+
+    #[test]
+    fn crd_names_must_be_plural_dot_group() {
+        let crd = builtin()
+            .into_iter()
+            .find(|t| t.plural == "customresourcedefinitions")
+            .unwrap();
+        let bad = json!({"metadata": {"name": "widgets.example.org"}, "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true}]}});
+        let err = validate(&crd, &bad).unwrap_err();
+        assert!(err.message.ends_with("metadata.name: Invalid value: \"widgets.example.org\": must be spec.names.plural+\".\"+spec.group"), "{}", err.message);
     }
 
     #[test]
