@@ -133,7 +133,7 @@ impl TestCluster {
             address: addr.to_string(),
             connect_handlers: opts.connect_handlers,
         });
-        let mut controllers = controllers::builtin();
+        let mut controllers = controllers::builtin(ca_pem.clone());
         controllers.extend(opts.controllers);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let token = shutdown.clone();
