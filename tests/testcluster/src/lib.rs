@@ -40,6 +40,7 @@ pub mod tables;
 pub mod time;
 pub mod tls;
 pub mod validation;
+pub mod warnings;
 pub mod watch;
 
 use anyhow::Context;

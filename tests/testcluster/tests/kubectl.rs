@@ -741,6 +741,16 @@ fn unknown_fields_are_rejected_under_kubectl_strict_validation_and_dropped_other
     let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},"data":{"a":"b"},"colour":"red"}"#;
     let err = k.fails(&["create", "-f", "-"], cm);
     assert!(err.contains("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"colour\""), "{err}");
+    let warned = k.run_with(
+        &["create", "--validate=warn", "--dry-run=server", "-f", "-"],
+        cm,
+    );
+    assert!(warned.status.success());
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(
+        stderr.contains("Warning: unknown field \"colour\""),
+        "{stderr}"
+    );
     k.ok_with(&["create", "--validate=false", "-f", "-"], cm);
     let live = k.json(&["get", "cm", "u"]);
     assert!(
