@@ -14,11 +14,14 @@
 
 pub mod admission;
 pub mod api;
+pub mod connect;
 pub mod controllers;
+pub mod conversion;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod ids;
+pub mod immutability;
 pub mod kubeconfig;
 pub mod listtypes;
 pub mod managed_fields;
@@ -37,6 +40,7 @@ pub mod tables;
 pub mod time;
 pub mod tls;
 pub mod validation;
+pub mod warnings;
 pub mod watch;
 
 use anyhow::Context;
@@ -65,6 +69,8 @@ pub struct ClusterOptions {
     pub service_endpoints: ServiceEndpoints,
     /// Controllers run besides the built-in ones.
     pub controllers: Vec<Arc<dyn Controller>>,
+    /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
+    pub connect_handlers: Vec<Arc<dyn connect::ConnectHandler>>,
 }
 
 /// A running test cluster.
@@ -126,8 +132,9 @@ impl TestCluster {
             api: api.clone(),
             shutdown: shutdown.clone(),
             address: addr.to_string(),
+            connect_handlers: opts.connect_handlers,
         });
-        let mut controllers = controllers::builtin();
+        let mut controllers = controllers::builtin(ca_pem.clone());
         controllers.extend(opts.controllers);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let token = shutdown.clone();

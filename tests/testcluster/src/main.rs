@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         tls: args.tls,
         service_endpoints: endpoints,
         controllers: Vec::new(),
+        connect_handlers: Vec::new(),
     })?;
     let mut out = std::io::stdout();
     writeln!(out, "{}", cluster.url())?;
