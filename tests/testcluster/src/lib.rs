@@ -22,6 +22,7 @@ pub mod ids;
 pub mod kubeconfig;
 pub mod listtypes;
 pub mod managed_fields;
+pub mod node;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
@@ -63,6 +64,8 @@ pub struct ClusterOptions {
     pub service_endpoints: ServiceEndpoints,
     /// Controllers run besides the built-in ones.
     pub controllers: Vec<Arc<dyn Controller>>,
+    /// Run the node `testnode` (pods, volumes, snapshots, exec, logs); needs root.
+    pub node: Option<node::NodeOptions>,
 }
 
 /// A running test cluster.
@@ -73,6 +76,7 @@ pub struct TestCluster {
     ca_pem: Option<String>,
     api: Arc<Api>,
     shutdown: CancellationToken,
+    node: Option<Arc<node::Node>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -127,6 +131,14 @@ impl TestCluster {
         });
         let mut controllers = controllers::builtin();
         controllers.extend(opts.controllers);
+        let node = match opts.node {
+            Some(n) => Some(node::Node::new(&api, n, opts.state_dir.as_deref())?),
+            None => None,
+        };
+        if let Some(n) = &node {
+            controllers.push(n.clone() as Arc<dyn Controller>);
+        }
+        let extra_routes = node.as_ref().map(node::Node::routes);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let token = shutdown.clone();
         let thread = std::thread::Builder::new()
@@ -145,7 +157,8 @@ impl TestCluster {
                 };
                 runtime.block_on(async move {
                     controllers::spawn(&state.api, controllers, &token);
-                    let result = serve(state, listener, tls, token, ready_tx.clone()).await;
+                    let result =
+                        serve(state, listener, tls, token, ready_tx.clone(), extra_routes).await;
                     if let Err(e) = result {
                         let _ = ready_tx.send(Err(e));
                     }
@@ -164,6 +177,7 @@ impl TestCluster {
             ca_pem,
             api,
             shutdown,
+            node,
             thread: Some(thread),
             _tempdir: tempdir,
         })
@@ -194,6 +208,11 @@ impl TestCluster {
         &self.api
     }
 
+    /// The node, when started with [`ClusterOptions::node`].
+    pub fn node(&self) -> Option<&Arc<node::Node>> {
+        self.node.as_ref()
+    }
+
     /// Stops serving and waits for the server thread to end.
     pub fn stop(mut self) {
         self.halt();
@@ -219,9 +238,14 @@ async fn serve(
     tls: Option<tls::TlsMaterial>,
     shutdown: CancellationToken,
     ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
+    extra_routes: Option<axum::Router>,
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let app = server::router(state);
+    let app = match extra_routes {
+        Some(r) => r.merge(app),
+        None => app,
+    };
     // Open connections (idle keep-alives, streaming watches) get a short grace period.
     let grace = {
         let s = shutdown.clone();
