@@ -58,6 +58,10 @@ pub struct Change {
     pub old: Option<Value>,
 }
 
+/// What a watch starts from: changes to replay, the live feed, and the resourceVersion
+/// the replay reaches.
+pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64);
+
 /// Options common to writes.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -67,6 +71,8 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// `force=true` (apply).
     pub force: bool,
+    /// `fieldValidation`.
+    pub field_validation: crate::pruning::FieldValidation,
 }
 
 /// Options of a delete.
@@ -242,7 +248,7 @@ impl Api {
         rt: &ResourceType,
         ns: Option<&str>,
         from: Option<u64>,
-    ) -> ApiResult<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64)> {
+    ) -> ApiResult<WatchStart> {
         let inner = self.lock();
         let rx = self.events.subscribe();
         let replay: Vec<Arc<Change>> = match from {
@@ -375,8 +381,11 @@ impl Api {
             name: md_str(&object, "name").to_string(),
             namespace,
             dry_run: opts.dry_run,
-            username: "kubernetes-admin".into(),
-            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            username: crate::reviews::USER.into(),
+            groups: crate::reviews::GROUPS
+                .iter()
+                .map(|g| g.to_string())
+                .collect(),
         };
         admission::run_mutating_webhooks(
             &configurations,
@@ -488,6 +497,7 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         self.normalize(rt, ns, &mut obj, None)?;
+        crate::pruning::prune(rt, rt.storage_version(), &mut obj, opts.field_validation)?;
         {
             let inner = self.lock();
             self.check_namespace(&inner, rt, ns, md_str(&obj, "name"))?;
@@ -747,6 +757,7 @@ impl Api {
         subresource: Option<&str>,
     ) -> ApiResult<Value> {
         self.normalize(rt, ns, &mut obj, Some(name))?;
+        crate::pruning::prune(rt, rt.storage_version(), &mut obj, opts.field_validation)?;
         defaults::apply(rt, &mut obj);
         let old = self.get(rt, ns, name)?;
         let obj = self
@@ -798,6 +809,12 @@ impl Api {
                     let mut applied = apply::parse_body(body)?;
                     self.check_apply_body(rt, &applied, version)?;
                     self.normalize(rt, ns, &mut applied, Some(name))?;
+                    crate::pruning::prune(
+                        rt,
+                        rt.storage_version(),
+                        &mut applied,
+                        opts.field_validation,
+                    )?;
                     let req = apply::ApplyRequest {
                         rt,
                         api_version: &rt.api_version(version),
@@ -830,7 +847,13 @@ impl Api {
                 }
                 (_, None) => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                 (_, Some(cur)) => {
-                    let new = patch::patch_object(rt, cur, ty, body)?;
+                    let mut new = patch::patch_object(rt, cur, ty, body)?;
+                    crate::pruning::prune(
+                        rt,
+                        rt.storage_version(),
+                        &mut new,
+                        opts.field_validation,
+                    )?;
                     let user_rv = md_str(&new, "resourceVersion") != md_str(cur, "resourceVersion");
                     (new, user_rv)
                 }

@@ -151,6 +151,8 @@ impl Controller for Namespaces {
         for key in api.keys_of("", "namespaces") {
             if Self::terminating(api, &key.name) {
                 self.terminate(api, &key.name);
+            } else {
+                self.populate(api, &key.name);
             }
         }
     }

@@ -15,6 +15,7 @@ const VERBS: &[&str] = &[
     "update",
     "watch",
 ];
+const REVIEW_VERBS: &[&str] = &["create"];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// `/version`.
@@ -96,9 +97,14 @@ fn subresources(t: &ResourceType) -> Vec<(String, Value, Vec<&'static str>)> {
             ),
             "binding" => ("Binding", vec!["create"]),
             "eviction" => ("Eviction", vec!["create"]),
+            "token" => ("TokenRequest", vec!["create"]),
             _ => ("Status", vec!["get"]),
         };
-        let group = if s == "eviction" { "policy" } else { "" };
+        let group = match s.as_str() {
+            "eviction" => "policy",
+            "token" => "authentication.k8s.io",
+            _ => "",
+        };
         out.push((
             s.clone(),
             json!({"group": group, "version": "v1", "kind": kind}),
@@ -120,8 +126,9 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     }
     let mut resources = Vec::new();
     for t in types {
+        let verbs = if t.review { REVIEW_VERBS } else { VERBS };
         let mut r = json!({"name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
-            "kind": t.kind, "verbs": VERBS});
+            "kind": t.kind, "verbs": verbs});
         if !t.short_names.is_empty() {
             r["shortNames"] = strs(&t.short_names);
         }
@@ -132,7 +139,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         for (name, kind, verbs) in subresources(t) {
             let mut r = json!({"name": format!("{}/{name}", t.plural), "singularName": "", "namespaced": t.namespaced,
                 "kind": kind["kind"], "verbs": verbs});
-            if name == "scale" || name == "eviction" {
+            if name == "scale" || name == "eviction" || name == "token" {
                 r["group"] = kind["group"].clone();
                 r["version"] = kind["version"].clone();
             }
@@ -178,7 +185,7 @@ pub fn aggregated(reg: &Registry, core: bool, api_version: &str) -> Value {
                     "responseKind": {"group": t.group, "version": version, "kind": t.kind},
                     "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
                     "singularResource": t.singular,
-                    "verbs": VERBS,
+                    "verbs": if t.review { REVIEW_VERBS } else { VERBS },
                 });
                 if !t.short_names.is_empty() {
                     r["shortNames"] = strs(&t.short_names);

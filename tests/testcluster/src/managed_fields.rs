@@ -143,7 +143,7 @@ fn walk(
     }
 }
 
-fn find_item<'a>(items: &'a [Value], step: &str) -> Option<usize> {
+fn find_item(items: &[Value], step: &str) -> Option<usize> {
     if let Some(k) = step.strip_prefix("k:") {
         let key: Value = serde_json::from_str(k).ok()?;
         let keys: Vec<String> = key.as_object()?.keys().cloned().collect();

@@ -20,7 +20,9 @@ pub fn root(reg: &Registry) -> Value {
     for (group, versions) in reg.groups() {
         for v in versions {
             let p = gv_path(&group, &v);
-            let doc = group_version(reg, &group, &v).unwrap_or(Value::Null);
+            let Some(doc) = group_version(reg, &group, &v) else {
+                continue;
+            };
             let mut h = DefaultHasher::new();
             doc.to_string().hash(&mut h);
             paths.insert(
@@ -79,4 +81,25 @@ pub fn group_version(reg: &Registry, group: &str, version: &str) -> Option<Value
         "paths": paths,
         "components": {"schemas": {"io.k8s.apimachinery.pkg.apis.meta.v1.Patch": {"type": "object", "description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body."}}},
     }))
+}
+
+/// The content type of the protobuf OpenAPI v2 document.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2` as protobuf: a document without definitions. kubectl only downloads it to
+/// validate what server-side field validation cannot (`kind: List` files); with no schema
+/// for a kind it skips client-side validation, exactly as for unknown kinds on a real server.
+pub fn v2_protobuf() -> Vec<u8> {
+    fn field(n: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![(n << 3) | 2, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+    let info = [field(1, b"Kubernetes"), field(2, b"v1.32.0")].concat();
+    [field(1, b"2.0"), field(2, &info)].concat()
+}
+
+/// `/openapi/v2` as JSON.
+pub fn v2_json() -> Value {
+    json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {}, "definitions": {}})
 }

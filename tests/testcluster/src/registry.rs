@@ -176,6 +176,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
         columns,
         schema: storage.pointer("/schema/openAPIV3Schema").cloned(),
         custom: true,
+        review: false,
         plural,
     })
 }

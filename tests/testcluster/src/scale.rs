@@ -5,7 +5,6 @@ use crate::api::{Api, WriteOptions};
 use crate::error::{ApiError, ApiResult};
 use crate::patch::{self, PatchType};
 use crate::resources::ResourceType;
-use crate::selectors::LabelSelector;
 use serde_json::{Map, Value, json};
 
 fn pointer(path: &str) -> String {
@@ -28,7 +27,6 @@ fn selector_text(rt: &ResourceType, obj: &Value) -> String {
     let Some(sel) = obj.pointer("/spec/selector") else {
         return String::new();
     };
-    let _ = LabelSelector::from_object(sel);
     let mut parts: Vec<String> = sel
         .get("matchLabels")
         .and_then(Value::as_object)

@@ -137,7 +137,7 @@ async fn handle(
     };
     match segs.as_slice() {
         [] => get_only(Some(
-            json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]}),
+            json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"]}),
         )),
         ["version"] => get_only(Some(discovery::version())),
         ["healthz" | "livez" | "readyz"] => (StatusCode::OK, "ok").into_response(),
@@ -154,6 +154,18 @@ async fn handle(
         ["api", "v1"] => get_only(discovery::resource_list(&reg(), "", "v1")),
         ["apis", group] => get_only(discovery::api_group(&reg(), group)),
         ["apis", group, version] => get_only(discovery::resource_list(&reg(), group, version)),
+        ["openapi", "v2"] if method == Method::GET => {
+            if accept.contains("protobuf") {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, openapi::V2_PROTOBUF)],
+                    openapi::v2_protobuf(),
+                )
+                    .into_response()
+            } else {
+                json_response(200, &openapi::v2_json())
+            }
+        }
         ["openapi", "v3"] => get_only(Some(openapi::root(&reg()))),
         ["openapi", "v3", "api", version] => get_only(openapi::group_version(&reg(), "", version)),
         ["openapi", "v3", "apis", group, version] => {
@@ -269,17 +281,13 @@ fn write_options(q: &Query, headers: &HeaderMap, apply: bool) -> ApiResult<Write
             "fieldManager must be at most 128 characters",
         ));
     }
-    if let Some(v) = q.get("fieldValidation")
-        && !["", "Ignore", "Warn", "Strict"].contains(&v.as_str())
-    {
-        return Err(ApiError::bad_request(format!(
-            "fieldValidation {v:?} is invalid: supported values are \"Ignore\", \"Warn\", \"Strict\""
-        )));
-    }
     Ok(WriteOptions {
         dry_run,
         field_manager,
         force: q.get("force").is_some_and(|f| f == "true"),
+        field_validation: crate::pruning::FieldValidation::parse(
+            q.get("fieldValidation").map(String::as_str),
+        )?,
     })
 }
 
@@ -440,6 +448,18 @@ async fn resources_inner(
         return Err(not_found_path());
     }
     let api = &st.api;
+    if rt.review {
+        return match (&method, t.name) {
+            (&Method::POST, None) => {
+                let body = decode_body(headers, &body)?;
+                Ok(json_response(
+                    201,
+                    &crate::reviews::answer(&rt, version, body),
+                ))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        };
+    }
     let out = output(headers, q);
     let watching = t.watch_path || q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let sub = t.sub;
@@ -471,6 +491,16 @@ async fn resources_inner(
         (Method::GET, Some(name), Some("scale")) if rt.scale.is_some() => {
             let obj = api.get(&rt, t.ns, name)?;
             Ok(json_response(200, &crate::scale::to_scale(&rt, &obj)))
+        }
+        (Method::POST, Some(name), Some("token"))
+            if rt.connect_subresources.iter().any(|c| c == "token") =>
+        {
+            api.get(&rt, t.ns, name)?;
+            let body = decode_body(headers, &body)?;
+            Ok(json_response(
+                201,
+                &crate::reviews::token(t.ns.unwrap_or_default(), name, body),
+            ))
         }
         (Method::POST, None, None) => {
             let opts = write_options(q, headers, false)?;

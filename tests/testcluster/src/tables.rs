@@ -99,7 +99,7 @@ fn selector_string(v: &Value, pointer: &str) -> String {
         .unwrap_or_default();
     if parts.is_empty()
         && let Some(m) = sel.as_object()
-        && !sel.get("matchExpressions").is_some()
+        && sel.get("matchExpressions").is_none()
     {
         parts = m
             .iter()

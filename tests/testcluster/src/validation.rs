@@ -126,7 +126,7 @@ fn metadata_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
                         && value.ends_with(|c: char| c.is_ascii_alphanumeric())));
             if !ok || !v.is_string() {
                 causes.push(invalid(
-                    &format!("metadata.labels"),
+                    "metadata.labels",
                     value,
                     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
                 ));

@@ -656,3 +656,90 @@ fn crds_are_served_at_once_and_their_deletion_removes_resource_and_objects() {
         "objects of a deleted CRD do not come back"
     );
 }
+
+#[test]
+fn unknown_fields_are_rejected_under_kubectl_strict_validation_and_dropped_otherwise() {
+    let (_c, k) = cluster();
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},"data":{"a":"b"},"colour":"red"}"#;
+    let err = k.fails(&["create", "-f", "-"], cm);
+    assert!(err.contains("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"colour\""), "{err}");
+    k.ok_with(&["create", "--validate=false", "-f", "-"], cm);
+    let live = k.json(&["get", "cm", "u"]);
+    assert!(
+        live.get("colour").is_none(),
+        "unknown fields are never stored"
+    );
+
+    k.ok_with(&["apply", "-f", "-"], WIDGET_CRD);
+    let w = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1, shape: round}\n";
+    let err = k.fails(&["apply", "-f", "-"], w);
+    assert!(err.contains("unknown field \"spec.shape\""), "{err}");
+    k.ok_with(&["apply", "--validate=false", "-f", "-"], w);
+    assert_eq!(
+        k.json(&["get", "widget", "w"])["spec"],
+        serde_json::json!({"size": 1, "color": "blue"}),
+        "pruned and defaulted by the CRD schema"
+    );
+}
+
+#[test]
+fn list_files_and_access_reviews_work_like_a_real_cluster() {
+    let (_c, k) = cluster();
+    let list = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: l1}}\n- {apiVersion: v1, kind: Secret, metadata: {name: l2}, stringData: {k: v}}\n";
+    let out = k.ok_with(&["apply", "-f", "-"], list);
+    assert!(
+        out.contains("configmap/l1 created") && out.contains("secret/l2 created"),
+        "{out}"
+    );
+    assert_eq!(
+        k.json(&["get", "secret", "l2"])["data"]["k"],
+        "dg==",
+        "stringData is folded into data"
+    );
+    assert_eq!(
+        k.ok(&["auth", "can-i", "delete", "namespaces"]).trim(),
+        "yes"
+    );
+    assert!(k.ok(&["auth", "whoami"]).contains("kubernetes-admin"));
+    k.ok(&["create", "serviceaccount", "robot"]);
+    assert_eq!(
+        k.ok(&["create", "token", "robot"])
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn owner_references_are_garbage_collected_and_finalizers_hold_deletion() {
+    let (_c, k) = cluster();
+    k.ok(&["create", "configmap", "owner"]);
+    let uid = k.json(&["get", "cm", "owner"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dependent = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dependent\n  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: owner, uid: {uid}}}]\n"
+    );
+    k.ok_with(&["create", "-f", "-"], &dependent);
+    k.ok(&["delete", "cm", "owner"]);
+    k.ok(&["wait", "--for=delete", "cm/dependent", "--timeout=30s"]);
+
+    let held =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n";
+    k.ok_with(&["create", "-f", "-"], held);
+    k.ok(&["delete", "cm", "held", "--wait=false"]);
+    let live = k.json(&["get", "cm", "held"]);
+    assert!(live["metadata"]["deletionTimestamp"].is_string(), "{live}");
+    k.ok(&[
+        "patch",
+        "cm",
+        "held",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    k.fails(&["get", "cm", "held"], "");
+}

@@ -52,20 +52,12 @@ def qualify(pkg, t):
         return t
     return pkg + "." + t
 
+# Every top-level kind (a message with ObjectMeta metadata), plus the option types clients send.
 ROOTS = [
-    "k8s.io.api.core.v1." + k for k in [
-        "Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Pod", "ResourceQuota",
-        "Endpoints", "PersistentVolumeClaim", "PersistentVolume", "Event", "LimitRange", "Node", "Binding"]
-] + ["k8s.io.api.apps.v1." + k for k in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ControllerRevision"]] + [
-    "k8s.io.api.batch.v1.Job", "k8s.io.api.batch.v1.CronJob",
-] + ["k8s.io.api.rbac.v1." + k for k in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]] + [
-    "k8s.io.api.networking.v1.Ingress", "k8s.io.api.networking.v1.NetworkPolicy", "k8s.io.api.networking.v1.IngressClass",
-    "k8s.io.api.policy.v1.PodDisruptionBudget", "k8s.io.api.policy.v1.Eviction",
-    "k8s.io.api.scheduling.v1.PriorityClass", "k8s.io.api.storage.v1.StorageClass",
-    "k8s.io.api.coordination.v1.Lease", "k8s.io.api.authentication.v1.TokenRequest",
-    "k8s.io.api.autoscaling.v1.Scale",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
-]
+    name for name, (_, fields) in messages.items()
+    if any(f[0] == "metadata" and f[3].lstrip(".").endswith("meta.v1.ObjectMeta") for f in fields)
+    and not name.endswith("List")
+] + ["k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"]
 seen = []
 stack = list(ROOTS)
 while stack:

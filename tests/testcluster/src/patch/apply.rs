@@ -148,7 +148,11 @@ fn conflict_error(req: &ApplyRequest, conflicts: &[(String, String, FieldSet)]) 
         format!("Apply failed with {total} {plural}: {}", parts.join("\n")),
     );
     let name = String::new();
-    e.details = Some((name, req.rt.group.clone(), req.rt.plural.clone()));
+    e.details = Some(Box::new((
+        name,
+        req.rt.group.clone(),
+        req.rt.plural.clone(),
+    )));
     e.causes = causes;
     e
 }

@@ -291,6 +291,46 @@ fn message(ty: &str, b: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
+/// A field of a built-in type, by JSON name: (kind `s|r|m|i|p`, type).
+pub fn field_of(ty: &str, json_name: &str) -> Option<(u8, &'static str)> {
+    let defs = schema().get(ty)?;
+    for f in defs.values() {
+        if f.name == json_name {
+            return Some((f.kind, f.ty.as_str()));
+        }
+    }
+    // Inlined structs contribute their fields to the parent object.
+    defs.values()
+        .filter(|f| f.kind == b'i')
+        .find_map(|f| field_of(&f.ty, json_name))
+}
+
+/// Whether a built-in message type is known.
+pub fn knows(ty: &str) -> bool {
+    schema().contains_key(ty)
+}
+
+/// Whether a message type is a leaf in JSON (timestamps, quantities, raw JSON...).
+pub fn is_leaf_type(ty: &str) -> bool {
+    is_scalar(ty)
+        || [
+            "meta.v1.Time",
+            "meta.v1.MicroTime",
+            "meta.v1.Duration",
+            "intstr.IntOrString",
+            "resource.Quantity",
+            "runtime.RawExtension",
+            "meta.v1.FieldsV1",
+        ]
+        .iter()
+        .any(|leaf| ty.ends_with(leaf))
+}
+
+/// The protobuf message type of a kind, e.g. `k8s.io.api.apps.v1.Deployment`.
+pub fn message_type(api_version: &str, kind: &str) -> String {
+    format!("{}.{kind}", group_package(api_version))
+}
+
 fn group_package(api_version: &str) -> String {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let short = if group.is_empty() {
@@ -326,7 +366,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let ty = if kind == "DeleteOptions" {
         "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions".to_string()
     } else {
-        format!("{}.{kind}", group_package(&api_version))
+        message_type(&api_version, &kind)
     };
     let mut obj = message(&ty, raw)?;
     if let Some(m) = obj.as_object_mut() {

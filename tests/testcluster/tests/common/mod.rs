@@ -116,6 +116,7 @@ spec:
             type: object
             properties:
               size: {type: integer}
+              color: {type: string, default: blue}
               parts:
                 type: array
                 x-kubernetes-list-type: map
