@@ -1,6 +1,10 @@
 //! A pod's private filesystem view: a process started in its own mount (and UTS) namespace
-//! with a fresh tmpfs root holding read-only binds of the host's system directories, the
-//! pod's volumes at their mount paths and per-container files, then `chroot`ed into it.
+//! with a fresh tmpfs root holding the host's system directories, the pod's volumes at
+//! their mount paths and per-container files, then `chroot`ed into it.
+//!
+//! The host's system directories (`/usr`, `/etc`, `/var`, `/opt`...) appear as overlays with
+//! a throw-away upper layer, so pods see the host's programs, may create mount points and
+//! write anywhere, and leave the host untouched.
 //!
 //! The set-up is a small shell script run by util-linux `unshare`, so nothing is mounted in
 //! the host's namespace: the root and every mount point live in a tmpfs that disappears
@@ -8,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Host directories every pod sees read-only (symlinks such as `/bin -> usr/bin` are copied).
+/// Host directories every pod sees (symlinks such as `/bin -> usr/bin` are copied).
 const SYSTEM_DIRS: &[&str] = &[
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt", "var",
 ];
@@ -72,8 +76,12 @@ impl Sandbox {
                     ));
                 }
             } else if meta.is_dir() {
+                // Copy-on-write over the host's directory, like an image layer: the pod can
+                // create mount points (/var/lib/postgresql/data, /etc/config) and write,
+                // and every change vanishes with the namespace.
+                let layer = format!("\"$R/.testnode/layers/{d}\"");
                 s.push_str(&format!(
-                    "/usr/bin/mkdir \"$R/{d}\"\n/usr/bin/mount --rbind /{d} \"$R/{d}\"\n/usr/bin/mount -o remount,bind,ro \"$R/{d}\"\n"
+                    "/usr/bin/mkdir -p {layer}/upper {layer}/work \"$R/{d}\"\n/usr/bin/mount -t overlay overlay -o \"lowerdir=/{d},upperdir=$R/.testnode/layers/{d}/upper,workdir=$R/.testnode/layers/{d}/work\" \"$R/{d}\"\n"
                 ));
             }
         }
