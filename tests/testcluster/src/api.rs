@@ -497,6 +497,11 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         self.normalize(rt, ns, &mut obj, None)?;
+        if !md_str(&obj, "resourceVersion").is_empty() {
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         crate::pruning::prune(rt, rt.storage_version(), &mut obj, opts.field_validation)?;
         {
             let inner = self.lock();
@@ -808,6 +813,7 @@ impl Api {
                 (PatchType::Apply, _) => {
                     let mut applied = apply::parse_body(body)?;
                     self.check_apply_body(rt, &applied, version)?;
+                    crate::conversion::convert(rt, &mut applied, version, rt.storage_version());
                     self.normalize(rt, ns, &mut applied, Some(name))?;
                     crate::pruning::prune(
                         rt,
@@ -847,7 +853,11 @@ impl Api {
                 }
                 (_, None) => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                 (_, Some(cur)) => {
-                    let mut new = patch::patch_object(rt, cur, ty, body)?;
+                    // Patches are written against the requested version's shape.
+                    let mut shown = cur.clone();
+                    crate::conversion::convert(rt, &mut shown, rt.storage_version(), version);
+                    let mut new = patch::patch_object(rt, &shown, ty, body)?;
+                    crate::conversion::convert(rt, &mut new, version, rt.storage_version());
                     crate::pruning::prune(
                         rt,
                         rt.storage_version(),
@@ -993,6 +1003,9 @@ impl Api {
                 .unwrap_or(0)
                 + 1;
             new["metadata"]["generation"] = json!(g);
+        }
+        if subresource.is_none() {
+            crate::immutability::check(rt, &old, &new)?;
         }
         if rt.group.is_empty() && rt.plural == "services" {
             self.allocate_service(inner, &mut new, Some(&old))?;

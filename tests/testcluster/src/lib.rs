@@ -15,10 +15,12 @@
 pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod conversion;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod ids;
+pub mod immutability;
 pub mod kubeconfig;
 pub mod listtypes;
 pub mod managed_fields;

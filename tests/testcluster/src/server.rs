@@ -31,7 +31,11 @@ pub struct AppState {
 
 /// The router serving the whole API.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    // The real server accepts request bodies up to 3 MiB; leave a little room above that.
+    Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
+        .with_state(state)
 }
 
 /// How a response represents objects.
@@ -319,11 +323,17 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
 /// An object as served at `version` (stored objects are at the storage version).
 pub fn present(rt: &ResourceType, version: &str, obj: &Value) -> Value {
     let mut o = obj.clone();
+    crate::conversion::convert(rt, &mut o, rt.storage_version(), version);
     if let Some(m) = o.as_object_mut() {
-        m.insert("apiVersion".into(), json!(rt.api_version(version)));
         m.insert("kind".into(), json!(rt.kind));
     }
     o
+}
+
+/// A request body at `version`, converted to the storage version.
+fn to_storage(rt: &ResourceType, version: &str, mut obj: Value) -> Value {
+    crate::conversion::convert(rt, &mut obj, version, rt.storage_version());
+    obj
 }
 
 fn render_one(rt: &ResourceType, version: &str, obj: &Value, out: Output) -> Value {
@@ -504,7 +514,7 @@ async fn resources_inner(
         }
         (Method::POST, None, None) => {
             let opts = write_options(q, headers, false)?;
-            let obj = decode_body(headers, &body)?;
+            let obj = to_storage(&rt, version, decode_body(headers, &body)?);
             let created = api.create(&rt, t.ns, obj, &opts).await?;
             Ok(json_response(201, &present(&rt, version, &created)))
         }
@@ -515,7 +525,7 @@ async fn resources_inner(
                 return Err(not_found_path());
             }
             let opts = write_options(q, headers, false)?;
-            let obj = decode_body(headers, &body)?;
+            let obj = to_storage(&rt, version, decode_body(headers, &body)?);
             let updated = api.update(&rt, t.ns, name, obj, &opts, sub).await?;
             Ok(json_response(200, &present(&rt, version, &updated)))
         }

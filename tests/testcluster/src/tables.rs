@@ -317,6 +317,78 @@ fn builtin_columns(t: &ResourceType) -> Option<Vec<Col>> {
             Col("Holder", "string", 0),
             Col("Age", "string", 0),
         ],
+        ("batch", "cronjobs") => vec![
+            Col("Name", "string", 0),
+            Col("Schedule", "string", 0),
+            Col("Timezone", "string", 0),
+            Col("Suspend", "boolean", 0),
+            Col("Active", "integer", 0),
+            Col("Last Schedule", "string", 0),
+            Col("Age", "string", 0),
+            Col("Containers", "string", 1),
+            Col("Images", "string", 1),
+            Col("Selector", "string", 1),
+        ],
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") | ("", "limitranges") => {
+            vec![Col("Name", "string", 0), Col("Created At", "date", 0)]
+        }
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => vec![
+            Col("Name", "string", 0),
+            Col("Role", "string", 0),
+            Col("Age", "string", 0),
+            Col("Users", "string", 1),
+            Col("Groups", "string", 1),
+            Col("ServiceAccounts", "string", 1),
+        ],
+        ("policy", "poddisruptionbudgets") => vec![
+            Col("Name", "string", 0),
+            Col("Min Available", "string", 0),
+            Col("Max Unavailable", "string", 0),
+            Col("Allowed Disruptions", "integer", 0),
+            Col("Age", "string", 0),
+        ],
+        ("", "resourcequotas") => vec![
+            Col("Name", "string", 0),
+            Col("Request", "string", 0),
+            Col("Limit", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("networking.k8s.io", "ingresses") => vec![
+            Col("Name", "string", 0),
+            Col("Class", "string", 0),
+            Col("Hosts", "string", 0),
+            Col("Address", "string", 0),
+            Col("Ports", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("networking.k8s.io", "networkpolicies") => vec![
+            Col("Name", "string", 0),
+            Col("Pod-Selector", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("scheduling.k8s.io", "priorityclasses") => vec![
+            Col("Name", "string", 0),
+            Col("Value", "integer", 0),
+            Col("Global-Default", "boolean", 0),
+            Col("Age", "string", 0),
+            Col("PreemptionPolicy", "string", 0),
+        ],
+        ("autoscaling", "horizontalpodautoscalers") => vec![
+            Col("Name", "string", 0),
+            Col("Reference", "string", 0),
+            Col("Targets", "string", 0),
+            Col("MinPods", "string", 0),
+            Col("MaxPods", "integer", 0),
+            Col("Replicas", "integer", 0),
+            Col("Age", "string", 0),
+        ],
+        ("", "events") => vec![
+            Col("Last Seen", "string", 0),
+            Col("Type", "string", 0),
+            Col("Reason", "string", 0),
+            Col("Object", "string", 0),
+            Col("Message", "string", 0),
+        ],
         _ => return None,
     };
     Some(cols)
@@ -555,6 +627,233 @@ fn builtin_cells(t: &ResourceType, v: &Value) -> Vec<Value> {
         ],
         ("coordination.k8s.io", "leases") => {
             vec![name, json!(s(v, "/spec/holderIdentity")), json!(age(v))]
+        }
+        ("batch", "cronjobs") => {
+            let (c, i) =
+                containers_and_images(v, "/spec/jobTemplate/spec/template/spec/containers");
+            let tz = or_none(s(v, "/spec/timeZone"));
+            let last = match age_seconds(&s(v, "/status/lastScheduleTime")) {
+                Some(secs) => human_duration(secs),
+                None => "<none>".into(),
+            };
+            let active = v
+                .pointer("/status/active")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![
+                name,
+                json!(s(v, "/spec/schedule")),
+                json!(tz),
+                json!(
+                    v.pointer("/spec/suspend")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                ),
+                json!(active),
+                json!(last),
+                json!(age(v)),
+                json!(c),
+                json!(i),
+                json!(selector_string(v, "/spec/jobTemplate/spec/selector")),
+            ]
+        }
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") | ("", "limitranges") => {
+            vec![name, json!(s(v, "/metadata/creationTimestamp"))]
+        }
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            let subjects = v
+                .pointer("/subjects")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let of = |kind: &str| {
+                subjects
+                    .iter()
+                    .filter(|x| s(x, "/kind") == kind)
+                    .map(|x| {
+                        if kind == "ServiceAccount" {
+                            format!("{}/{}", s(x, "/namespace"), s(x, "/name"))
+                        } else {
+                            s(x, "/name")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    s(v, "/roleRef/kind"),
+                    s(v, "/roleRef/name")
+                )),
+                json!(age(v)),
+                json!(of("User")),
+                json!(of("Group")),
+                json!(of("ServiceAccount")),
+            ]
+        }
+        ("policy", "poddisruptionbudgets") => {
+            let na = |p: &str| match s(v, p) {
+                x if x.is_empty() => "N/A".to_string(),
+                x => x,
+            };
+            vec![
+                name,
+                json!(na("/spec/minAvailable")),
+                json!(na("/spec/maxUnavailable")),
+                json!(n(v, "/status/disruptionsAllowed")),
+                json!(age(v)),
+            ]
+        }
+        ("", "resourcequotas") => {
+            let hard = v
+                .pointer("/spec/hard")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let used = |k: &str| {
+                v.pointer(&format!("/status/used/{}", k.replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    .unwrap_or("0")
+                    .to_string()
+            };
+            let (mut req, mut lim) = (Vec::new(), Vec::new());
+            for (k, h) in &hard {
+                let entry = format!("{k}: {}/{}", used(k), h.as_str().unwrap_or_default());
+                if k.starts_with("limits.") {
+                    lim.push(entry)
+                } else {
+                    req.push(entry)
+                }
+            }
+            vec![
+                name,
+                json!(req.join(", ")),
+                json!(lim.join(", ")),
+                json!(age(v)),
+            ]
+        }
+        ("networking.k8s.io", "ingresses") => {
+            let rules = v
+                .pointer("/spec/rules")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let hosts: Vec<String> = rules
+                .iter()
+                .map(|r| s(r, "/host"))
+                .map(|h| if h.is_empty() { "*".into() } else { h })
+                .collect();
+            let ports = if v
+                .pointer("/spec/tls")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty())
+            {
+                "80, 443"
+            } else {
+                "80"
+            };
+            vec![
+                name,
+                json!(or_none(s(v, "/spec/ingressClassName"))),
+                json!(if hosts.is_empty() {
+                    "*".to_string()
+                } else {
+                    hosts.join(",")
+                }),
+                json!(s(v, "/status/loadBalancer/ingress/0/ip")),
+                json!(ports),
+                json!(age(v)),
+            ]
+        }
+        ("networking.k8s.io", "networkpolicies") => {
+            let sel = selector_string(v, "/spec/podSelector");
+            vec![
+                name,
+                json!(if sel == "<none>" {
+                    "<none>".to_string()
+                } else {
+                    sel
+                }),
+                json!(age(v)),
+            ]
+        }
+        ("scheduling.k8s.io", "priorityclasses") => vec![
+            name,
+            json!(n(v, "/value")),
+            json!(
+                v.pointer("/globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            json!(age(v)),
+            json!(s(v, "/preemptionPolicy")),
+        ],
+        ("autoscaling", "horizontalpodautoscalers") => {
+            let targets: Vec<String> = v
+                .pointer("/spec/metrics")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    let r = m.get("resource")?;
+                    let target = r
+                        .pointer("/target/averageUtilization")
+                        .map(|t| format!("{t}%"))
+                        .or_else(|| {
+                            r.pointer("/target/averageValue")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })?;
+                    Some(format!("{}: <unknown>/{target}", s(r, "/name")))
+                })
+                .collect();
+            let targets = match v.pointer("/spec/targetCPUUtilizationPercentage") {
+                Some(t) => format!("cpu: <unknown>/{t}%"),
+                None if targets.is_empty() => "<none>".into(),
+                None => targets.join(", "),
+            };
+            let min = v
+                .pointer("/spec/minReplicas")
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "1".into());
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    s(v, "/spec/scaleTargetRef/kind"),
+                    s(v, "/spec/scaleTargetRef/name")
+                )),
+                json!(targets),
+                json!(min),
+                json!(n(v, "/spec/maxReplicas")),
+                json!(n(v, "/status/currentReplicas")),
+                json!(age(v)),
+            ]
+        }
+        ("", "events") => {
+            let last = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .find_map(|p| age_seconds(&s(v, p)))
+            .map(human_duration)
+            .unwrap_or_else(|| "<unknown>".into());
+            let object = format!(
+                "{}/{}",
+                s(v, "/involvedObject/kind").to_lowercase(),
+                s(v, "/involvedObject/name")
+            );
+            vec![
+                json!(last),
+                json!(s(v, "/type")),
+                json!(s(v, "/reason")),
+                json!(object),
+                json!(s(v, "/message")),
+            ]
         }
         _ => vec![name, json!(age(v))],
     }

@@ -220,6 +220,35 @@ fn typed_create_commands_send_protobuf_and_it_is_understood() {
         job["spec"]["template"]["spec"]["containers"][0]["command"],
         serde_json::json!(["echo", "hi"])
     );
+    // autoscale writes autoscaling/v1; the object is stored (and served) at v2 as well.
+    k.ok(&[
+        "-n",
+        "typed",
+        "autoscale",
+        "deployment",
+        "api",
+        "--max=3",
+        "--cpu-percent=70",
+    ]);
+    let hpa = k.json(&[
+        "-n",
+        "typed",
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "api",
+    ]);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    let hpa = k.json(&[
+        "-n",
+        "typed",
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "api",
+    ]);
+    assert_eq!(hpa["spec"]["targetCPUUtilizationPercentage"], 70);
     let rb = k.json(&["-n", "typed", "get", "rolebinding", "reader"]);
     assert_eq!(rb["subjects"][0]["name"], "robot");
 }
@@ -428,10 +457,13 @@ fn errors_are_statuses_with_the_real_reasons() {
         "",
     );
     assert!(!out.status.success());
-    let status = reqwest_free_get(
+    let (code, status) = raw(
         c.url(),
+        "GET",
         "/apis/apps/v1/namespaces/default/deployments/missing",
+        "",
     );
+    assert_eq!(code, 404);
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "NotFound");
     assert_eq!(status["code"], 404);
@@ -447,6 +479,22 @@ fn errors_are_statuses_with_the_real_reasons() {
     let err = k.fails(&["replace", "-f", "-"], &cm.to_string());
     assert!(err.contains("the object has been modified; please apply your changes to the latest version and try again"), "{err}");
 
+    // Objects to create must not carry a resourceVersion (restores have to strip it;
+    // kubectl strips it itself, so this goes over raw HTTP).
+    let mut exported = k.json(&["get", "cm", "good"]);
+    exported["metadata"]["name"] = serde_json::json!("copy");
+    let (code, status) = raw(
+        c.url(),
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &exported.to_string(),
+    );
+    assert_eq!(code, 500);
+    assert_eq!(
+        status["message"],
+        "Internal error occurred: resourceVersion should not be set on objects to be created"
+    );
+
     // generateName gets a random suffix.
     let generated = "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: gen-}\n";
     let out = k.ok_with(&["create", "-f", "-", "-o", "name"], generated);
@@ -456,17 +504,27 @@ fn errors_are_statuses_with_the_real_reasons() {
     );
 }
 
-/// A plain HTTP GET without a client library, to see exactly what the server answers.
-fn reqwest_free_get(url: &str, path: &str) -> Value {
+/// A plain HTTP request without a client library, to see exactly what the server answers.
+fn raw(url: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.contains("application/json"), "{head}");
-    serde_json::from_str(body).unwrap()
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(body).unwrap())
 }
 
 #[test]
