@@ -52,7 +52,8 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|m| ImageMapping::parse(m))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let node = (args.node || args.snapshot_crds || !image_map.is_empty()).then(|| NodeOptions {
+    let enabled = args.node || args.snapshot_crds || !image_map.is_empty();
+    let node = enabled.then_some(NodeOptions {
         state_dir: None,
         image_map,
         snapshot_crds: args.snapshot_crds,

@@ -169,9 +169,8 @@ fn reconcile_claim(node: &Node, mut pvc: Value) {
             return;
         };
         let claimed_by_other = pv.pointer("/spec/claimRef").is_some() && !claim_matches(&pv, &pvc);
-        if !claimed_by_other
-            && !(s(&pvc, "/status/phase") == "Bound" && s(&pv, "/status/phase") == "Bound")
-        {
+        let settled = s(&pvc, "/status/phase") == "Bound" && s(&pv, "/status/phase") == "Bound";
+        if !claimed_by_other && !settled {
             bind(node, &pvc, pv, false);
         }
         return;

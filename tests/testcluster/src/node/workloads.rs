@@ -369,7 +369,8 @@ fn statefulset(node: &Node, set: &Value) {
                     break;
                 }
             }
-            if !parallel && !(pod_ready(p) || phase(p) == "Succeeded") {
+            let settled = pod_ready(p) || phase(p) == "Succeeded";
+            if !parallel && !settled {
                 break;
             }
             continue;
