@@ -116,7 +116,8 @@ pub struct ListPage {
 
 pub(crate) struct Inner {
     pub store: Store,
-    pub registry: Registry,
+    /// Shared with requests in flight; replaced (copy on write) when a CRD changes.
+    pub registry: Arc<Registry>,
     pub rv: u64,
     pub log: VecDeque<Arc<Change>>,
     /// Changes at or below this resourceVersion are no longer in the log.
@@ -170,7 +171,7 @@ impl Api {
         let api = Arc::new(Api {
             inner: Mutex::new(Inner {
                 store,
-                registry,
+                registry: Arc::new(registry),
                 rv,
                 log: VecDeque::new(),
                 log_floor: rv,
@@ -221,7 +222,7 @@ impl Api {
     }
 
     /// A snapshot of the servable resource types.
-    pub fn registry(&self) -> Registry {
+    pub fn registry(&self) -> Arc<Registry> {
         self.lock().registry.clone()
     }
 
@@ -369,6 +370,8 @@ impl Api {
                 .store
                 .get(&ObjectKey::new("", "namespaces", "", ns))
                 .cloned(),
+            // A Namespace is matched against namespaceSelector by its own labels.
+            None if rt.group.is_empty() && rt.plural == "namespaces" => Some(object.clone()),
             None => None,
         };
         let attributes = AdmissionAttributes {
@@ -1216,14 +1219,14 @@ impl Api {
             ChangeType::Deleted => {
                 inner.store.remove(&key, rv).map_err(io)?;
                 if is_crd {
-                    inner.registry.remove_crd(&obj);
+                    Arc::make_mut(&mut inner.registry).remove_crd(&obj);
                     self.drop_custom_objects(inner, &obj)?;
                 }
             }
             _ => {
                 inner.store.put(key.clone(), obj.clone(), rv).map_err(io)?;
                 if is_crd {
-                    inner.registry.set_crd(&obj);
+                    Arc::make_mut(&mut inner.registry).set_crd(&obj);
                 }
             }
         }

@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod connect;
 pub mod controllers;
 pub mod conversion;
 pub mod defaults;
@@ -68,6 +69,8 @@ pub struct ClusterOptions {
     pub service_endpoints: ServiceEndpoints,
     /// Controllers run besides the built-in ones.
     pub controllers: Vec<Arc<dyn Controller>>,
+    /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
+    pub connect_handlers: Vec<Arc<dyn connect::ConnectHandler>>,
     /// Run the node `testnode` (pods, volumes, snapshots, exec, logs); needs root.
     pub node: Option<node::NodeOptions>,
 }
@@ -128,21 +131,25 @@ impl TestCluster {
             .with_context(|| format!("writing the kubeconfig to {}", kubeconfig_path.display()))?;
         let api = Api::open(opts.state_dir.as_deref(), opts.service_endpoints.clone())?;
         let shutdown = CancellationToken::new();
-        let state = Arc::new(server::AppState {
-            api: api.clone(),
-            shutdown: shutdown.clone(),
-            address: addr.to_string(),
-        });
-        let mut controllers = controllers::builtin();
-        controllers.extend(opts.controllers);
         let node = match opts.node {
             Some(n) => Some(node::Node::new(&api, n, opts.state_dir.as_deref())?),
             None => None,
         };
+        let mut connect_handlers = opts.connect_handlers;
+        if let Some(n) = &node {
+            connect_handlers.push(n.clone() as Arc<dyn connect::ConnectHandler>);
+        }
+        let state = Arc::new(server::AppState {
+            api: api.clone(),
+            shutdown: shutdown.clone(),
+            address: addr.to_string(),
+            connect_handlers,
+        });
+        let mut controllers = controllers::builtin();
+        controllers.extend(opts.controllers);
         if let Some(n) = &node {
             controllers.push(n.clone() as Arc<dyn Controller>);
         }
-        let extra_routes = node.as_ref().map(node::Node::routes);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let token = shutdown.clone();
         let thread = std::thread::Builder::new()
@@ -161,8 +168,7 @@ impl TestCluster {
                 };
                 runtime.block_on(async move {
                     controllers::spawn(&state.api, controllers, &token);
-                    let result =
-                        serve(state, listener, tls, token, ready_tx.clone(), extra_routes).await;
+                    let result = serve(state, listener, tls, token, ready_tx.clone()).await;
                     if let Err(e) = result {
                         let _ = ready_tx.send(Err(e));
                     }
@@ -242,14 +248,9 @@ async fn serve(
     tls: Option<tls::TlsMaterial>,
     shutdown: CancellationToken,
     ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
-    extra_routes: Option<axum::Router>,
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let app = server::router(state);
-    let app = match extra_routes {
-        Some(r) => r.merge(app),
-        None => app,
-    };
     // Open connections (idle keep-alives, streaming watches) get a short grace period.
     let grace = {
         let s = shutdown.clone();

@@ -65,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         tls: args.tls,
         service_endpoints: endpoints,
         controllers: Vec::new(),
+        connect_handlers: Vec::new(),
         node,
     })?;
     let mut out = std::io::stdout();

@@ -27,6 +27,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// `host:port` the server is reachable at.
     pub address: String,
+    /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
+    pub connect_handlers: Vec<Arc<dyn crate::connect::ConnectHandler>>,
 }
 
 /// The router serving the whole API.
@@ -114,13 +116,66 @@ fn output(headers: &HeaderMap, q: &Query) -> Output {
     Output::Object
 }
 
-async fn handle(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// A plugged-in connect handler with the resource, namespace, name and subresource it serves.
+type ConnectTarget = (
+    Arc<dyn crate::connect::ConnectHandler>,
+    ResourceType,
+    Option<String>,
+    String,
+    String,
+);
+
+/// A plugged-in connect handler for this request, if any.
+fn connect_target(st: &AppState, uri: &Uri) -> Option<ConnectTarget> {
+    let path = uri.path().trim_matches('/');
+    let segs: Vec<&str> = path.split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let t = parse_target(rest).ok()?;
+    let sub = t.sub?;
+    let handler = st
+        .connect_handlers
+        .iter()
+        .find(|h| h.handles(group, t.plural, sub))?
+        .clone();
+    let rt = st.api.registry().find(group, version, t.plural)?.clone();
+    Some((
+        handler,
+        rt,
+        t.ns.map(str::to_string),
+        t.name?.to_string(),
+        sub.to_string(),
+    ))
+}
+
+async fn handle(State(st): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    if let Some((handler, resource, namespace, name, subresource)) =
+        connect_target(&st, request.uri())
+    {
+        let req = crate::connect::ConnectRequest {
+            resource,
+            namespace,
+            name,
+            subresource,
+            request,
+        };
+        return handler.handle(st.api.clone(), req).await;
+    }
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let body: Bytes = match axum::body::to_bytes(body, 4 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("the request body could not be read: {e}"),
+            ));
+        }
+    };
     let q = parse_query(&uri);
     let path = uri.path().trim_matches('/').to_string();
     let segs: Vec<&str> = if path.is_empty() {
@@ -610,6 +665,22 @@ async fn resources_inner(
                 200,
                 &list_response(&rt, version, page, Output::Object),
             ))
+        }
+        (Method::GET | Method::POST, Some(name), Some(s))
+            if rt.connect_subresources.iter().any(|c| c == s) =>
+        {
+            // No node serves this pod: answer as a real cluster does for an unscheduled pod.
+            let obj = api.get(&rt, t.ns, name)?;
+            let container = obj
+                .pointer("/spec/containers/0/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Err(ApiError::bad_request(match s {
+                "log" => format!(
+                    "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+                ),
+                _ => format!("pod {name} does not have a host assigned"),
+            }))
         }
         (_, Some(_), Some(s))
             if !rt.connect_subresources.iter().any(|c| c == s) && s != "status" && s != "scale" =>

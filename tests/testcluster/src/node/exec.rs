@@ -8,7 +8,7 @@ use super::{Node, kubelet};
 use crate::error::ApiError;
 use crate::server::error_response;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
@@ -90,14 +90,10 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> Result<Value, Api
 }
 
 /// `GET|POST /api/v1/namespaces/{ns}/pods/{name}/exec`.
-pub async fn handle(
-    State(node): State<Arc<Node>>,
-    Path((ns, name)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    match prepare(&node, &ns, &name, &uri, &headers, ws) {
+pub async fn handle(node: Arc<Node>, ns: &str, name: &str, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &()).await;
+    match prepare(&node, ns, name, &parts.uri, &parts.headers, ws) {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }

@@ -8,7 +8,6 @@ use super::objects::{self, s};
 use crate::error::ApiError;
 use crate::server::error_response;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -35,12 +34,8 @@ pub fn tail_lines(bytes: &[u8], n: usize) -> &[u8] {
 }
 
 /// `GET /api/v1/namespaces/{ns}/pods/{name}/log`.
-pub async fn handle(
-    State(node): State<Arc<Node>>,
-    Path((ns, name)): Path<(String, String)>,
-    uri: Uri,
-) -> Response {
-    match serve(&node, &ns, &name, &uri).await {
+pub async fn handle(node: Arc<Node>, ns: &str, name: &str, uri: &Uri) -> Response {
+    match serve(&node, ns, name, uri).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -115,6 +110,8 @@ async fn serve(node: &Arc<Node>, ns: &str, name: &str, uri: &Uri) -> Result<Resp
                     .await
                     .map(|m| m.len())
                     .unwrap_or(0);
+                // A restart moved the log aside: follow the new one from its start.
+                let offset = if len < offset { 0 } else { offset };
                 if len > offset {
                     let bytes = tokio::fs::read(&path).await.unwrap_or_default();
                     let start = (offset as usize).min(bytes.len());

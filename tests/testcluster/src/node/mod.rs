@@ -24,10 +24,12 @@ mod volumes;
 mod workloads;
 
 use crate::api::{Api, Change};
+use crate::connect::{ConnectFuture, ConnectHandler, ConnectRequest};
 use crate::controllers::Controller;
+use crate::error::ApiError;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 pub use snapshots::{NEVER_READY_PARAMETER, install_snapshot_crds};
 pub use storage::DRIVER;
@@ -103,6 +105,7 @@ pub struct Node {
     snapshot_crds: bool,
     kubelet: kubelet::Kubelet,
     _tempdir: Option<tempfile::TempDir>,
+    me: Weak<Node>,
 }
 
 impl Node {
@@ -130,7 +133,8 @@ impl Node {
         }
         let dir =
             std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
-        Ok(Arc::new(Node {
+        Ok(Arc::new_cyclic(|me| Node {
+            me: me.clone(),
             api: api.clone(),
             kubelet: kubelet::Kubelet::new(&dir),
             dir,
@@ -149,17 +153,26 @@ impl Node {
     pub fn claim_dir(&self, namespace: &str, claim: &str) -> Option<PathBuf> {
         storage::claim_dir(self, namespace, claim)
     }
+}
 
-    /// The routes serving `pods/exec` and `pods/log`.
-    pub fn routes(self: &Arc<Self>) -> axum::Router {
-        use axum::routing::get;
-        axum::Router::new()
-            .route(
-                "/api/v1/namespaces/{ns}/pods/{name}/exec",
-                get(exec::handle).post(exec::handle),
-            )
-            .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs::handle))
-            .with_state(self.clone())
+/// The node serves `pods/exec` and `pods/log`.
+impl ConnectHandler for Node {
+    fn handles(&self, group: &str, plural: &str, subresource: &str) -> bool {
+        group.is_empty() && plural == "pods" && matches!(subresource, "exec" | "log")
+    }
+
+    fn handle(&self, _api: Arc<Api>, request: ConnectRequest) -> ConnectFuture {
+        let Some(node) = self.me.upgrade() else {
+            let gone = ApiError::new(503, "ServiceUnavailable", "the node is shutting down");
+            return Box::pin(async move { crate::server::error_response(&gone) });
+        };
+        Box::pin(async move {
+            let ns = request.namespace.unwrap_or_default();
+            match request.subresource.as_str() {
+                "exec" => exec::handle(node, &ns, &request.name, request.request).await,
+                _ => logs::handle(node, &ns, &request.name, request.request.uri()).await,
+            }
+        })
     }
 }
 
