@@ -132,7 +132,13 @@ impl TestCluster {
         let api = Api::open(opts.state_dir.as_deref(), opts.service_endpoints.clone())?;
         let shutdown = CancellationToken::new();
         let node = match opts.node {
-            Some(n) => Some(node::Node::new(&api, n, opts.state_dir.as_deref())?),
+            Some(n) => Some(node::Node::new(
+                &api,
+                n,
+                opts.state_dir.as_deref(),
+                &url,
+                ca_pem.as_deref(),
+            )?),
             None => None,
         };
         let mut connect_handlers = opts.connect_handlers;

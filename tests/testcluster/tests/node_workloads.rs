@@ -253,4 +253,38 @@ spec:
         assert_eq!(pods["items"].as_array().unwrap().len(), 1);
         assert_eq!(pods["items"][0]["spec"]["nodeName"], "testnode");
     }
+
+    #[test]
+    fn a_mapped_pod_reaches_the_api_server_with_its_service_account() {
+        // In-cluster clients speak HTTPS to KUBERNETES_SERVICE_HOST:PORT with the mounted
+        // token and CA: here real kubectl runs as the pod's program.
+        let (_c, k) = crate::node_support::node_cluster_with(
+            &[("vbackup.test/kubectl", "/usr/bin/kubectl")],
+            false,
+            true,
+        );
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {k: from-the-api}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: incluster}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: k
+        image: vbackup.test/kubectl:1.32
+        args: [get, configmap, cfg, -o, "jsonpath={.data.k}"]
+"#,
+        );
+        wait(&k, "default", "job/incluster", "condition=Complete");
+        assert_eq!(k.ok(&["logs", "job/incluster"]), "from-the-api");
+    }
 }

@@ -389,11 +389,19 @@ fn start(node: &Node, pod: &Value) {
             return;
         }
     };
+    let account = match volumes::service_account(node, pod, &dir) {
+        Ok(a) => a,
+        Err(NotReady(why)) => {
+            tracing::debug!("pod {}: {why}", objects::name(pod));
+            waiting_for_volumes(node, pod);
+            return;
+        }
+    };
     let mut plans = Vec::new();
     let mut ctrs = Vec::new();
     for (key, init) in [("initContainers", true), ("containers", false)] {
         for c in containers(pod, key) {
-            let binds = match volumes::container_binds(&c, &volumes) {
+            let mut binds = match volumes::container_binds(&c, &volumes) {
                 Ok(b) => b,
                 Err(NotReady(why)) => {
                     tracing::debug!("pod {}: {why}", objects::name(pod));
@@ -401,6 +409,7 @@ fn start(node: &Node, pod: &Value) {
                     return;
                 }
             };
+            volumes::add_service_account(&mut binds, account.as_ref());
             let image = s(&c, "/image").to_string();
             ctrs.push(Ctr {
                 name: s(&c, "/name").to_string(),
@@ -442,6 +451,7 @@ fn start(node: &Node, pod: &Value) {
         api: node.api.clone(),
         status_lock: node.kubelet.status_lock.clone(),
         root: node.dir.join("rootfs"),
+        service: node.service.clone(),
     };
     let task = tokio::spawn(run_pod(ctx, rt.clone(), plans));
     *lock(&rt.task) = Some(task);
@@ -483,6 +493,7 @@ struct Ctx {
     api: Arc<Api>,
     status_lock: Arc<Mutex<()>>,
     root: PathBuf,
+    service: super::Service,
 }
 
 fn ctr_status(c: &Ctr) -> Value {
@@ -750,7 +761,7 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
     let env = loop {
         let pod = objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name)
             .filter(|p| objects::uid(p) == rt.uid)?;
-        match podenv::build(&ctx.api, &pod, &plan.container, &rt.ip) {
+        match podenv::build(&ctx.api, &pod, &plan.container, &rt.ip, &ctx.service) {
             Ok(env) => break env,
             Err(podenv::ConfigError(msg)) => {
                 rt.update(name, |c| {
@@ -927,9 +938,12 @@ pub fn exec_command(
     let dir = node.kubelet.pod_dir(uid);
     let volumes: HashMap<String, HostVolume> =
         volumes::prepare(node, pod, &dir).map_err(|NotReady(w)| w)?;
-    let binds = volumes::container_binds(container, &volumes).map_err(|NotReady(w)| w)?;
+    let mut binds = volumes::container_binds(container, &volumes).map_err(|NotReady(w)| w)?;
+    let account = volumes::service_account(node, pod, &dir).map_err(|NotReady(w)| w)?;
+    volumes::add_service_account(&mut binds, account.as_ref());
     let ip = s(pod, "/status/podIP").to_string();
-    let env = podenv::build(&node.api, pod, container, &ip).map_err(|podenv::ConfigError(m)| m)?;
+    let env = podenv::build(&node.api, pod, container, &ip, &node.service)
+        .map_err(|podenv::ConfigError(m)| m)?;
     let sandbox = Sandbox {
         root_mountpoint: node.dir.join("rootfs"),
         binds,

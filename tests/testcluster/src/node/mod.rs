@@ -106,14 +106,41 @@ pub struct Node {
     kubelet: kubelet::Kubelet,
     _tempdir: Option<tempfile::TempDir>,
     me: Weak<Node>,
+    service: Service,
+}
+
+/// How pods reach the API server (the `kubernetes` service): in-cluster clients read
+/// `KUBERNETES_SERVICE_HOST`/`_PORT` and the service account's token and `ca.crt`.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Host (127.0.0.1).
+    pub host: String,
+    /// Port.
+    pub port: String,
+    /// The CA when the cluster serves TLS.
+    pub ca_pem: Option<String>,
+}
+
+impl Service {
+    fn from_url(url: &str, ca_pem: Option<&str>) -> Service {
+        let authority = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
+        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "443"));
+        Service {
+            host: host.to_string(),
+            port: port.to_string(),
+            ca_pem: ca_pem.map(str::to_string),
+        }
+    }
 }
 
 impl Node {
-    /// Prepares the node over `api`; it acts once spawned as a controller.
+    /// Prepares the node over `api` served at `url`; it acts once spawned as a controller.
     pub fn new(
         api: &Arc<Api>,
         opts: NodeOptions,
         cluster_state: Option<&Path>,
+        url: &str,
+        ca_pem: Option<&str>,
     ) -> anyhow::Result<Arc<Node>> {
         let (tempdir, dir) = match (opts.state_dir, cluster_state) {
             (Some(d), _) => (None, d),
@@ -135,6 +162,7 @@ impl Node {
             std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
+            service: Service::from_url(url, ca_pem),
             api: api.clone(),
             kubelet: kubelet::Kubelet::new(&dir),
             dir,

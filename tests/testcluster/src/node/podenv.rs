@@ -116,14 +116,20 @@ pub fn build(
     pod: &Value,
     container: &Value,
     pod_ip: &str,
+    service: &super::Service,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = objects::namespace(pod);
     let mut vars: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOSTNAME".into(), objects::name(pod).to_string()),
         ("HOME".into(), "/root".into()),
-        ("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into()),
-        ("KUBERNETES_SERVICE_PORT".into(), "443".into()),
+        ("KUBERNETES_SERVICE_HOST".into(), service.host.clone()),
+        ("KUBERNETES_SERVICE_PORT".into(), service.port.clone()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), service.port.clone()),
+        (
+            "KUBERNETES_PORT".into(),
+            format!("tcp://{}:{}", service.host, service.port),
+        ),
     ];
     let set = |vars: &mut Vec<(String, String)>, k: String, v: String| {
         vars.retain(|(n, _)| *n != k);

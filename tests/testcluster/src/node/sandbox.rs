@@ -51,6 +51,56 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Where `target` really is in the pod's root: symbolic links in the directories mirrored
+/// from the host (`/var/run -> /run`, `/lib -> usr/lib`) are followed inside the root, so a
+/// mount point is never created through a link that would lead out of it.
+pub fn resolve_in_root(target: &str) -> String {
+    let mut todo: std::collections::VecDeque<String> = Path::new(target)
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        if part == ".." {
+            done.pop();
+            continue;
+        }
+        done.push(part);
+        let mirrored = SYSTEM_DIRS.contains(&done[0].as_str()) || done[0] == "tmp";
+        if !mirrored {
+            continue;
+        }
+        let host = format!("/{}", done.join("/"));
+        if let Ok(link) = std::fs::read_link(&host) {
+            hops += 1;
+            if hops > 40 {
+                break;
+            }
+            done.pop();
+            if link.is_absolute() {
+                done.clear();
+            }
+            let parts: Vec<String> = link
+                .components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                    std::path::Component::ParentDir => Some("..".into()),
+                    _ => None,
+                })
+                .collect();
+            for p in parts.into_iter().rev() {
+                todo.push_front(p);
+            }
+        }
+    }
+    format!("/{}", done.join("/"))
+}
+
 fn depth(target: &str) -> usize {
     Path::new(target).components().count()
 }
@@ -109,6 +159,9 @@ impl Sandbox {
         }
         s.push_str("/usr/bin/mkdir \"$R/dev/shm\"\n/usr/bin/mount -t tmpfs -o mode=1777 shm \"$R/dev/shm\"\n");
         let mut binds = self.binds.clone();
+        for b in &mut binds {
+            b.target = resolve_in_root(&b.target);
+        }
         binds.sort_by_key(|b| depth(&b.target));
         for b in &binds {
             let src = quote(&b.source.to_string_lossy());
@@ -172,6 +225,20 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_follow_host_links_inside_the_root() {
+        assert_eq!(resolve_in_root("/data/x/../y"), "/data/y");
+        if std::fs::read_link("/var/run").is_ok_and(|l| l == Path::new("/run")) {
+            assert_eq!(
+                resolve_in_root("/var/run/secrets/kubernetes.io/serviceaccount"),
+                "/run/secrets/kubernetes.io/serviceaccount"
+            );
+        }
+        if std::fs::read_link("/lib").is_ok_and(|l| l == Path::new("usr/lib")) {
+            assert_eq!(resolve_in_root("/lib/x"), "/usr/lib/x");
+        }
+    }
 
     #[test]
     fn quote_survives_single_quotes() {
