@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 /// How many past changes are kept for watches resuming from a resourceVersion.
-const LOG_CAPACITY: usize = 20_000;
+const LOG_CAPACITY: usize = 4096;
 
 /// The kind of a change, as watch events name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +210,16 @@ impl Api {
             defaults::apply(&svc_rt, &mut obj);
             self.create_now(&svc_rt, Some("default"), obj, &opts)
                 .map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        for (group, plural, obj) in system_objects() {
+            let rt = self
+                .resource(group, plural)
+                .ok_or_else(|| anyhow::anyhow!("no {plural} type"))?;
+            let name = md_str(&obj, "name").to_string();
+            if self.get(&rt, None, &name).is_err() {
+                self.create_now(&rt, None, obj, &opts)
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+            }
         }
         Ok(())
     }
@@ -1292,6 +1302,50 @@ impl Api {
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(change);
     }
+}
+
+/// Cluster-scoped objects every real cluster has from the start (the bootstrap RBAC roles and
+/// system priority classes), recreated at start when missing as the real server does.
+fn system_objects() -> Vec<(&'static str, &'static str, Value)> {
+    let rbac = "rbac.authorization.k8s.io";
+    let bootstrap = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    let annotations = json!({"rbac.authorization.kubernetes.io/autoupdate": "true"});
+    let role = |name: &str, rules: Value| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": bootstrap, "annotations": annotations}, "rules": rules})
+    };
+    let all = json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]);
+    let read = json!([{"apiGroups": ["", "apps", "batch", "networking.k8s.io", "policy", "autoscaling"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]);
+    let write = json!([{"apiGroups": ["", "apps", "batch", "networking.k8s.io", "policy", "autoscaling"], "resources": ["*"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}]);
+    let priority = |name: &str, value: i64| {
+        json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+            "value": value, "description": "Used for system critical pods that must not be moved from their current node.",
+            "preemptionPolicy": "PreemptLowerPriority"})
+    };
+    vec![
+        (rbac, "clusterroles", role("cluster-admin", all)),
+        (rbac, "clusterroles", role("admin", write.clone())),
+        (rbac, "clusterroles", role("edit", write)),
+        (rbac, "clusterroles", role("view", read)),
+        (
+            rbac,
+            "clusterrolebindings",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "cluster-admin", "labels": bootstrap, "annotations": annotations},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
+        ),
+        (
+            "scheduling.k8s.io",
+            "priorityclasses",
+            priority("system-cluster-critical", 2_000_000_000),
+        ),
+        (
+            "scheduling.k8s.io",
+            "priorityclasses",
+            priority("system-node-critical", 2_000_001_000),
+        ),
+    ]
 }
 
 fn has_spec_finalizers(ns: &Value) -> bool {
