@@ -201,23 +201,26 @@ impl Sandbox {
 
     /// A command that runs `argv` in the sandbox with exactly `env` set.
     pub fn command(&self, argv: &[String], env: &[(String, String)]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new("/usr/bin/unshare");
-        c.args([
-            "--mount",
-            "--uts",
-            "--propagation",
-            "private",
-            "--",
-            "/bin/sh",
-            "-c",
-        ])
-        .arg(self.script())
-        .arg("vbackup-pod")
-        .args(argv)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .process_group(0)
-        .kill_on_drop(true);
+        // setpriv: the pod's process dies with the thread that started it, so a killed
+        // test cluster leaves no pods behind.
+        let mut c = tokio::process::Command::new("/usr/bin/setpriv");
+        c.args(["--pdeathsig", "KILL", "--", "/usr/bin/unshare"])
+            .args([
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+            ])
+            .arg(self.script())
+            .arg("vbackup-pod")
+            .args(argv)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .kill_on_drop(true);
         c
     }
 }
