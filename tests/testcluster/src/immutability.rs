@@ -114,8 +114,15 @@ pub fn check(rt: &ResourceType, old: &Value, new: &Value) -> ApiResult<()> {
             }
         }
         ("", "persistentvolumeclaims") => {
+            // Since 1.28 a claim without a class may get the default one set later.
+            let unset_class = old
+                .pointer("/spec/storageClassName")
+                .is_none_or(Value::is_null);
             let fixed = |v: &Value| {
                 let mut s = spec_without(v, &["volumeAttributesClassName", "volumeName"]);
+                if unset_class && let Some(m) = s.as_object_mut() {
+                    m.remove("storageClassName");
+                }
                 if let Some(r) = s.pointer_mut("/resources").and_then(Value::as_object_mut) {
                     r.remove("requests");
                 }

@@ -158,13 +158,21 @@ fn container_causes(obj: &Value, spec_path: &str, field_prefix: &str, causes: &m
     let Some(spec) = obj.pointer(spec_path) else {
         return;
     };
-    let volumes: Vec<&str> = spec
+    let mut volumes: Vec<&str> = spec
         .get("volumes")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|v| v.get("name").and_then(Value::as_str))
         .collect();
+    // A StatefulSet's pods also get a volume per claim template.
+    volumes.extend(
+        obj.pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str)),
+    );
     for list in ["initContainers", "containers"] {
         for (i, c) in spec
             .get(list)
