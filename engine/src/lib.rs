@@ -3,8 +3,11 @@
 //! The plugin (`kubectl-vbackup`) and the admission webhook are thin shells around it:
 //! they parse input, call the engine and render its results.
 
+pub mod backups;
 pub mod cluster;
 pub mod error;
+pub mod resources;
+pub mod restore;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -1,0 +1,13 @@
+//! Backup and restore records as kept in a location, and the catalogue that reads them
+//! back (`get`, `describe`, `logs`, `delete`) — from any cluster pointed at the location.
+
+pub mod catalog;
+pub mod itemlog;
+pub mod record;
+
+pub use catalog::{BackupSummary, Catalog};
+pub use itemlog::{ItemLog, LogEntry};
+pub use record::{
+    BackupRecord, BackupStatus, ItemError, Phase, RestoreRecord, RestoreStatus, SkippedSummary,
+    VolumeRecord,
+};

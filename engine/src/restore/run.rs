@@ -1,0 +1,433 @@
+//! Runs one restore.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+
+use super::actions::{self, ActionContext, Outcome};
+use super::compare;
+use super::order;
+use super::records::RestoreRecords;
+use super::request::{ExistingResourcePolicy, RestoreRequest};
+use crate::backups::itemlog::ItemLog;
+use crate::backups::record::{
+    API_VERSION, Phase, RestoreRecord, RestoreStatus, Tally, add_skipped, now_rfc3339,
+};
+use crate::backups::{Catalog, SkippedSummary};
+use crate::resources::Progress;
+use crate::resources::archive::{self, UnpackedArchive};
+use crate::resources::deps::{kinds, string_map};
+use crate::resources::discovery::{DiscoveredTypes, discover};
+use crate::resources::selector::LabelSelector;
+use crate::resources::types::{ObjectRef, ResourceType, group_of};
+use crate::store::{Store, layout};
+use crate::{Error, Result};
+
+const FIELD_MANAGER: &str = "kubectl-vbackup";
+/// How long a restored CRD may take to become Established before its objects are tried.
+const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Restores the objects `request` selects from its backup, then saves the restore record
+/// (in the location, or in the cluster when the location is ReadOnly). Each failing object
+/// is recorded and the restore goes on (`PartiallyFailed`). An `Err` means nothing was
+/// applied: bad input, unknown backup, corrupt archive, cluster unreachable.
+pub async fn run_restore(
+    client: &Client,
+    store: &Store,
+    records: &RestoreRecords,
+    request: &RestoreRequest,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<RestoreRecord> {
+    let selector = request.validate()?;
+    if records.exists(&request.name).await? {
+        return Err(Error::Invalid(format!(
+            "restore {} already exists: pick another name or delete its record with `kubectl vbackup restore delete {}`",
+            request.name, request.name
+        )));
+    }
+    let backup = Catalog::new(store.clone()).backup(&request.backup).await?;
+    if backup.status.phase == Phase::Failed {
+        return Err(Error::Invalid(format!(
+            "backup {} failed ({}): it cannot be restored; pick another backup",
+            request.backup,
+            backup
+                .status
+                .failure
+                .as_deref()
+                .unwrap_or("no reason recorded")
+        )));
+    }
+    let started = now_rfc3339();
+    let reader = store
+        .get(&layout::backup_resources(&request.backup))
+        .await?;
+    let unpacked = archive::unpack(reader).await?;
+    let discovered = discover(client).await?;
+    let known = known_types(&discovered, &unpacked)?;
+    request
+        .resources
+        .validate(&known, "restore's --include-resources/--exclude-resources")?;
+
+    let mut run = Run {
+        client,
+        request,
+        selector: &selector,
+        discovered,
+        known,
+        tally: Tally::default(),
+        skipped: Vec::new(),
+        log: ItemLog::new()?,
+        unchanged: 0,
+        updated: 0,
+        ensured_namespaces: HashSet::new(),
+        items: 0,
+    };
+    if backup.status.phase == Phase::PartiallyFailed {
+        run.tally.warn(format!(
+            "backup {} is PartiallyFailed: objects that failed then are not in it",
+            request.backup
+        ));
+    }
+    let mut objects = unpacked.objects.clone();
+    objects.sort_by(order::compare);
+    let mut crds_restored = Vec::new();
+    let mut after_crds = false;
+    for r in &objects {
+        if !after_crds && r.resource != kinds::CRDS {
+            after_crds = true;
+            if !crds_restored.is_empty() {
+                run.wait_for_crds(&crds_restored).await;
+                run.discovered = discover(client).await?;
+            }
+        }
+        if let Some(created_crd) = run.restore_one(&unpacked, r, progress).await
+            && r.resource == kinds::CRDS
+        {
+            crds_restored.push(created_crd);
+        }
+    }
+    let record = RestoreRecord {
+        api_version: API_VERSION.into(),
+        kind: "Restore".into(),
+        spec: request.clone(),
+        status: RestoreStatus {
+            phase: Phase::from_errors(run.tally.error_count),
+            failure: None,
+            started,
+            completed: Some(now_rfc3339()),
+            tally: run.tally,
+            unchanged: run.unchanged,
+            updated: run.updated,
+            skipped: run.skipped,
+            volumes: Vec::new(),
+        },
+    };
+    records.save(&record, run.log).await?;
+    Ok(record)
+}
+
+/// The cluster's types, plus the archive's types the cluster does not serve (so filters
+/// may name them, e.g. to leave out a CRD's objects).
+fn known_types(
+    discovered: &DiscoveredTypes,
+    unpacked: &UnpackedArchive,
+) -> Result<Vec<ResourceType>> {
+    let mut known = discovered.types.clone();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for r in &unpacked.objects {
+        if discovered.by_group_resource(&r.resource).is_some() || !seen.insert(&r.resource) {
+            continue;
+        }
+        let object = unpacked.read(r)?;
+        known.push(archived_type(r, &object));
+    }
+    Ok(known)
+}
+
+fn archived_type(r: &ObjectRef, object: &Value) -> ResourceType {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let plural = r
+        .resource
+        .split_once('.')
+        .map_or(r.resource.as_str(), |(p, _)| p);
+    ResourceType {
+        group: group_of(api_version).to_string(),
+        version: api_version
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        kind: object["kind"].as_str().unwrap_or_default().to_string(),
+        plural: plural.to_string(),
+        singular: String::new(),
+        short_names: Vec::new(),
+        namespaced: r.namespace.is_some(),
+        verbs: Vec::new(),
+        has_status_subresource: false,
+    }
+}
+
+struct Run<'a> {
+    client: &'a Client,
+    request: &'a RestoreRequest,
+    selector: &'a LabelSelector,
+    discovered: DiscoveredTypes,
+    known: Vec<ResourceType>,
+    tally: Tally,
+    skipped: Vec<SkippedSummary>,
+    log: ItemLog,
+    unchanged: u64,
+    updated: u64,
+    ensured_namespaces: HashSet<String>,
+    items: u64,
+}
+
+impl Run<'_> {
+    /// Restores one archived object; returns its (new) name when it was created or updated.
+    async fn restore_one(
+        &mut self,
+        unpacked: &UnpackedArchive,
+        r: &ObjectRef,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Option<String> {
+        let mut object = match unpacked.read(r) {
+            Ok(o) => o,
+            Err(e) => {
+                self.fail(r, e.to_string());
+                return None;
+            }
+        };
+        if !self.selected(r, &object) {
+            return None;
+        }
+        let ctx = ActionContext {
+            request: self.request,
+        };
+        match actions::transform(&r.resource, &mut object, &ctx) {
+            Ok(Outcome::Restore) => {}
+            Ok(Outcome::Skip(reason)) => {
+                add_skipped(&mut self.skipped, &r.resource, &reason);
+                self.log.record(r, "skipped", Some(&reason));
+                return None;
+            }
+            Err(e) => {
+                self.fail(r, e);
+                return None;
+            }
+        }
+        let result = self.apply(r, object).await;
+        self.items += 1;
+        progress(&Progress {
+            items: self.items,
+            resource: r.resource.clone(),
+        });
+        match result {
+            Ok(name) => name,
+            Err(e) => {
+                self.fail(r, e);
+                None
+            }
+        }
+    }
+
+    fn selected(&self, r: &ObjectRef, object: &Value) -> bool {
+        let namespace_ok = match (&r.namespace, r.resource.as_str()) {
+            (Some(ns), _) => self.request.namespaces.matches(ns),
+            (None, kinds::NAMESPACES) => self.request.namespaces.matches(&r.name),
+            (None, _) => true,
+        };
+        let type_ok = self
+            .known
+            .iter()
+            .find(|t| t.group_resource() == r.resource)
+            .is_none_or(|t| self.request.resources.matches(t));
+        namespace_ok
+            && type_ok
+            && self
+                .selector
+                .matches(&string_map(&object["metadata"]["labels"]))
+    }
+
+    fn fail(&mut self, r: &ObjectRef, message: impl Into<String>) {
+        let message = message.into();
+        self.log.record(r, "failed", Some(&message));
+        self.tally.error(r, message);
+    }
+
+    /// Creates the object, or handles it existing already; returns its name on success.
+    async fn apply(
+        &mut self,
+        r: &ObjectRef,
+        object: Value,
+    ) -> std::result::Result<Option<String>, String> {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let group = group_of(&api_version).to_string();
+        let rt = self.discovered.by_kind(&group, &kind).cloned().ok_or_else(|| {
+            format!("this cluster does not serve {kind} in group {group:?}: install its CRD or operator first, or exclude it")
+        })?;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let namespace = object["metadata"]["namespace"].as_str().map(String::from);
+        let ar = ApiResource {
+            version: api_version
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            api_version: api_version.clone(),
+            ..rt.api_resource()
+        };
+        let api: Api<DynamicObject> = match (&namespace, rt.namespaced) {
+            (Some(ns), true) => {
+                self.ensure_namespace(ns).await?;
+                Api::namespaced_with(self.client.clone(), ns, &ar)
+            }
+            (None, false) => Api::all_with(self.client.clone(), &ar),
+            _ => {
+                return Err(format!(
+                    "{kind} {name}: namespace scope in the backup differs from the cluster's"
+                ));
+            }
+        };
+        let dynamic: DynamicObject =
+            serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.create(&pp, &dynamic).await {
+            Ok(_) => {
+                self.tally.count(&r.resource);
+                self.log.record(r, "created", None);
+                return Ok(Some(name));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(api_error(e)),
+        }
+        let existing = api.get(&name).await.map_err(api_error)?;
+        let existing = serde_json::to_value(&existing).map_err(|e| e.to_string())?;
+        if compare::matches(&object, &existing) {
+            self.unchanged += 1;
+            self.log
+                .record(r, "unchanged", Some("exists already, as in the backup"));
+            return Ok(None);
+        }
+        match self.request.existing_resource_policy {
+            ExistingResourcePolicy::None => {
+                self.unchanged += 1;
+                let shown = match &namespace {
+                    Some(ns) => format!("{}/{ns}/{name}", r.resource),
+                    None => format!("{}/{name}", r.resource),
+                };
+                self.tally.warn(format!(
+                    "{shown} exists and differs from the backup; left as it is (use --existing-resource-policy=update to patch it)"
+                ));
+                self.log
+                    .record(r, "unchanged", Some("exists and differs from the backup"));
+                Ok(None)
+            }
+            ExistingResourcePolicy::Update => {
+                let pp = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                api.patch(&name, &pp, &Patch::Merge(&object))
+                    .await
+                    .map_err(api_error)?;
+                self.updated += 1;
+                self.tally.count(&r.resource);
+                self.log.record(
+                    r,
+                    "updated",
+                    Some("existed and differed; patched to the backed-up state"),
+                );
+                Ok(Some(name))
+            }
+        }
+    }
+
+    /// Namespaces not in the backup (or filtered out) are created bare, as Velero does.
+    async fn ensure_namespace(&mut self, ns: &str) -> std::result::Result<(), String> {
+        if self.ensured_namespaces.contains(ns) {
+            return Ok(());
+        }
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api.get_opt(ns).await.map_err(api_error)? {
+            Some(existing)
+                if existing.status.as_ref().and_then(|s| s.phase.as_deref())
+                    == Some("Terminating") =>
+            {
+                return Err(format!(
+                    "namespace {ns} is being deleted: wait until it is gone, then restore again"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let namespace = Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(ns.to_string()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                match api.create(&PostParams::default(), &namespace).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(e) => return Err(api_error(e)),
+                }
+            }
+        }
+        self.ensured_namespaces.insert(ns.to_string());
+        Ok(())
+    }
+
+    async fn wait_for_crds(&mut self, names: &[String]) {
+        let Some(rt) = self.discovered.by_group_resource(kinds::CRDS).cloned() else {
+            return;
+        };
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &rt.api_resource());
+        let deadline = tokio::time::Instant::now() + CRD_ESTABLISH_TIMEOUT;
+        let mut waiting: Vec<&String> = names.iter().collect();
+        while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+            let mut still = Vec::new();
+            for name in waiting {
+                let established = match api.get_opt(name).await {
+                    Ok(Some(crd)) => crd.data["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True"),
+                    _ => false,
+                };
+                if !established {
+                    still.push(name);
+                }
+            }
+            waiting = still;
+            if !waiting.is_empty() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        for name in waiting {
+            self.tally.warn(format!("CustomResourceDefinition {name} was not Established after {}s; its objects may fail", CRD_ESTABLISH_TIMEOUT.as_secs()));
+        }
+    }
+}
+
+fn api_error(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        other => other.to_string(),
+    }
+}
