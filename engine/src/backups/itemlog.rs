@@ -126,3 +126,8 @@ pub async fn copy_log(
     .await
     .map_err(|e| Error::Invalid(format!("log reader failed: {e}")))?
 }
+
+/// A reader that decompresses an in-memory gzip log.
+pub fn gunzip(gz: &[u8]) -> impl Read + '_ {
+    GzDecoder::new(gz)
+}

@@ -3,6 +3,7 @@
 //! decision — nothing is dropped silently.
 
 pub mod actions;
+pub mod class_config;
 pub mod compare;
 pub mod order;
 pub mod records;
