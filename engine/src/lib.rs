@@ -5,6 +5,7 @@
 
 pub mod backups;
 pub mod cluster;
+pub mod crds;
 pub mod error;
 pub mod resources;
 pub mod restore;

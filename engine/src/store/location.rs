@@ -17,6 +17,7 @@ pub const SYSTEM_NAMESPACE: &str = "vbackup-system";
     status = "BackupStorageLocationStatus",
     shortname = "bsl",
     category = "vbackup",
+    doc = "Where a cluster's backups are stored, and whether this cluster may write there.",
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
     printcolumn = r#"{"name":"Access","type":"string","jsonPath":".spec.accessMode"}"#,
     printcolumn = r#"{"name":"Default","type":"boolean","jsonPath":".spec.default"}"#,
