@@ -60,7 +60,7 @@ pub struct SkippedSummary {
     pub resource: String,
     /// Why they are left out.
     pub reason: String,
-    /// How many objects.
+    /// How many objects; 0 when the whole type is left out without being listed.
     pub count: u64,
 }
 

@@ -65,6 +65,7 @@ pub struct ArchiveWriter<W> {
     sink: W,
     mtime: u64,
     entries: u64,
+    sink_failed: bool,
 }
 
 impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
@@ -76,6 +77,7 @@ impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
             sink,
             mtime,
             entries: 0,
+            sink_failed: false,
         };
         let header = ArchiveHeader {
             format_version: FORMAT_VERSION,
@@ -91,6 +93,11 @@ impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
     pub async fn add(&mut self, object: &ObjectRef, json: &[u8]) -> Result<()> {
         self.append(&object_path(object), json).await?;
         Ok(())
+    }
+
+    /// True when writing to the sink failed (the upload behind it stopped).
+    pub fn sink_failed(&self) -> bool {
+        self.sink_failed
     }
 
     /// Objects added so far.
@@ -113,8 +120,11 @@ impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
 
     async fn drain(&mut self) -> Result<()> {
         let buffered = std::mem::take(self.builder.get_mut().get_mut());
-        if !buffered.is_empty() {
-            self.sink.write_all(&buffered).await.map_err(sink_error)?;
+        if !buffered.is_empty()
+            && let Err(e) = self.sink.write_all(&buffered).await
+        {
+            self.sink_failed = true;
+            return Err(sink_error(e));
         }
         Ok(())
     }

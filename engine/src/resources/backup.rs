@@ -102,7 +102,30 @@ pub async fn run_backup(
     } = walk;
     let finished = match walked {
         Ok(()) => archive.finish().await,
-        Err(e) => Err(e),
+        Err(e) => {
+            // Stop the upload before the pipe closes, so a truncated archive is never
+            // stored as if it were whole.
+            let e = if archive.sink_failed() || upload.is_finished() {
+                upload_error(upload, e).await
+            } else {
+                upload.abort();
+                // Wait for the cancellation while the pipe is still open.
+                let _ = upload.await;
+                e
+            };
+            drop(archive);
+            return finish_failed(
+                store,
+                request,
+                started,
+                cluster_version,
+                tally,
+                skipped,
+                log,
+                e,
+            )
+            .await;
+        }
     };
     let (phase, failure, archive_bytes) = match finished {
         Ok(()) => match upload.await {
@@ -120,14 +143,6 @@ pub async fn run_backup(
             0,
         ),
     };
-    let expires = started_at
-        .checked_add(
-            jiff::SignedDuration::try_from(request.ttl).unwrap_or(jiff::SignedDuration::MAX),
-        )
-        .map_or_else(
-            |_| "never".to_string(),
-            |t| t.round(jiff::Unit::Second).unwrap_or(t).to_string(),
-        );
     let record = BackupRecord {
         api_version: API_VERSION.into(),
         kind: "Backup".into(),
@@ -137,7 +152,7 @@ pub async fn run_backup(
             failure,
             started,
             completed: Some(now_rfc3339()),
-            expires,
+            expires: expiry(started_at, request),
             location: store.name().to_string(),
             cluster_version,
             tally,
@@ -146,8 +161,72 @@ pub async fn run_backup(
             volumes: Vec::new(),
         },
     };
-    write_record(store, &record, log).await?;
-    Ok(record)
+    save(store, record, log).await
+}
+
+fn expiry(started_at: jiff::Timestamp, request: &BackupRequest) -> String {
+    jiff::SignedDuration::try_from(request.ttl)
+        .ok()
+        .and_then(|ttl| started_at.checked_add(ttl).ok())
+        .map_or_else(
+            || "never".to_string(),
+            |t| t.round(jiff::Unit::Second).unwrap_or(t).to_string(),
+        )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish_failed(
+    store: &Store,
+    request: &BackupRequest,
+    started: String,
+    cluster_version: String,
+    tally: Tally,
+    skipped: Vec<SkippedSummary>,
+    log: ItemLog,
+    error: Error,
+) -> Result<BackupRecord> {
+    let started_at = started.parse().unwrap_or_else(|_| jiff::Timestamp::now());
+    let record = BackupRecord {
+        api_version: API_VERSION.into(),
+        kind: "Backup".into(),
+        spec: request.clone(),
+        status: BackupStatus {
+            phase: Phase::Failed,
+            failure: Some(error.to_string()),
+            started,
+            completed: Some(now_rfc3339()),
+            expires: expiry(started_at, request),
+            location: store.name().to_string(),
+            cluster_version,
+            tally,
+            skipped,
+            archive_bytes: 0,
+            volumes: Vec::new(),
+        },
+    };
+    save(store, record, log).await
+}
+
+/// Writes the record; when even that fails, the error says what happened to the backup.
+async fn save(store: &Store, record: BackupRecord, log: ItemLog) -> Result<BackupRecord> {
+    let Err(e) = write_record(store, &record, log).await else {
+        return Ok(record);
+    };
+    let failure = record.status.failure.clone();
+    let why = match &failure {
+        Some(f) if *f == e.to_string() => "for the same reason".to_string(),
+        _ => format!("({e})"),
+    };
+    Err(Error::Invalid(format!(
+        "backup {} {}{}; its metadata could not be written to location {} either {why}, so it \
+         is listed as Incomplete: delete it with `kubectl vbackup backup delete {}` once the \
+         location is reachable",
+        record.name(),
+        record.status.phase,
+        failure.map(|f| format!(": {f}")).unwrap_or_default(),
+        store.name(),
+        record.name(),
+    )))
 }
 
 /// Uploads the item log, then the metadata: the metadata is always the last object.
@@ -276,7 +355,11 @@ impl<'a> Walk<'a> {
             if let Some(reason) = skip::skipped_type(&gr)
                 && !self.request.resources.explicitly_includes(rt)
             {
-                add_skipped(&mut self.skipped, &gr, reason);
+                self.skipped.push(SkippedSummary {
+                    resource: gr,
+                    reason: reason.into(),
+                    count: 0,
+                });
                 continue;
             }
             if rt.namespaced {

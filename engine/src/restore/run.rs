@@ -127,7 +127,17 @@ pub async fn run_restore(
             volumes: Vec::new(),
         },
     };
-    records.save(&record, run.log).await?;
+    if let Err(e) = records.save(&record, run.log).await {
+        let s = &record.status;
+        return Err(Error::Invalid(format!(
+            "restore {} {} ({} objects created or updated, {} item errors) but its record could \
+             not be saved: {e}",
+            request.name,
+            s.phase,
+            s.tally.total(),
+            s.tally.error_count
+        )));
+    }
     Ok(record)
 }
 

@@ -395,9 +395,9 @@ fn backups_table(rows: &[(String, BackupSummary)]) -> String {
 
 fn describe(r: &BackupRecord, details: bool) -> String {
     let s = &r.status;
-    let list = |v: &[String]| {
+    let list = |v: &[String], empty: &str| {
         if v.is_empty() {
-            "*".to_string()
+            empty.to_string()
         } else {
             v.join(", ")
         }
@@ -419,10 +419,10 @@ fn describe(r: &BackupRecord, details: bool) -> String {
         s.started,
         s.completed.as_deref().unwrap_or("-"),
         s.expires,
-        list(&r.spec.namespaces.include),
-        list(&r.spec.namespaces.exclude),
-        list(&r.spec.resources.include),
-        list(&r.spec.resources.exclude),
+        list(&r.spec.namespaces.include, "*"),
+        list(&r.spec.namespaces.exclude, "<none>"),
+        list(&r.spec.resources.include, "*"),
+        list(&r.spec.resources.exclude, "<none>"),
         if r.spec.selector.is_empty() {
             "<none>"
         } else {
@@ -440,10 +440,9 @@ fn describe(r: &BackupRecord, details: bool) -> String {
     if !s.skipped.is_empty() {
         out += "\nLeft out by default:\n";
         for k in &s.skipped {
-            if k.count > 1 || details {
-                out += &format!("  {} ({}): {}\n", k.resource, k.count, k.reason);
-            } else {
-                out += &format!("  {}: {}\n", k.resource, k.reason);
+            match k.count {
+                0 => out += &format!("  {} (the whole type): {}\n", k.resource, k.reason),
+                n => out += &format!("  {} ({n}): {}\n", k.resource, k.reason),
             }
         }
     }

@@ -22,7 +22,8 @@ impl ItemAction for BindingSubjects {
     }
 
     fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
-        for subject in object["subjects"].as_array_mut().into_iter().flatten() {
+        let subjects = object.get_mut("subjects").and_then(Value::as_array_mut);
+        for subject in subjects.into_iter().flatten() {
             if let Some(ns) = subject["namespace"].as_str() {
                 let mapped = ctx.request.target_namespace(ns).to_string();
                 subject["namespace"] = json!(mapped);

@@ -98,4 +98,28 @@ mod tests {
         assert!(svc["spec"].get("clusterIP").is_none());
         assert_eq!(svc["metadata"]["labels"]["vbackup.io/restore-name"], "r");
     }
+
+    #[test]
+    fn transforms_never_add_fields_the_object_did_not_have() {
+        let req = RestoreRequest::new("r", "b");
+        let ctx = ActionContext { request: &req };
+        for resource in [
+            "statefulsets.apps",
+            "pods",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+            "services",
+            "rolebindings.rbac.authorization.k8s.io",
+        ] {
+            let mut o = json!({"metadata": {"name": "x", "namespace": "n"}});
+            transform(resource, &mut o, &ctx).unwrap();
+            let meta = o["metadata"].as_object().unwrap();
+            assert_eq!(o.as_object().unwrap().len(), 1, "{resource}: {o}");
+            assert_eq!(
+                meta.keys().collect::<Vec<_>>(),
+                ["labels", "name", "namespace"],
+                "{resource}: {o}"
+            );
+        }
+    }
 }

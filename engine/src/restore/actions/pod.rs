@@ -17,7 +17,9 @@ impl ItemAction for PodAction {
     }
 
     fn apply(&self, object: &mut Value, _ctx: &ActionContext<'_>) -> Result<Outcome, String> {
-        remove(&mut object["spec"], "nodeName");
+        if let Some(spec) = object.get_mut("spec") {
+            remove(spec, "nodeName");
+        }
         Ok(Outcome::Restore)
     }
 }

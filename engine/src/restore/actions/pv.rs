@@ -28,10 +28,11 @@ impl ItemAction for PvAction {
                     .into(),
             ));
         }
-        let spec = &mut object["spec"];
+        let Some(spec) = object.get_mut("spec") else {
+            return Ok(Outcome::Restore);
+        };
         super::pvc::map_class(spec, ctx);
-        let claim = &mut spec["claimRef"];
-        if claim.is_object() {
+        if let Some(claim) = spec.get_mut("claimRef").filter(|c| c.is_object()) {
             for field in ["uid", "resourceVersion"] {
                 remove(claim, field);
             }

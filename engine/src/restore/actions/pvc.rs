@@ -34,15 +34,21 @@ impl ItemAction for PvcAction {
     }
 
     fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
-        if dynamically_provisioned(object) {
-            remove(&mut object["spec"], "volumeName");
-        }
-        if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
+        let dynamic = dynamically_provisioned(object);
+        let annotations = object
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut);
+        if let Some(annotations) = annotations {
             for a in BIND_ANNOTATIONS {
                 annotations.remove(a);
             }
         }
-        map_class(&mut object["spec"], ctx);
+        if let Some(spec) = object.get_mut("spec") {
+            if dynamic {
+                remove(spec, "volumeName");
+            }
+            map_class(spec, ctx);
+        }
         Ok(Outcome::Restore)
     }
 }

@@ -17,13 +17,16 @@ impl ItemAction for ServiceAction {
     }
 
     fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
-        let spec = &mut object["spec"];
+        let Some(spec) = object.get_mut("spec") else {
+            return Ok(Outcome::Restore);
+        };
         if spec["clusterIP"] != "None" {
             remove(spec, "clusterIP");
             remove(spec, "clusterIPs");
         }
         if !ctx.request.preserve_node_ports {
-            for port in spec["ports"].as_array_mut().into_iter().flatten() {
+            let ports = spec.get_mut("ports").and_then(Value::as_array_mut);
+            for port in ports.into_iter().flatten() {
                 remove(port, "nodePort");
             }
             remove(spec, "healthCheckNodePort");

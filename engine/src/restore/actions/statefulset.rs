@@ -19,12 +19,15 @@ impl ItemAction for StatefulSetAction {
     }
 
     fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
-        for template in object["spec"]["volumeClaimTemplates"]
-            .as_array_mut()
+        let templates = object
+            .pointer_mut("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array_mut);
+        for spec in templates
             .into_iter()
             .flatten()
+            .filter_map(|t| t.get_mut("spec"))
         {
-            super::pvc::map_class(&mut template["spec"], ctx);
+            super::pvc::map_class(spec, ctx);
         }
         Ok(Outcome::Restore)
     }
