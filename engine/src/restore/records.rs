@@ -50,6 +50,18 @@ impl RestoreRecords {
         Ok(self.get_opt(name).await?.is_some())
     }
 
+    /// `base`, or `base-2`, `base-3`… when a record of that name exists already (two
+    /// restores started within the same second get distinct default names).
+    pub async fn unused_name(&self, base: &str) -> Result<String> {
+        let mut name = base.to_string();
+        let mut n = 1;
+        while self.exists(&name).await? {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        Ok(name)
+    }
+
     /// Saves a record and its item log.
     pub async fn save(&self, record: &RestoreRecord, log: ItemLog) -> Result<()> {
         let name = &record.spec.name;

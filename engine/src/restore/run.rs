@@ -1,8 +1,9 @@
 //! Runs one restore.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
@@ -29,6 +30,10 @@ use crate::store::{Store, layout};
 use crate::{Error, Result};
 
 const FIELD_MANAGER: &str = "kubectl-vbackup";
+/// Objects applied at the same time within one batch.
+const PARALLEL_APPLIES: usize = 8;
+/// Objects read and transformed at once; bounds the memory a restore needs.
+const BATCH: usize = 64;
 /// How long a restored CRD may take to become Established before its objects are tried.
 const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -97,19 +102,34 @@ pub async fn run_restore(
     objects.sort_by(order::compare);
     let mut crds_restored = Vec::new();
     let mut after_crds = false;
-    for r in &objects {
-        if !after_crds && r.resource != kinds::CRDS {
+    let mut start = 0;
+    while start < objects.len() {
+        let first = &objects[start];
+        if !after_crds && first.resource != kinds::CRDS {
             after_crds = true;
             if !crds_restored.is_empty() {
                 run.wait_for_crds(&crds_restored).await;
                 run.discovered = discover(client).await?;
             }
         }
-        if let Some(created_crd) = run.restore_one(&unpacked, r, progress).await
-            && r.resource == kinds::CRDS
-        {
-            crds_restored.push(created_crd);
-        }
+        // A batch holds objects of one rank only, so what a rank needs is in place before
+        // the next one starts; its size bounds memory.
+        let rank = order::rank(&first.resource);
+        let end = (start..objects.len())
+            .take(BATCH)
+            .take_while(|&k| order::rank(&objects[k].resource) == rank)
+            .last()
+            .map_or(start + 1, |k| k + 1);
+        let applied = run
+            .restore_batch(&unpacked, &objects[start..end], progress)
+            .await;
+        crds_restored.extend(
+            applied
+                .into_iter()
+                .filter(|(r, _)| r.resource == kinds::CRDS)
+                .map(|(_, name)| name),
+        );
+        start = end;
     }
     let record = RestoreRecord {
         api_version: API_VERSION.into(),
@@ -198,13 +218,98 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Restores one archived object; returns its (new) name when it was created or updated.
-    async fn restore_one(
+    /// Restores a batch of objects of one rank, several at a time; returns the objects
+    /// created or updated, with their new names.
+    async fn restore_batch<'o>(
         &mut self,
         unpacked: &UnpackedArchive,
-        r: &ObjectRef,
+        batch: &'o [ObjectRef],
         progress: &(dyn Fn(&Progress) + Send + Sync),
-    ) -> Option<String> {
+    ) -> Vec<(&'o ObjectRef, String)> {
+        let mut prepared = Vec::with_capacity(batch.len());
+        for r in batch {
+            if let Some(object) = self.prepare(unpacked, r) {
+                prepared.push((r, object));
+            }
+        }
+        let mut namespace_errors = HashMap::new();
+        let namespaces: BTreeSet<String> = prepared
+            .iter()
+            .filter(|(r, _)| r.namespace.is_some())
+            .filter_map(|(_, o)| o["metadata"]["namespace"].as_str().map(String::from))
+            .collect();
+        for ns in namespaces {
+            if let Err(e) = self.ensure_namespace(&ns).await {
+                namespace_errors.insert(ns, e);
+            }
+        }
+        let target = Target {
+            client: self.client,
+            discovered: &self.discovered,
+            policy: self.request.existing_resource_policy,
+        };
+        let results: Vec<_> = futures::stream::iter(prepared.into_iter().map(|(r, object)| {
+            let blocked = object["metadata"]["namespace"]
+                .as_str()
+                .and_then(|ns| namespace_errors.get(ns).cloned());
+            let target = &target;
+            async move {
+                let result = match blocked {
+                    Some(e) => Err(e),
+                    None => target.apply(object).await,
+                };
+                (r, result)
+            }
+        }))
+        .buffered(PARALLEL_APPLIES)
+        .collect()
+        .await;
+        let mut applied = Vec::new();
+        for (r, result) in results {
+            self.items += 1;
+            progress(&Progress {
+                items: self.items,
+                resource: r.resource.clone(),
+            });
+            match result {
+                Ok(Applied::Created(name)) => {
+                    self.tally.count(&r.resource);
+                    self.log.record(r, "created", None);
+                    applied.push((r, name));
+                }
+                Ok(Applied::Unchanged) => {
+                    self.unchanged += 1;
+                    self.log
+                        .record(r, "unchanged", Some("exists already, as in the backup"));
+                }
+                Ok(Applied::Differs(shown)) => {
+                    self.unchanged += 1;
+                    self.tally.warn(format!(
+                        "{shown} exists and differs from the backup; left as it is (use \
+                         --existing-resource-policy=update to patch it)"
+                    ));
+                    self.log
+                        .record(r, "unchanged", Some("exists and differs from the backup"));
+                }
+                Ok(Applied::Updated(name)) => {
+                    self.updated += 1;
+                    self.tally.count(&r.resource);
+                    self.log.record(
+                        r,
+                        "updated",
+                        Some("existed and differed; patched to the backed-up state"),
+                    );
+                    applied.push((r, name));
+                }
+                Err(e) => self.fail(r, e),
+            }
+        }
+        applied
+    }
+
+    /// Reads, filters and transforms one object; `None` when it is not to be applied (the
+    /// reason is recorded unless the filters simply do not select it).
+    fn prepare(&mut self, unpacked: &UnpackedArchive, r: &ObjectRef) -> Option<Value> {
         let mut object = match unpacked.read(r) {
             Ok(o) => o,
             Err(e) => {
@@ -219,25 +324,12 @@ impl Run<'_> {
             request: self.request,
         };
         match actions::transform(&r.resource, &mut object, &ctx) {
-            Ok(Outcome::Restore) => {}
+            Ok(Outcome::Restore) => Some(object),
             Ok(Outcome::Skip(reason)) => {
                 add_skipped(&mut self.skipped, &r.resource, &reason);
                 self.log.record(r, "skipped", Some(&reason));
-                return None;
+                None
             }
-            Err(e) => {
-                self.fail(r, e);
-                return None;
-            }
-        }
-        let result = self.apply(r, object).await;
-        self.items += 1;
-        progress(&Progress {
-            items: self.items,
-            resource: r.resource.clone(),
-        });
-        match result {
-            Ok(name) => name,
             Err(e) => {
                 self.fail(r, e);
                 None
@@ -267,104 +359,6 @@ impl Run<'_> {
         let message = message.into();
         self.log.record(r, "failed", Some(&message));
         self.tally.error(r, message);
-    }
-
-    /// Creates the object, or handles it existing already; returns its name on success.
-    async fn apply(
-        &mut self,
-        r: &ObjectRef,
-        object: Value,
-    ) -> std::result::Result<Option<String>, String> {
-        let api_version = object["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let kind = object["kind"].as_str().unwrap_or_default().to_string();
-        let group = group_of(&api_version).to_string();
-        let rt = self.discovered.by_kind(&group, &kind).cloned().ok_or_else(|| {
-            format!("this cluster does not serve {kind} in group {group:?}: install its CRD or operator first, or exclude it")
-        })?;
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let namespace = object["metadata"]["namespace"].as_str().map(String::from);
-        let ar = ApiResource {
-            version: api_version
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            api_version: api_version.clone(),
-            ..rt.api_resource()
-        };
-        let api: Api<DynamicObject> = match (&namespace, rt.namespaced) {
-            (Some(ns), true) => {
-                self.ensure_namespace(ns).await?;
-                Api::namespaced_with(self.client.clone(), ns, &ar)
-            }
-            (None, false) => Api::all_with(self.client.clone(), &ar),
-            _ => {
-                return Err(format!(
-                    "{kind} {name}: namespace scope in the backup differs from the cluster's"
-                ));
-            }
-        };
-        let dynamic: DynamicObject =
-            serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
-        let pp = PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
-        match api.create(&pp, &dynamic).await {
-            Ok(_) => {
-                self.tally.count(&r.resource);
-                self.log.record(r, "created", None);
-                return Ok(Some(name));
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(api_error(e)),
-        }
-        let existing = api.get(&name).await.map_err(api_error)?;
-        let existing = serde_json::to_value(&existing).map_err(|e| e.to_string())?;
-        if compare::matches(&object, &existing) {
-            self.unchanged += 1;
-            self.log
-                .record(r, "unchanged", Some("exists already, as in the backup"));
-            return Ok(None);
-        }
-        match self.request.existing_resource_policy {
-            ExistingResourcePolicy::None => {
-                self.unchanged += 1;
-                let shown = match &namespace {
-                    Some(ns) => format!("{}/{ns}/{name}", r.resource),
-                    None => format!("{}/{name}", r.resource),
-                };
-                self.tally.warn(format!(
-                    "{shown} exists and differs from the backup; left as it is (use --existing-resource-policy=update to patch it)"
-                ));
-                self.log
-                    .record(r, "unchanged", Some("exists and differs from the backup"));
-                Ok(None)
-            }
-            ExistingResourcePolicy::Update => {
-                let pp = PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                api.patch(&name, &pp, &Patch::Merge(&object))
-                    .await
-                    .map_err(api_error)?;
-                self.updated += 1;
-                self.tally.count(&r.resource);
-                self.log.record(
-                    r,
-                    "updated",
-                    Some("existed and differed; patched to the backed-up state"),
-                );
-                Ok(Some(name))
-            }
-        }
     }
 
     /// Namespaces not in the backup (or filtered out) are created bare, as Velero does.
@@ -431,6 +425,98 @@ impl Run<'_> {
         }
         for name in waiting {
             self.tally.warn(format!("CustomResourceDefinition {name} was not Established after {}s; its objects may fail", CRD_ESTABLISH_TIMEOUT.as_secs()));
+        }
+    }
+}
+
+/// What happened to one object.
+enum Applied {
+    /// Created under this name.
+    Created(String),
+    /// It existed already, as in the backup.
+    Unchanged,
+    /// It existed already and differs (shown as `resource/ns/name`); left as it is.
+    Differs(String),
+    /// It existed, differed, and was patched; its name.
+    Updated(String),
+}
+
+/// What applying needs, shared by the objects applied at the same time.
+struct Target<'a> {
+    client: &'a Client,
+    discovered: &'a DiscoveredTypes,
+    policy: ExistingResourcePolicy,
+}
+
+impl Target<'_> {
+    /// Creates the object, or handles it existing already.
+    async fn apply(&self, object: Value) -> std::result::Result<Applied, String> {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let group = group_of(&api_version).to_string();
+        let rt = self.discovered.by_kind(&group, &kind).ok_or_else(|| {
+            format!(
+                "this cluster does not serve {kind} in group {group:?}: install its CRD or \
+                 operator first, or exclude it"
+            )
+        })?;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let namespace = object["metadata"]["namespace"].as_str().map(String::from);
+        let ar = ApiResource {
+            version: api_version
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            api_version: api_version.clone(),
+            ..rt.api_resource()
+        };
+        let api: Api<DynamicObject> = match (&namespace, rt.namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            (None, false) => Api::all_with(self.client.clone(), &ar),
+            _ => {
+                return Err(format!(
+                    "{kind} {name}: namespace scope in the backup differs from the cluster's"
+                ));
+            }
+        };
+        let dynamic: DynamicObject =
+            serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.create(&pp, &dynamic).await {
+            Ok(_) => return Ok(Applied::Created(name)),
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(api_error(e)),
+        }
+        let existing = api.get(&name).await.map_err(api_error)?;
+        let existing = serde_json::to_value(&existing).map_err(|e| e.to_string())?;
+        if compare::matches(&object, &existing) {
+            return Ok(Applied::Unchanged);
+        }
+        match self.policy {
+            ExistingResourcePolicy::None => Ok(Applied::Differs(match &namespace {
+                Some(ns) => format!("{}/{ns}/{name}", rt.group_resource()),
+                None => format!("{}/{name}", rt.group_resource()),
+            })),
+            ExistingResourcePolicy::Update => {
+                let pp = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                api.patch(&name, &pp, &Patch::Merge(&object))
+                    .await
+                    .map_err(api_error)?;
+                Ok(Applied::Updated(name))
+            }
         }
     }
 }

@@ -106,11 +106,7 @@ impl CreateArgs {
     pub fn request(&self) -> anyhow::Result<RestoreRequest> {
         let name = match &self.name {
             Some(n) => n.clone(),
-            None => format!(
-                "{}-{}",
-                self.from_backup,
-                jiff::Zoned::now().strftime("%Y%m%d%H%M%S")
-            ),
+            None => default_name(&self.from_backup),
         };
         let mut r = RestoreRequest::new(name, &self.from_backup);
         r.namespaces.include = split_list(&self.include_namespaces);
@@ -130,6 +126,14 @@ impl CreateArgs {
     }
 }
 
+/// `BACKUP-YYYYMMDDHHMMSS`, the backup's name shortened so the result stays a valid name.
+fn default_name(backup: &str) -> String {
+    let stamp = jiff::Zoned::now().strftime("%Y%m%d%H%M%S").to_string();
+    let keep = 63 - stamp.len() - 4;
+    let prefix: String = backup.chars().take(keep).collect();
+    format!("{}-{stamp}", prefix.trim_end_matches('-'))
+}
+
 /// Runs a `restore` subcommand.
 pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitCode> {
     let request = match &command {
@@ -140,7 +144,8 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
     let ns = &ctx.global.vbackup_namespace;
     let locations = Locations::new(conn.client.clone(), ns);
     match command {
-        RestoreCommand::Create(_) => {
+        RestoreCommand::Create(args) => {
+            let name_defaulted = args.name.is_none();
             let mut request = request.context("request built above")?;
             let (store, _) = find(
                 &locations,
@@ -152,6 +157,9 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
             classes.append(&mut request.storage_class_mappings);
             request.storage_class_mappings = classes;
             let records = RestoreRecords::new(&conn.client, ns, store.clone());
+            if name_defaulted {
+                request.name = records.unused_name(&request.name).await?;
+            }
             let bar = progress_bar();
             let on_progress = |p: &Progress| {
                 if let Some(bar) = &bar {
