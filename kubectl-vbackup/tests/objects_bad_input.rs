@@ -3,6 +3,7 @@
 mod objects;
 
 use objects::{Env, show, stderr};
+use serde_json::Value;
 
 fn fails_with(out: &std::process::Output, needle: &str) {
     assert!(!out.status.success(), "succeeded:\n{}", show(out));
@@ -101,6 +102,18 @@ async fn truncated_or_corrupt_archive_is_refused_before_anything_is_applied() {
     assert!(
         env.get("namespaces", None, "target").await.is_none(),
         "a truncated archive was half-applied"
+    );
+
+    let restores: Value =
+        serde_json::from_str(&env.vbackup_ok(&["restore", "get", "-o", "json"])).unwrap();
+    let failed = &restores.as_array().unwrap()[0]["status"];
+    assert_eq!(failed["phase"], "Failed", "{restores}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt or truncated"),
+        "{restores}"
     );
 
     let mut flipped = whole.clone();

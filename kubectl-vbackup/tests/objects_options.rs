@@ -218,4 +218,35 @@ async fn wait_false_returns_at_once_and_the_backup_finishes_in_the_background() 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    let out = env.vbackup_ok(&[
+        "restore",
+        "create",
+        "--from-backup",
+        "bg",
+        "--namespace-mappings",
+        "nextcloud:bg-copy",
+        "--wait=false",
+    ]);
+    let name = out.split_whitespace().nth(1).unwrap().to_string();
+    assert!(name.starts_with("bg-"), "{out}");
+    loop {
+        let out = env.vbackup(&["restore", "describe", &name, "-o", "json"]);
+        if out.status.success() {
+            let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(record["status"]["phase"], "Completed");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the background restore never finished:\n{}",
+            show(&out)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        env.get("statefulsets.apps", Some("bg-copy"), "mariadb")
+            .await
+            .is_some()
+    );
 }

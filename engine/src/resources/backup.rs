@@ -37,16 +37,25 @@ pub struct Progress {
     pub resource: String,
 }
 
-/// Backs up the objects `request` selects into `store`, then writes the item log and the
-/// metadata (last). Returns the record as written; its phase says whether every item made
-/// it. An `Err` means nothing usable was written (bad input, cluster unreachable) or the
-/// location failed so badly that not even the metadata could be written.
-pub async fn run_backup(
+/// What a backup learns before it starts writing.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    /// The parsed label selector.
+    pub selector: LabelSelector,
+    /// The API server's version.
+    pub cluster_version: String,
+    /// Every type the cluster serves.
+    pub discovered: DiscoveredTypes,
+}
+
+/// Checks everything a backup needs before anything is written: the request, a writable
+/// location without a backup of that name, a reachable cluster, and resource filters that
+/// name types the cluster serves. `backup create --wait=false` runs it before returning.
+pub async fn preflight(
     client: &Client,
     store: &Store,
     request: &BackupRequest,
-    progress: &(dyn Fn(&Progress) + Send + Sync),
-) -> Result<BackupRecord> {
+) -> Result<Preflight> {
     let selector = request.validate()?;
     store.ensure_writable()?;
     if Catalog::new(store.clone())
@@ -59,8 +68,6 @@ pub async fn run_backup(
             store.name()
         )));
     }
-    let started = now_rfc3339();
-    let started_at = jiff::Timestamp::now();
     let cluster_version = client
         .apiserver_version()
         .await
@@ -70,6 +77,30 @@ pub async fn run_backup(
     request
         .resources
         .validate(&discovered.types, "--include-resources/--exclude-resources")?;
+    Ok(Preflight {
+        selector,
+        cluster_version,
+        discovered,
+    })
+}
+
+/// Backs up the objects `request` selects into `store`, then writes the item log and the
+/// metadata (last). Returns the record as written; its phase says whether every item made
+/// it. An `Err` means nothing usable was written (bad input, cluster unreachable) or the
+/// location failed so badly that not even the metadata could be written.
+pub async fn run_backup(
+    client: &Client,
+    store: &Store,
+    request: &BackupRequest,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<BackupRecord> {
+    let Preflight {
+        selector,
+        cluster_version,
+        discovered,
+    } = preflight(client, store, request).await?;
+    let started = now_rfc3339();
+    let started_at = jiff::Timestamp::now();
     let namespaces = selected_namespaces(client, request).await?;
 
     let (pipe_writer, mut pipe_reader) = tokio::io::duplex(PIPE_BUFFER);

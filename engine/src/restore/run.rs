@@ -17,7 +17,7 @@ use super::records::RestoreRecords;
 use super::request::{ExistingResourcePolicy, RestoreRequest};
 use crate::backups::itemlog::ItemLog;
 use crate::backups::record::{
-    API_VERSION, Phase, RestoreRecord, RestoreStatus, Tally, add_skipped, now_rfc3339,
+    API_VERSION, BackupRecord, Phase, RestoreRecord, RestoreStatus, Tally, add_skipped, now_rfc3339,
 };
 use crate::backups::{Catalog, SkippedSummary};
 use crate::resources::Progress;
@@ -37,17 +37,14 @@ const BATCH: usize = 64;
 /// How long a restored CRD may take to become Established before its objects are tried.
 const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Restores the objects `request` selects from its backup, then saves the restore record
-/// (in the location, or in the cluster when the location is ReadOnly). Each failing object
-/// is recorded and the restore goes on (`PartiallyFailed`). An `Err` means nothing was
-/// applied: bad input, unknown backup, corrupt archive, cluster unreachable.
-pub async fn run_restore(
-    client: &Client,
+/// Checks a restore before anything is applied: the request, an unused name, and a
+/// backup that exists and did not fail. `restore create --wait=false` runs it before
+/// returning. Returns the parsed selector and the backup's record.
+pub async fn preflight(
     store: &Store,
     records: &RestoreRecords,
     request: &RestoreRequest,
-    progress: &(dyn Fn(&Progress) + Send + Sync),
-) -> Result<RestoreRecord> {
+) -> Result<(LabelSelector, BackupRecord)> {
     let selector = request.validate()?;
     if records.exists(&request.name).await? {
         return Err(Error::Invalid(format!(
@@ -67,7 +64,96 @@ pub async fn run_restore(
                 .unwrap_or("no reason recorded")
         )));
     }
+    Ok((selector, backup))
+}
+
+/// Restores the objects `request` selects from its backup, then saves the restore record
+/// (in the location, or in the cluster when the location is ReadOnly). Each failing object
+/// is recorded and the restore goes on (`PartiallyFailed`). An `Err` means nothing was
+/// applied (bad input, unknown backup, corrupt archive, cluster unreachable); once the
+/// backup is found, such a failure is also saved as a `Failed` record.
+pub async fn run_restore(
+    client: &Client,
+    store: &Store,
+    records: &RestoreRecords,
+    request: &RestoreRequest,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<RestoreRecord> {
+    let (selector, backup) = preflight(store, records, request).await?;
     let started = now_rfc3339();
+    let done = match restore_objects(client, store, request, &selector, &backup, progress).await {
+        Ok(done) => done,
+        Err(e) => {
+            let failed = RestoreRecord {
+                api_version: API_VERSION.into(),
+                kind: "Restore".into(),
+                spec: request.clone(),
+                status: RestoreStatus {
+                    phase: Phase::Failed,
+                    failure: Some(e.to_string()),
+                    started,
+                    completed: Some(now_rfc3339()),
+                    tally: Tally::default(),
+                    unchanged: 0,
+                    updated: 0,
+                    skipped: Vec::new(),
+                    volumes: Vec::new(),
+                },
+            };
+            // The error itself is what the caller must see; the record is best effort.
+            if let Ok(log) = ItemLog::new() {
+                let _ = records.save(&failed, log).await;
+            }
+            return Err(e);
+        }
+    };
+    let record = RestoreRecord {
+        api_version: API_VERSION.into(),
+        kind: "Restore".into(),
+        spec: request.clone(),
+        status: RestoreStatus {
+            phase: Phase::from_errors(done.tally.error_count),
+            failure: None,
+            started,
+            completed: Some(now_rfc3339()),
+            tally: done.tally,
+            unchanged: done.unchanged,
+            updated: done.updated,
+            skipped: done.skipped,
+            volumes: Vec::new(),
+        },
+    };
+    if let Err(e) = records.save(&record, done.log).await {
+        let s = &record.status;
+        return Err(Error::Invalid(format!(
+            "restore {} {} ({} objects created or updated, {} item errors) but its record could \
+             not be saved: {e}",
+            request.name,
+            s.phase,
+            s.tally.total(),
+            s.tally.error_count
+        )));
+    }
+    Ok(record)
+}
+
+/// What the object restore did, before it is recorded.
+struct Done {
+    tally: Tally,
+    skipped: Vec<SkippedSummary>,
+    unchanged: u64,
+    updated: u64,
+    log: ItemLog,
+}
+
+async fn restore_objects(
+    client: &Client,
+    store: &Store,
+    request: &RestoreRequest,
+    selector: &LabelSelector,
+    backup: &BackupRecord,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<Done> {
     let reader = store
         .get(&layout::backup_resources(&request.backup))
         .await?;
@@ -81,7 +167,7 @@ pub async fn run_restore(
     let mut run = Run {
         client,
         request,
-        selector: &selector,
+        selector,
         discovered,
         known,
         tally: Tally::default(),
@@ -131,34 +217,13 @@ pub async fn run_restore(
         );
         start = end;
     }
-    let record = RestoreRecord {
-        api_version: API_VERSION.into(),
-        kind: "Restore".into(),
-        spec: request.clone(),
-        status: RestoreStatus {
-            phase: Phase::from_errors(run.tally.error_count),
-            failure: None,
-            started,
-            completed: Some(now_rfc3339()),
-            tally: run.tally,
-            unchanged: run.unchanged,
-            updated: run.updated,
-            skipped: run.skipped,
-            volumes: Vec::new(),
-        },
-    };
-    if let Err(e) = records.save(&record, run.log).await {
-        let s = &record.status;
-        return Err(Error::Invalid(format!(
-            "restore {} {} ({} objects created or updated, {} item errors) but its record could \
-             not be saved: {e}",
-            request.name,
-            s.phase,
-            s.tally.total(),
-            s.tally.error_count
-        )));
-    }
-    Ok(record)
+    Ok(Done {
+        tally: run.tally,
+        skipped: run.skipped,
+        unchanged: run.unchanged,
+        updated: run.updated,
+        log: run.log,
+    })
 }
 
 /// The cluster's types, plus the archive's types the cluster does not serve (so filters

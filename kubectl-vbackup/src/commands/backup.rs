@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog, Phase, itemlog};
+use vbackup_engine::resources::backup::preflight;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::resources::request::parse_labels;
 use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress, run_backup};
@@ -16,7 +17,7 @@ use super::Context;
 use crate::output::{print_structured, table};
 
 /// Environment variable set on the background process `--wait=false` starts.
-const DETACHED_ENV: &str = "VBACKUP_DETACHED";
+pub const DETACHED_ENV: &str = "VBACKUP_DETACHED";
 
 /// The `backup` subcommands.
 // Parsed once per process: the size of the largest variant does not matter.
@@ -84,7 +85,13 @@ pub struct CreateArgs {
     pub selector: Option<String>,
     /// Cluster-scoped objects: auto (all of them for a whole-cluster backup, otherwise only
     /// the PVs, CRDs, StorageClasses and ClusterRoleBindings the selection needs), true, false.
-    #[arg(long, value_name = "auto|true|false", default_value = "auto")]
+    #[arg(
+        long,
+        value_name = "auto|true|false",
+        default_value = "auto",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
     pub include_cluster_resources: ClusterResources,
     /// With a selector, also take the PVCs, ConfigMaps, Secrets, ServiceAccounts and
     /// Services the selected pods and workloads reference.
@@ -139,14 +146,21 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
         BackupCommand::Create(args) => Some(args.request()?),
         _ => None,
     };
-    if let (Some(_), BackupCommand::Create(args)) = (&request, &command)
+    let conn = ctx.connect().await?;
+    let locations = Locations::new(conn.client.clone(), &ctx.global.vbackup_namespace);
+    if let (Some(request), BackupCommand::Create(args)) = (&request, &command)
         && !args.wait
         && std::env::var_os(DETACHED_ENV).is_none()
     {
-        return detach(&args.name);
+        // Everything that can be refused is refused here, before the background process
+        // (whose output nobody sees) takes over.
+        let location = locations
+            .resolve(request.storage_location.as_deref())
+            .await?;
+        let store = locations.open(&location).await?;
+        preflight(&conn.client, &store, request).await?;
+        return detach("backup", &args.name, &[]);
     }
-    let conn = ctx.connect().await?;
-    let locations = Locations::new(conn.client.clone(), &ctx.global.vbackup_namespace);
     match command {
         BackupCommand::Create(_) => {
             let request = request.context("request built above")?;
@@ -241,19 +255,21 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
     }
 }
 
-/// `--wait=false`: run the same command again in the background and return at once.
-fn detach(name: &str) -> anyhow::Result<ExitCode> {
+/// `--wait=false`: runs the same command again in the background (with `extra_args`
+/// appended) and returns at once.
+pub fn detach(what: &str, name: &str, extra_args: &[&str]) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the kubectl-vbackup executable")?;
     std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
+        .args(extra_args)
         .env(DETACHED_ENV, "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .context("cannot start the backup in the background")?;
+        .with_context(|| format!("cannot start the {what} in the background"))?;
     println!(
-        "backup {name} started in the background; follow it with `kubectl vbackup backup describe {name}`"
+        "{what} {name} started in the background; follow it with `kubectl vbackup {what} describe {name}`"
     );
     Ok(ExitCode::SUCCESS)
 }

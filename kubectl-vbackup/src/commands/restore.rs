@@ -11,12 +11,12 @@ use vbackup_engine::resources::Progress;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::restore::{
     ExistingResourcePolicy, RestoreRecords, RestoreRequest, class_config, parse_mappings,
-    run_restore,
+    run::preflight, run_restore,
 };
 use vbackup_engine::store::Locations;
 
 use super::Context;
-use super::backup::{exit_code, find};
+use super::backup::{DETACHED_ENV, detach, exit_code, find};
 use crate::output::{print_structured, table};
 
 /// The `restore` subcommands.
@@ -95,8 +95,8 @@ pub struct CreateArgs {
     /// The location holding the backup (default: search every location).
     #[arg(long, value_name = "NAME")]
     pub storage_location: Option<String>,
-    /// Wait for the restore to finish (a progress bar on a terminal). The restore is run by
-    /// this command, so it always waits; the flag is accepted for Velero compatibility.
+    /// Wait for the restore to finish (a progress bar on a terminal); false returns at once
+    /// and the restore runs on in the background.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub wait: bool,
 }
@@ -160,7 +160,14 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
             if name_defaulted {
                 request.name = records.unused_name(&request.name).await?;
             }
-            let bar = progress_bar();
+            if !args.wait && std::env::var_os(DETACHED_ENV).is_none() {
+                // Refuse what can be refused while someone is watching.
+                preflight(&store, &records, &request).await?;
+                let name = request.name.clone();
+                let extra: &[&str] = if name_defaulted { &[&name] } else { &[] };
+                return detach("restore", &name, extra);
+            }
+            let bar = progress_bar().filter(|_| std::env::var_os(DETACHED_ENV).is_none());
             let on_progress = |p: &Progress| {
                 if let Some(bar) = &bar {
                     bar.set_position(p.items);
