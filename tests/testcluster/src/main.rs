@@ -1,0 +1,63 @@
+//! `vbackup-testcluster`: serves a test Kubernetes API until killed.
+
+use anyhow::Context;
+use clap::Parser;
+use std::io::Write;
+use std::path::PathBuf;
+use vbackup_testcluster::{ClusterOptions, ServiceEndpoints, TestCluster};
+
+/// A faithful Kubernetes API server for tests and the demo. Prints its URL, writes a
+/// kubeconfig and serves until killed.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Directory keeping the objects, so a restart keeps them (in memory if omitted).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Where to write the kubeconfig (required: clients need it).
+    #[arg(long)]
+    kubeconfig_out: PathBuf,
+    /// Serve HTTPS with a generated CA (put in the kubeconfig).
+    #[arg(long)]
+    tls: bool,
+    /// Route a webhook's `clientConfig.service` to a local address: NS/NAME=127.0.0.1:PORT.
+    #[arg(long = "service-endpoint", value_name = "NS/NAME=IP:PORT")]
+    service_endpoints: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut endpoints = ServiceEndpoints::default();
+    for spec in &args.service_endpoints {
+        let (ns, name, addr) = ServiceEndpoints::parse(spec).map_err(anyhow::Error::msg)?;
+        endpoints.insert(&ns, &name, addr);
+    }
+    let cluster = TestCluster::start_with(ClusterOptions {
+        port: args.port,
+        state_dir: args.state_dir,
+        kubeconfig_out: Some(args.kubeconfig_out),
+        tls: args.tls,
+        service_endpoints: endpoints,
+        controllers: Vec::new(),
+    })?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", cluster.url())?;
+    out.flush()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    cluster.stop();
+    Ok(())
+}
