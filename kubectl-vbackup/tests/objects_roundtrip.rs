@@ -57,19 +57,24 @@ async fn backup_records_counts_skips_and_the_cluster_objects_the_namespace_needs
     assert_eq!(status["phase"], "Completed");
     assert_eq!(status["counts"]["statefulsets.apps"], 2);
     assert_eq!(status["counts"]["certificates.acme.example.io"], 2);
-    // auto: the CRD of the Certificates and the StorageClass of the claims, nothing else
-    // cluster-scoped.
+    // auto: the CRD of the Certificates, the StorageClass of the claims and the RBAC the
+    // service account is bound to; nothing else cluster-scoped.
     assert_eq!(
         status["counts"]["customresourcedefinitions.apiextensions.k8s.io"],
         1
     );
     assert_eq!(status["counts"]["storageclasses.storage.k8s.io"], 1);
     assert_eq!(status["counts"]["namespaces"], 1);
-    assert!(
-        status["counts"]
-            .get("clusterroles.rbac.authorization.k8s.io")
-            .is_none()
+    // The ClusterRoleBinding naming the service account, and its ClusterRole.
+    assert_eq!(
+        status["counts"]["clusterrolebindings.rbac.authorization.k8s.io"],
+        1
     );
+    assert_eq!(
+        status["counts"]["clusterroles.rbac.authorization.k8s.io"],
+        1
+    );
+    assert!(status["counts"].get("persistentvolumes").is_none());
     assert!(
         status["clusterVersion"]
             .as_str()
