@@ -5,6 +5,7 @@ mod objects;
 
 use objects::{Env, show, stderr};
 use serde_json::Value;
+use vbackup_engine::store::AccessMode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_namespace_comes_back_equal_to_the_original() {
@@ -313,4 +314,56 @@ async fn s3_location_round_trip_and_a_readonly_location_writes_nothing() {
     let out = env.vbackup(&["backup", "describe", "nc-s3"]);
     assert!(!out.status.success());
     assert!(store.list("backups/").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cluster_sees_the_backups_and_restores_them_without_writing() {
+    let first = Env::start().await;
+    first.create_nextcloud();
+    let before = first.snapshot("nextcloud").await;
+    first.vbackup_ok(&[
+        "backup",
+        "create",
+        "nc1",
+        "--include-namespaces",
+        "nextcloud",
+    ]);
+
+    let root = first.fs_root();
+    let second = Env::start_with_location(Some(&root), AccessMode::ReadOnly).await;
+    let listed = second.vbackup_ok(&["backup", "get"]);
+    assert!(
+        listed.contains("nc1") && listed.contains("Completed"),
+        "{listed}"
+    );
+    let files_before = list_files(&root);
+    second.vbackup_ok(&["restore", "create", "migrate", "--from-backup", "nc1"]);
+    assert_eq!(second.snapshot("nextcloud").await, before);
+    assert_eq!(
+        list_files(&root),
+        files_before,
+        "restoring from a ReadOnly location wrote to it"
+    );
+    let out = second.vbackup_ok(&["restore", "describe", "migrate"]);
+    assert!(out.contains("Completed"), "{out}");
+    // The first cluster, which owns the location, does not see the second one's restore.
+    let out = first.vbackup_ok(&["restore", "get"]);
+    assert!(!out.contains("migrate"), "{out}");
+}
+
+fn list_files(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
 }

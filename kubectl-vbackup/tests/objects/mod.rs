@@ -27,6 +27,7 @@ pub struct Env {
     pub client: Client,
     pub dir: tempfile::TempDir,
     path: String,
+    store_dir: PathBuf,
 }
 
 /// Where the default filesystem location keeps its objects, inside the env's directory.
@@ -35,6 +36,12 @@ pub const FS_LOCATION: &str = "local";
 impl Env {
     /// Starts everything; the filesystem location `local` is the default.
     pub async fn start() -> Env {
+        Self::start_with_location(None, AccessMode::ReadWrite).await
+    }
+
+    /// Starts everything with the default location `local` in `store_dir` (a directory of
+    /// its own when `None`), e.g. a second cluster reading the first one's backups.
+    pub async fn start_with_location(store_dir: Option<&Path>, access_mode: AccessMode) -> Env {
         let cluster = TestCluster::start().expect("start the test cluster");
         let client = connect(&ClusterOptions {
             kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
@@ -56,11 +63,13 @@ impl Env {
         )
         .unwrap();
         let path = format!("{}:/usr/local/bin:/usr/bin:/bin", dir.path().display());
+        let store_dir = store_dir.map_or_else(|| dir.path().join("store"), Path::to_path_buf);
         let env = Env {
             cluster,
             client,
             dir,
             path,
+            store_dir,
         };
         let spec = BackupStorageLocationSpec {
             provider: Provider::Filesystem,
@@ -68,7 +77,7 @@ impl Env {
             filesystem: Some(FilesystemSpec {
                 path: env.fs_root().display().to_string(),
             }),
-            access_mode: AccessMode::ReadWrite,
+            access_mode,
             default: true,
         };
         env.locations()
@@ -80,7 +89,7 @@ impl Env {
 
     /// The filesystem location's directory.
     pub fn fs_root(&self) -> PathBuf {
-        self.dir.path().join("store")
+        self.store_dir.clone()
     }
 
     /// The cluster's locations.
