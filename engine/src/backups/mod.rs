@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod itemlog;
 pub mod record;
+pub mod volume_step;
 
 pub use catalog::{BackupSummary, Catalog};
 pub use itemlog::{ItemLog, LogEntry};
@@ -11,3 +12,4 @@ pub use record::{
     BackupRecord, BackupStatus, ItemError, Phase, RestoreRecord, RestoreStatus, SkippedSummary,
     VolumeRecord,
 };
+pub use volume_step::{BackupVolumeContext, RestoreVolumeContext, VolumeStep};

@@ -16,11 +16,12 @@ use super::sanitize::sanitize;
 use super::selector::LabelSelector;
 use super::skip;
 use super::types::{ObjectRef, ResourceType};
-use crate::backups::Catalog;
 use crate::backups::itemlog::ItemLog;
 use crate::backups::record::{
     API_VERSION, BackupRecord, BackupStatus, Phase, SkippedSummary, Tally, add_skipped, now_rfc3339,
 };
+use crate::backups::volume_step::{self, BackupVolumeContext, VolumeStep};
+use crate::backups::{Catalog, VolumeRecord};
 use crate::store::{Store, layout};
 use crate::{Error, Result};
 
@@ -94,6 +95,18 @@ pub async fn run_backup(
     request: &BackupRequest,
     progress: &(dyn Fn(&Progress) + Send + Sync),
 ) -> Result<BackupRecord> {
+    run_backup_with_volumes(client, store, request, None, progress).await
+}
+
+/// [`run_backup`], with volume data copied by `volumes` after the archive is stored and
+/// before the metadata is written (skipped when the request turns volumes off).
+pub async fn run_backup_with_volumes(
+    client: &Client,
+    store: &Store,
+    request: &BackupRequest,
+    volumes: Option<&dyn VolumeStep>,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<BackupRecord> {
     let Preflight {
         selector,
         cluster_version,
@@ -158,9 +171,26 @@ pub async fn run_backup(
             .await;
         }
     };
+    let mut tally = tally;
+    let mut volume_records = Vec::new();
     let (phase, failure, archive_bytes) = match finished {
         Ok(()) => match upload.await {
-            Ok(Ok(bytes)) => (Phase::from_errors(tally.error_count), None, bytes),
+            Ok(Ok(bytes)) => {
+                if let Some(step) =
+                    volumes.filter(|_| request.volumes.back_up_volumes != Some(false))
+                {
+                    let ctx = BackupVolumeContext {
+                        client,
+                        store,
+                        request,
+                        namespaces: &namespaces.selected,
+                        selector: &selector,
+                    };
+                    volume_records = step.back_up(ctx).await;
+                    record_volume_failures(&mut tally, &volume_records);
+                }
+                (Phase::from_errors(tally.error_count), None, bytes)
+            }
             Ok(Err(e)) => (Phase::Failed, Some(e.to_string()), 0),
             Err(e) => (
                 Phase::Failed,
@@ -189,10 +219,20 @@ pub async fn run_backup(
             tally,
             skipped,
             archive_bytes,
-            volumes: Vec::new(),
+            volumes: volume_records,
         },
     };
     save(store, record, log).await
+}
+
+/// Counts each failed volume as an item error, so the phase reflects it.
+pub fn record_volume_failures(tally: &mut Tally, volumes: &[VolumeRecord]) {
+    for v in volumes.iter().filter(|v| v.phase == volume_step::FAILED) {
+        tally.error(
+            &ObjectRef::namespaced("persistentvolumeclaims", &v.namespace, &v.name),
+            format!("volume data: {}", v.message.as_deref().unwrap_or("failed")),
+        );
+    }
 }
 
 fn expiry(started_at: jiff::Timestamp, request: &BackupRequest) -> String {

@@ -13,5 +13,5 @@ pub mod selector;
 pub mod skip;
 pub mod types;
 
-pub use backup::{Progress, run_backup};
+pub use backup::{Progress, run_backup, run_backup_with_volumes};
 pub use request::{BackupRequest, ClusterResources, VolumeOptions};

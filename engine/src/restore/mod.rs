@@ -12,4 +12,4 @@ pub mod run;
 
 pub use records::RestoreRecords;
 pub use request::{ExistingResourcePolicy, RestoreRequest, parse_mappings};
-pub use run::run_restore;
+pub use run::{run_restore, run_restore_with_volumes};

@@ -19,9 +19,11 @@ use crate::backups::itemlog::ItemLog;
 use crate::backups::record::{
     API_VERSION, BackupRecord, Phase, RestoreRecord, RestoreStatus, Tally, add_skipped, now_rfc3339,
 };
-use crate::backups::{Catalog, SkippedSummary};
+use crate::backups::volume_step::{RestoreVolumeContext, VolumeStep};
+use crate::backups::{Catalog, SkippedSummary, VolumeRecord};
 use crate::resources::Progress;
 use crate::resources::archive::{self, UnpackedArchive};
+use crate::resources::backup::record_volume_failures;
 use crate::resources::deps::{kinds, string_map};
 use crate::resources::discovery::{DiscoveredTypes, discover};
 use crate::resources::selector::LabelSelector;
@@ -34,6 +36,8 @@ const FIELD_MANAGER: &str = "kubectl-vbackup";
 const PARALLEL_APPLIES: usize = 8;
 /// Objects read and transformed at once; bounds the memory a restore needs.
 const BATCH: usize = 64;
+/// The first type that runs pods: volume data must be back before it is created.
+const WORKLOADS_FROM: &str = "deployments.apps";
 /// How long a restored CRD may take to become Established before its objects are tried.
 const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -79,9 +83,26 @@ pub async fn run_restore(
     request: &RestoreRequest,
     progress: &(dyn Fn(&Progress) + Send + Sync),
 ) -> Result<RestoreRecord> {
+    run_restore_with_volumes(client, store, records, request, None, progress).await
+}
+
+/// [`run_restore`], with volume data brought back by `volumes` once the claims exist and
+/// before any workload is created (skipped without `--restore-volumes`).
+pub async fn run_restore_with_volumes(
+    client: &Client,
+    store: &Store,
+    records: &RestoreRecords,
+    request: &RestoreRequest,
+    volumes: Option<&dyn VolumeStep>,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<RestoreRecord> {
     let (selector, backup) = preflight(store, records, request).await?;
     let started = now_rfc3339();
-    let done = match restore_objects(client, store, request, &selector, &backup, progress).await {
+    let volumes = volumes.filter(|_| request.restore_volumes);
+    let restored = restore_objects(
+        client, store, request, &selector, &backup, volumes, progress,
+    );
+    let done = match restored.await {
         Ok(done) => done,
         Err(e) => {
             let failed = RestoreRecord {
@@ -120,7 +141,7 @@ pub async fn run_restore(
             unchanged: done.unchanged,
             updated: done.updated,
             skipped: done.skipped,
-            volumes: Vec::new(),
+            volumes: done.volumes,
         },
     };
     if let Err(e) = records.save(&record, done.log).await {
@@ -144,6 +165,7 @@ struct Done {
     unchanged: u64,
     updated: u64,
     log: ItemLog,
+    volumes: Vec<VolumeRecord>,
 }
 
 async fn restore_objects(
@@ -152,6 +174,7 @@ async fn restore_objects(
     request: &RestoreRequest,
     selector: &LabelSelector,
     backup: &BackupRecord,
+    volumes: Option<&dyn VolumeStep>,
     progress: &(dyn Fn(&Progress) + Send + Sync),
 ) -> Result<Done> {
     let reader = store
@@ -188,9 +211,16 @@ async fn restore_objects(
     objects.sort_by(order::compare);
     let mut crds_restored = Vec::new();
     let mut after_crds = false;
+    let mut volume_records = Vec::new();
+    let mut volumes_pending = volumes;
     let mut start = 0;
     while start < objects.len() {
         let first = &objects[start];
+        if order::rank(&first.resource) >= order::rank(WORKLOADS_FROM)
+            && let Some(step) = volumes_pending.take()
+        {
+            volume_records = run.restore_volumes(step, store, backup).await;
+        }
         if !after_crds && first.resource != kinds::CRDS {
             after_crds = true;
             if !crds_restored.is_empty() {
@@ -217,12 +247,16 @@ async fn restore_objects(
         );
         start = end;
     }
+    if let Some(step) = volumes_pending {
+        volume_records = run.restore_volumes(step, store, backup).await;
+    }
     Ok(Done {
         tally: run.tally,
         skipped: run.skipped,
         unchanged: run.unchanged,
         updated: run.updated,
         log: run.log,
+        volumes: volume_records,
     })
 }
 
@@ -459,6 +493,24 @@ impl Run<'_> {
         }
         self.ensured_namespaces.insert(ns.to_string());
         Ok(())
+    }
+
+    /// Runs the volume step and counts its failures as item errors.
+    async fn restore_volumes(
+        &mut self,
+        step: &dyn VolumeStep,
+        store: &Store,
+        backup: &BackupRecord,
+    ) -> Vec<VolumeRecord> {
+        let ctx = RestoreVolumeContext {
+            client: self.client,
+            store,
+            request: self.request,
+            backup,
+        };
+        let records = step.restore(ctx).await;
+        record_volume_failures(&mut self.tally, &records);
+        records
     }
 
     async fn wait_for_crds(&mut self, names: &[String]) {
