@@ -8,6 +8,7 @@ mod namespace_mapping;
 mod pod;
 mod pv;
 mod pvc;
+mod secret;
 mod service;
 mod statefulset;
 
@@ -42,12 +43,13 @@ pub trait ItemAction: Send + Sync {
 }
 
 /// Every rule, in the order they run.
-pub fn actions() -> [&'static dyn ItemAction; 8] {
+pub fn actions() -> [&'static dyn ItemAction; 9] {
     [
         &common::Common,
         &namespace_mapping::NamespaceMapping,
         &bindings::BindingSubjects,
         &service::ServiceAction,
+        &secret::TokenSecret,
         &pod::PodAction,
         &pvc::PvcAction,
         &pv::PvAction,

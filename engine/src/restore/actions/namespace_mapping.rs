@@ -23,6 +23,11 @@ impl ItemAction for NamespaceMapping {
         if let Some(old) = object["metadata"][field].as_str() {
             let new = ctx.request.target_namespace(old).to_string();
             object["metadata"][field] = json!(new);
+            // The API server keeps this label equal to the namespace's name.
+            let label = object.pointer_mut("/metadata/labels/kubernetes.io~1metadata.name");
+            if let (true, Some(label)) = (is_namespace, label) {
+                *label = json!(new);
+            }
         }
         Ok(Outcome::Restore)
     }
@@ -57,10 +62,16 @@ mod tests {
     #[test]
     fn namespace_object_is_renamed() {
         let r = req();
-        let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nc"}});
+        let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nc",
+            "labels": {"kubernetes.io/metadata.name": "nc", "team": "files"}}});
         NamespaceMapping
             .apply(&mut ns, &ActionContext { request: &r })
             .unwrap();
         assert_eq!(ns["metadata"]["name"], "nc-copy");
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "nc-copy"
+        );
+        assert_eq!(ns["metadata"]["labels"]["team"], "files");
     }
 }
