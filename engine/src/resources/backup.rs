@@ -368,7 +368,7 @@ struct Walk<'a> {
     log: ItemLog,
     tally: Tally,
     skipped: Vec<SkippedSummary>,
-    /// Objects written, kept only while dependencies are resolved.
+    /// Objects written that a dependency could name again (see `remembers`).
     seen: HashSet<ObjectRef>,
     pending: BTreeSet<ObjectRef>,
     pod_labels: BTreeMap<String, Vec<BTreeMap<String, String>>>,
@@ -401,6 +401,16 @@ impl<'a> Walk<'a> {
             crds: HashSet::new(),
             items: 0,
         })
+    }
+
+    /// True when a written object must be remembered so a dependency does not write it
+    /// twice: only objects a dependency can name, so memory follows the selection's
+    /// dependencies, not the size of the namespaces.
+    fn remembers(&self, r: &ObjectRef) -> bool {
+        match r.namespace {
+            None => self.tracks_dependencies(),
+            Some(_) => self.request.adds_namespaced_dependencies(),
+        }
     }
 
     fn tracks_dependencies(&self) -> bool {
@@ -523,7 +533,7 @@ impl<'a> Walk<'a> {
             Some(ns) => ObjectRef::namespaced(&gr, ns, &name),
             None => ObjectRef::cluster(&gr, &name),
         };
-        if self.tracks_dependencies() && !self.seen.insert(r.clone()) {
+        if self.remembers(&r) && !self.seen.insert(r.clone()) {
             return Ok(());
         }
         if skip::excluded_by_label(&object) {

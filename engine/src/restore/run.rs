@@ -180,7 +180,7 @@ async fn restore_objects(
     let reader = store
         .get(&layout::backup_resources(&request.backup))
         .await?;
-    let unpacked = archive::unpack(reader).await?;
+    let mut unpacked = archive::unpack(reader).await?;
     let discovered = discover(client).await?;
     let known = known_types(&discovered, &unpacked)?;
     request
@@ -207,7 +207,7 @@ async fn restore_objects(
             request.backup
         ));
     }
-    let mut objects = unpacked.objects.clone();
+    let mut objects = std::mem::take(&mut unpacked.objects);
     objects.sort_by(order::compare);
     let mut crds_restored = Vec::new();
     let mut after_crds = false;
