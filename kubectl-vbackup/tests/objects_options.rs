@@ -250,3 +250,91 @@ async fn wait_false_returns_at_once_and_the_backup_finishes_in_the_background() 
             .is_some()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_owned_by_a_controller_are_left_to_it_and_bare_pods_are_kept() {
+    let env = Env::start().await;
+    env.create_nextcloud();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(env.client.clone(), "nextcloud");
+    let pod = |name: &str, owned: bool| -> k8s_openapi::api::core::v1::Pod {
+        let mut p = serde_json::json!({
+            "metadata": {"name": name, "labels": {"app": "nextcloud"}},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}]}
+        });
+        if owned {
+            p["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1",
+                "kind": "ReplicaSet", "name": "nextcloud-7d9f", "uid": "0b7e6f8c-1111-4222-8333-944455556666",
+                "controller": true}]);
+        }
+        serde_json::from_value(p).unwrap()
+    };
+    pods.create(&PostParams::default(), &pod("nextcloud-7d9f-abcde", true))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("debug", false))
+        .await
+        .unwrap();
+
+    env.vbackup_ok(&[
+        "backup",
+        "create",
+        "nc1",
+        "--include-namespaces",
+        "nextcloud",
+    ]);
+    let record: Value =
+        serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "nc1", "-o", "json"]))
+            .unwrap();
+    assert_eq!(record["status"]["counts"]["pods"], 1);
+    let skipped = record["status"]["skipped"].as_array().unwrap();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s["resource"] == "pods" && s["count"] == 1),
+        "{skipped:?}"
+    );
+
+    env.vbackup_ok(&[
+        "restore",
+        "create",
+        "--from-backup",
+        "nc1",
+        "--namespace-mappings",
+        "nextcloud:copy",
+    ]);
+    let restored = env.get("pods", Some("copy"), "debug").await.unwrap();
+    assert!(
+        restored["spec"].get("nodeName").is_none(),
+        "nodeName was restored: {restored}"
+    );
+    assert!(
+        env.get("pods", Some("copy"), "nextcloud-7d9f-abcde")
+            .await
+            .is_none()
+    );
+
+    // With dependencies off, a selector takes only what it selects.
+    env.vbackup_ok(&[
+        "backup",
+        "create",
+        "only",
+        "-l",
+        "app=nextcloud",
+        "--include-namespaces",
+        "nextcloud",
+        "--include-dependencies=false",
+        "--include-cluster-resources=false",
+    ]);
+    let record: Value =
+        serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "only", "-o", "json"]))
+            .unwrap();
+    let counts = &record["status"]["counts"];
+    assert_eq!(counts["secrets"], 1, "{counts}");
+    assert_eq!(counts["namespaces"], 1, "{counts}");
+    assert!(counts.get("serviceaccounts").is_none(), "{counts}");
+    assert!(
+        counts.get("storageclasses.storage.k8s.io").is_none(),
+        "{counts}"
+    );
+}

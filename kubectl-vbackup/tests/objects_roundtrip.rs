@@ -260,6 +260,8 @@ async fn selector_backup_takes_what_the_selected_workload_needs() {
     assert_eq!(counts["storageclasses.storage.k8s.io"], 1, "{counts}");
     assert_eq!(counts["persistentvolumeclaims"], 1, "{counts}");
     assert!(counts.get("statefulsets.apps").is_none(), "{counts}");
+    // Only the namespace the selected objects live in.
+    assert_eq!(counts["namespaces"], 1, "{counts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -458,9 +458,12 @@ impl<'a> Walk<'a> {
                     }
                 }
             } else if gr == kinds::NAMESPACES {
-                for ns in namespaces {
-                    self.pending
-                        .insert(ObjectRef::cluster(kinds::NAMESPACES, ns));
+                // With a selector, only the namespaces of taken objects (added in `take`).
+                if self.selector.is_empty() {
+                    for ns in namespaces {
+                        self.pending
+                            .insert(ObjectRef::cluster(kinds::NAMESPACES, ns));
+                    }
                 }
             } else if self.request.takes_all_cluster_resources() {
                 let api = Api::all_with(self.client.clone(), &rt.api_resource());
@@ -554,6 +557,14 @@ impl<'a> Walk<'a> {
         self.archive.add(&r, &json).await?;
         self.tally.count(&gr);
         self.log.record(&r, "backed-up", None);
+        if !self.selector.is_empty()
+            && let Some(ns) = &r.namespace
+        {
+            let namespace = ObjectRef::cluster(kinds::NAMESPACES, ns);
+            if !self.seen.contains(&namespace) {
+                self.pending.insert(namespace);
+            }
+        }
         self.items += 1;
         progress(&Progress {
             items: self.items,
