@@ -74,6 +74,47 @@ pub enum Error {
          or `kubectl apply -f manifests/crds/`"
     )]
     CrdMissing { kind: &'static str },
+
+    /// The location key does not open a repository's sealed password.
+    #[error(
+        "the location key does not open the repository of namespace {namespace} in {location} \
+         (wrong key, or {key_object} was altered): import the key this location was created \
+         with (`kubectl vbackup location import-key`)"
+    )]
+    WrongLocationKey {
+        namespace: String,
+        location: String,
+        key_object: String,
+    },
+
+    /// A namespace has no volume-data repository in the location.
+    #[error(
+        "namespace {namespace} has no volume-data repository in {location} ({key_object} is \
+         missing): back the namespace up first, or check the location and namespace names"
+    )]
+    RepoMissing {
+        namespace: String,
+        location: String,
+        key_object: String,
+    },
+
+    /// A repository operation (rustic_core) failed; `detail` carries rustic's own words.
+    #[error("{op} in the repository of namespace {namespace} failed: {detail}")]
+    Repo {
+        op: &'static str,
+        namespace: String,
+        detail: String,
+    },
+
+    /// A volume copy made no progress for longer than the configured stall period.
+    #[error(
+        "{what} made no progress for {stalled_for:?} (stall period): the source or the \
+         object store is hanging; check the volume and the location, or raise the stall period"
+    )]
+    Stalled {
+        what: String,
+        stalled_for: std::time::Duration,
+    },
 }
 
 impl Error {

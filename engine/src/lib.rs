@@ -7,6 +7,8 @@ pub mod backups;
 pub mod cluster;
 pub mod crds;
 pub mod error;
+pub mod keys;
+pub mod repo;
 pub mod resources;
 pub mod restore;
 pub mod store;

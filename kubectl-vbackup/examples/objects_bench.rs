@@ -104,7 +104,7 @@ async fn run(plugin: &Path, configmaps: usize, secrets: usize) -> anyhow::Result
         default: true,
     };
     Locations::new(client.clone(), SYSTEM_NAMESPACE)
-        .create("local", spec, true)
+        .create("local", spec, true, None)
         .await?;
     populate(&client, configmaps, secrets).await?;
     let objects = configmaps + secrets;

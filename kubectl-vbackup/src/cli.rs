@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{backup::BackupCommand, restore::RestoreCommand};
-use crate::commands::{completion::CompletionArgs, location::LocationCommand};
+use crate::commands::{completion::CompletionArgs, location::LocationCommand, repo::RepoCommand};
 use crate::output::OutputFormat;
 
 /// Back up and restore Kubernetes namespaces — API objects and volume data — to
@@ -63,4 +63,7 @@ pub enum Command {
     /// Restore from a backup; list, describe and delete restore records.
     #[command(subcommand, visible_alias = "restores")]
     Restore(RestoreCommand),
+    /// Volume-data repositories (restic format): access for the stock tools.
+    #[command(subcommand)]
+    Repo(RepoCommand),
 }

@@ -129,3 +129,28 @@ fn bad_location_flags_fail_before_any_connection_with_one_clear_line() {
         );
     }
 }
+
+#[test]
+fn kubectl_vbackup_version_shows_the_cluster_version_when_reachable() {
+    let cluster = vbackup_testcluster::TestCluster::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = plugin_path(dir.path());
+    let out = Command::new("kubectl")
+        .args(["vbackup", "version"])
+        .env("PATH", &path)
+        .env("KUBECONFIG", cluster.kubeconfig_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let server = Command::new("kubectl")
+        .args(["version", "-o", "json"])
+        .env("KUBECONFIG", cluster.kubeconfig_path())
+        .output()
+        .unwrap();
+    let server: serde_json::Value = serde_json::from_slice(&server.stdout).unwrap();
+    let git_version = server["serverVersion"]["gitVersion"].as_str().unwrap();
+    assert!(
+        stdout.contains(&format!("Server Version: {git_version}")),
+        "{stdout}"
+    );
+}

@@ -56,6 +56,26 @@ pub fn repo_sealed_key(namespace: &str) -> String {
     format!("{}vbackup-key.sealed", repo_dir(namespace))
 }
 
+/// The `config` file of a namespace's restic-format repository.
+pub fn repo_config(namespace: &str) -> String {
+    format!("{}config", repo_dir(namespace))
+}
+
+/// The folder of one kind of restic repository file (`keys`, `snapshots`, `index`, `data`),
+/// with a trailing slash.
+pub fn repo_kind_dir(namespace: &str, kind: &str) -> String {
+    format!("{}{kind}/", repo_dir(namespace))
+}
+
+/// One restic repository file, named by its hex id. Pack files (`data`) are fanned out into
+/// sub-folders named after the id's first two hex digits, as the restic format requires.
+pub fn repo_file(namespace: &str, kind: &str, id: &str) -> String {
+    match (kind, id.get(..2)) {
+        ("data", Some(fan)) => format!("{}{fan}/{id}", repo_kind_dir(namespace, kind)),
+        _ => format!("{}{id}", repo_kind_dir(namespace, kind)),
+    }
+}
+
 /// The probe object `location check` writes, reads back and deletes.
 pub const PROBE: &str = "vbackup-probe";
 
@@ -88,6 +108,9 @@ mod tests {
         assert_eq!(backup_log("nightly"), "backups/nightly/log.jsonl.gz");
         assert_eq!(restore_metadata("r1"), "restores/r1/vbackup-restore.json");
         assert_eq!(repo_sealed_key("prod"), "repos/prod/vbackup-key.sealed");
+        assert_eq!(repo_config("prod"), "repos/prod/config");
+        assert_eq!(repo_file("prod", "keys", "ab12"), "repos/prod/keys/ab12");
+        assert_eq!(repo_file("prod", "data", "ab12"), "repos/prod/data/ab/ab12");
     }
 
     #[test]

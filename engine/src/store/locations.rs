@@ -7,11 +7,14 @@ use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::json;
 
+use super::key_secret::{self, KeySecrets};
 use super::location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus,
     LocationPhase, Provider,
 };
 use super::{CheckReport, ObjectBackend, Store, credentials, fs::FsBackend, s3::S3Backend};
+use crate::keys::{self, LocationKey, RepoPassword};
+use crate::repo::{self, RepoOptions, VolumeRepo};
 use crate::{Error, Result};
 
 const FIELD_MANAGER: &str = "kubectl-vbackup";
@@ -22,6 +25,29 @@ pub struct Locations {
     client: Client,
     namespace: String,
     api: Api<BackupStorageLocation>,
+    keys: KeySecrets,
+}
+
+/// What `Locations::create` made.
+#[derive(Debug)]
+pub struct Created {
+    /// The saved location.
+    pub location: BackupStorageLocation,
+    /// What the check found; `None` when it was skipped.
+    pub check: Option<CheckReport>,
+    /// Where the location key came from.
+    pub key: KeyOrigin,
+}
+
+/// Where a new location's key came from.
+#[derive(Debug)]
+pub enum KeyOrigin {
+    /// Freshly generated: show it to the user once, it is not shown again.
+    Generated(LocationKey),
+    /// Given by the user (`--key-file`), and it opens every repository already there.
+    Imported,
+    /// Kept from a key Secret left by an earlier location of the same name.
+    Existing,
 }
 
 impl Locations {
@@ -29,10 +55,12 @@ impl Locations {
     pub fn new(client: Client, namespace: impl Into<String>) -> Self {
         let namespace = namespace.into();
         let api = Api::namespaced(client.clone(), &namespace);
+        let keys = KeySecrets::new(client.clone(), &namespace);
         Locations {
             client,
             namespace,
             api,
+            keys,
         }
     }
 
@@ -87,40 +115,44 @@ impl Locations {
         Ok(items)
     }
 
-    /// The named location, or the default one when `name` is `None`.
+    /// The named location; when `name` is `None`, the default one, or the only one.
     pub async fn resolve(&self, name: Option<&str>) -> Result<BackupStorageLocation> {
         if let Some(name) = name {
             return self.get(name).await;
         }
-        let defaults: Vec<_> = self
-            .list()
-            .await?
-            .into_iter()
-            .filter(|l| l.spec.default)
-            .collect();
-        match defaults.len() {
-            1 => Ok(defaults.into_iter().next().expect("one element")),
-            0 => Err(Error::Invalid(
+        let all = self.list().await?;
+        let mut defaults = all.iter().filter(|l| l.spec.default);
+        match (defaults.next(), defaults.next(), all.len()) {
+            (Some(only), None, _) => Ok(only.clone()),
+            (Some(_), Some(_), _) => Err(Error::Invalid(
+                "several storage locations are marked default: pass --storage-location NAME".into(),
+            )),
+            // A single location is unambiguous even when nobody marked it default.
+            (None, _, 1) => Ok(all[0].clone()),
+            (None, _, 0) => Err(Error::Invalid(
+                "no storage location: create one with `kubectl vbackup location create`".into(),
+            )),
+            (None, _, _) => Err(Error::Invalid(
                 "no default storage location: pass --storage-location NAME, or mark one with \
                  `kubectl vbackup location create … --default`"
                     .into(),
             )),
-            _ => Err(Error::Invalid(
-                "several storage locations are marked default: pass --storage-location NAME".into(),
-            )),
         }
     }
 
-    /// Validates `spec`, optionally checks the store works, then creates the location.
+    /// Validates `spec`, optionally checks the store works, then creates the location and,
+    /// unless one exists already, its key Secret.
     ///
     /// Nothing is created when validation or the check fails, so a typo never leaves a
-    /// half-configured location behind.
+    /// half-configured location behind. With the check on, the key (given, kept or new) must
+    /// open every repository already in the store, so one location never mixes keys.
     pub async fn create(
         &self,
         name: &str,
         spec: BackupStorageLocationSpec,
         check: bool,
-    ) -> Result<(BackupStorageLocation, Option<CheckReport>)> {
+        key: Option<LocationKey>,
+    ) -> Result<Created> {
         spec.validate()?;
         self.ensure_crd().await?;
         if self
@@ -136,8 +168,16 @@ impl Locations {
         }
         let mut location = BackupStorageLocation::new(name, spec);
         location.metadata.namespace = Some(self.namespace.clone());
+        let existing = self.keys.read(name, key_secret::CURRENT).await?;
+        let (key, origin) = match (key, existing) {
+            (Some(given), _) => (given, KeyOrigin::Imported),
+            (None, Some(kept)) => (kept, KeyOrigin::Existing),
+            (None, None) => {
+                let fresh = LocationKey::generate()?;
+                (fresh.clone(), KeyOrigin::Generated(fresh))
+            }
+        };
         let report = if check {
-            let store = self.open(&location).await?;
             if let Provider::Filesystem = location.spec.provider
                 && location.spec.access_mode == AccessMode::ReadWrite
                 && let Some(fs) = &location.spec.filesystem
@@ -146,11 +186,30 @@ impl Locations {
                     .await
                     .map_err(Error::io("create directory", &fs.path))?;
             }
-            Some(store.check().await?)
+            let store = self.open(&location).await?;
+            let report = store.check().await?;
+            if let Err(e) = verify_key(&store, &key).await {
+                return Err(match (&origin, e) {
+                    (KeyOrigin::Generated(_), Error::WrongLocationKey { .. }) => {
+                        Error::Invalid(format!(
+                            "{} already holds volume repositories sealed with another key: pass \
+                         --key-file FILE with the key printed when that location was first created",
+                            store.url()
+                        ))
+                    }
+                    (_, e) => e,
+                });
+            }
+            Some(report)
         } else {
             None
         };
         self.ensure_namespace().await?;
+        if !matches!(origin, KeyOrigin::Existing) {
+            self.keys
+                .write(name, key_secret::CURRENT, &key, &[key_secret::PENDING])
+                .await?;
+        }
         if location.spec.default {
             self.clear_other_defaults(name).await?;
         }
@@ -169,7 +228,64 @@ impl Locations {
             Some(_) => self.record_check(name, &Ok(())).await.unwrap_or(created),
             None => created,
         };
-        Ok((created, report))
+        Ok(Created {
+            location: created,
+            check: report,
+            key: origin,
+        })
+    }
+
+    /// The location's key, from its Secret.
+    pub async fn key(&self, name: &str) -> Result<LocationKey> {
+        self.keys.current(name).await
+    }
+
+    /// Makes `key` the location's key after checking it opens every repository in the store
+    /// (a new cluster reading an old cluster's backups); returns those namespaces.
+    pub async fn import_key(&self, name: &str, key: &LocationKey) -> Result<Vec<String>> {
+        let location = self.get(name).await?;
+        let store = self.open(&location).await?;
+        let namespaces = verify_key(&store, key).await?;
+        self.keys
+            .write(name, key_secret::CURRENT, key, &[key_secret::PENDING])
+            .await?;
+        Ok(namespaces)
+    }
+
+    /// Replaces the location key with a new one and re-seals every repository password with
+    /// it; returns the new key (to show once) and the re-sealed namespaces.
+    ///
+    /// The new key is saved as pending before any repository is touched, so an interrupted
+    /// rotation resumes with the same key when run again.
+    pub async fn rotate_key(&self, name: &str) -> Result<(LocationKey, Vec<String>)> {
+        let location = self.get(name).await?;
+        let store = self.open(&location).await?;
+        store.ensure_writable()?;
+        let old = self.keys.current(name).await?;
+        let new = match self.keys.read(name, key_secret::PENDING).await? {
+            Some(pending) => pending,
+            None => {
+                let fresh = LocationKey::generate()?;
+                self.keys
+                    .write(name, key_secret::PENDING, &fresh, &[])
+                    .await?;
+                fresh
+            }
+        };
+        let namespaces = repo::rotate_location_key(&store, &old, &new).await?;
+        self.keys
+            .write(name, key_secret::CURRENT, &new, &[key_secret::PENDING])
+            .await?;
+        Ok((new, namespaces))
+    }
+
+    /// The password of a namespace's repository, for the stock `restic`/`rustic` tools.
+    pub async fn repo_password(&self, name: &str, namespace: &str) -> Result<RepoPassword> {
+        let location = self.get(name).await?;
+        let store = self.open(&location).await?;
+        let key = self.keys.current(name).await?;
+        let repo = VolumeRepo::open(&store, namespace, &key, RepoOptions::default()).await?;
+        Ok(repo.password().clone())
     }
 
     /// Deletes the location object; the data in the store is left untouched.
@@ -332,10 +448,32 @@ impl Locations {
         Ok(())
     }
 
+    /// The location's namespace (where its key Secret lives too).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     fn patch_params(&self) -> PatchParams {
         PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
         }
     }
+}
+
+/// Checks `key` unseals every repository password in the store; returns their namespaces.
+async fn verify_key(store: &Store, key: &LocationKey) -> Result<Vec<String>> {
+    let namespaces = repo::list_repositories(store).await?;
+    for ns in &namespaces {
+        let sealed_key = super::layout::repo_sealed_key(ns);
+        let sealed = store.get_bytes(&sealed_key).await?;
+        if keys::unseal(key, ns, &sealed).is_err() {
+            return Err(Error::WrongLocationKey {
+                namespace: ns.clone(),
+                location: store.name().to_string(),
+                key_object: sealed_key,
+            });
+        }
+    }
+    Ok(namespaces)
 }

@@ -6,6 +6,7 @@
 
 pub mod credentials;
 pub mod fs;
+pub mod key_secret;
 pub mod layout;
 pub mod location;
 pub mod locations;
@@ -22,7 +23,7 @@ use crate::{Error, Result};
 pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, SYSTEM_NAMESPACE,
 };
-pub use locations::Locations;
+pub use locations::{Created, KeyOrigin, Locations};
 
 /// A readable stream of an object's bytes.
 pub type ObjectReader = Box<dyn AsyncRead + Send + Unpin>;

@@ -1,14 +1,16 @@
 //! `kubectl vbackup location …`: where backups are kept.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use vbackup_engine::store::Locations;
+use vbackup_engine::keys::LocationKey;
 use vbackup_engine::store::location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, FilesystemSpec, Provider, S3Spec,
     SecretRef,
 };
+use vbackup_engine::store::{Created, KeyOrigin, Locations};
 
 use super::Context;
 use crate::output::{print_structured, table};
@@ -43,6 +45,20 @@ pub enum LocationCommand {
     },
     /// Check a location: reachable, bucket exists, and a probe object round trip when writable.
     Check {
+        /// The location.
+        name: String,
+    },
+    /// Use an existing location key (e.g. a new cluster reading an old cluster's backups);
+    /// it must open every repository in the location.
+    ImportKey {
+        /// The location.
+        name: String,
+        /// File holding the key as printed by `location create` (`-` for stdin).
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
+    /// Replace the location key and re-seal every repository password with the new one.
+    RotateKey {
         /// The location.
         name: String,
     },
@@ -102,9 +118,13 @@ pub struct CreateArgs {
     /// Use this location when a command names none.
     #[arg(long)]
     pub default: bool,
-    /// Save the location without checking that it works.
+    /// Save the location without checking that it works (nor that the key opens what is there).
     #[arg(long)]
     pub skip_check: bool,
+    /// Use the location key in FILE (`-` for stdin) instead of generating one: to read backups
+    /// that another cluster wrote. Keys are never passed as arguments.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 impl CreateArgs {
@@ -183,7 +203,9 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
     // Bad flags are reported before any connection is attempted.
     let spec = match &command {
         LocationCommand::Create(args) => {
-            Some(args.spec().and_then(|s| Ok(s.validate().map(|()| s)?))?)
+            let spec = args.spec().and_then(|s| Ok(s.validate().map(|()| s)?))?;
+            let key = args.key_file.as_deref().map(read_key_file).transpose()?;
+            Some((spec, key))
         }
         _ => None,
     };
@@ -191,22 +213,29 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
     let locations = Locations::new(conn.client, &ctx.global.vbackup_namespace);
     match command {
         LocationCommand::Create(args) => {
-            let spec = spec.context("spec computed above")?;
-            let (created, report) = locations.create(&args.name, spec, !args.skip_check).await?;
-            if !print_structured(ctx.global.output, &created)? {
-                let checked = match report {
-                    Some(r) if r.probe_round_trip => {
-                        " (checked: reachable, probe written, read and deleted)"
-                    }
-                    Some(_) => " (checked: reachable; read-only, nothing written)",
-                    None => " (not checked)",
-                };
-                println!(
-                    "storage location {} created at {}{checked}",
-                    args.name,
-                    created.spec.url()
-                );
-            }
+            let (spec, key) = spec.context("spec computed above")?;
+            let created = locations
+                .create(&args.name, spec, !args.skip_check, key)
+                .await?;
+            print_created(ctx, &args.name, &created)?;
+        }
+        LocationCommand::ImportKey { name, key_file } => {
+            let key = read_key_file(&key_file)?;
+            let namespaces = locations.import_key(&name, &key).await?;
+            println!(
+                "location key of {name} imported; it opens the {} repositories in the location{}",
+                namespaces.len(),
+                list_suffix(&namespaces)
+            );
+        }
+        LocationCommand::RotateKey { name } => {
+            let (key, namespaces) = locations.rotate_key(&name).await?;
+            println!(
+                "location key of {name} rotated; {} repository passwords re-sealed{}",
+                namespaces.len(),
+                list_suffix(&namespaces)
+            );
+            print_key_once(&key);
         }
         LocationCommand::Get { name } => {
             let items = match name {
@@ -267,6 +296,75 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a location key from a file or stdin (`-`), never from the command line.
+fn read_key_file(path: &Path) -> anyhow::Result<LocationKey> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the key from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read key file {}", path.display()))?
+    };
+    Ok(LocationKey::parse(&text)?)
+}
+
+fn print_created(ctx: &Context, name: &str, created: &Created) -> anyhow::Result<()> {
+    let generated = match &created.key {
+        KeyOrigin::Generated(key) => Some(key),
+        _ => None,
+    };
+    if ctx.global.output != crate::output::OutputFormat::Table {
+        // Structured output must carry a generated key too, or it would be lost.
+        let mut value = serde_json::to_value(&created.location)?;
+        if let Some(key) = generated {
+            value["locationKey"] = serde_json::Value::String(key.to_text());
+        }
+        print_structured(ctx.global.output, &value)?;
+        return Ok(());
+    }
+    let checked = match created.check {
+        Some(r) if r.probe_round_trip => " (checked: reachable, probe written, read and deleted)",
+        Some(_) => " (checked: reachable; read-only, nothing written)",
+        None => " (not checked)",
+    };
+    println!(
+        "storage location {name} created at {}{checked}",
+        created.location.spec.url()
+    );
+    match &created.key {
+        KeyOrigin::Generated(key) => print_key_once(key),
+        KeyOrigin::Imported => println!("using the location key from --key-file"),
+        KeyOrigin::Existing => {
+            println!("kept the existing location key in Secret {name}-location-key")
+        }
+    }
+    Ok(())
+}
+
+fn print_key_once(key: &LocationKey) {
+    println!();
+    println!("Location key (shown once):");
+    println!();
+    println!("    {}", key.to_text());
+    println!();
+    println!(
+        "Store it outside this cluster (a password manager, a vault). Every volume repository"
+    );
+    println!(
+        "in this location is sealed with it: without it, a new cluster cannot read these backups."
+    );
+    println!(
+        "Restore access with `kubectl vbackup location create … --key-file FILE` or `location import-key`."
+    );
+}
+
+fn list_suffix(namespaces: &[String]) -> String {
+    if namespaces.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", namespaces.join(", "))
+    }
 }
 
 fn location_table(items: &[BackupStorageLocation]) -> String {

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod completion;
 pub mod location;
+pub mod repo;
 pub mod restore;
 pub mod version;
 
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Location(command) => location::run(&ctx, command).await,
         Command::Backup(command) => backup::run(&ctx, command).await,
         Command::Restore(command) => restore::run(&ctx, command).await,
+        Command::Repo(command) => repo::run(&ctx, command).await,
     }
 }
 

@@ -81,7 +81,7 @@ impl Env {
             default: true,
         };
         env.locations()
-            .create(FS_LOCATION, spec, true)
+            .create(FS_LOCATION, spec, true, None)
             .await
             .expect("create the filesystem location");
         env
@@ -153,7 +153,7 @@ impl Env {
             default: false,
         };
         self.locations()
-            .create(name, spec, true)
+            .create(name, spec, true, None)
             .await
             .expect("create the S3 location");
     }

@@ -1,8 +1,14 @@
 //! Fixtures shared by vbackup's tests.
 //!
+//! [`PluginCluster`] runs the plugin through real kubectl against a test cluster.
+//!
 //! [`S3Server`] is a real S3 endpoint: moto's server with authentication on, started once per
 //! test process (or reused from `VBACKUP_TEST_S3_*` variables set by the test command), so
 //! tests exercise real HTTP, real signatures and real error codes.
+
+pub mod plugin;
+
+pub use plugin::PluginCluster;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -5,6 +5,7 @@
 
 mod call;
 mod config;
+mod registration;
 mod review;
 mod rules;
 mod selector;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
+pub use registration::{FieldProblem, apply_configuration_defaults, configuration_problems};
 pub use status::AdmissionError;
 
 use config::Webhook;
@@ -175,11 +177,12 @@ pub async fn run_mutating_webhooks_with_warnings(
     let hooks = config::webhooks_in_order(configurations)?;
     let mut object = object;
     let mut reinvocation = Reinvocation::default();
-    let mut rounds = vec![false];
-    let mut round_index = 0;
-    while round_index < rounds.len() {
-        let reinvoking = rounds[round_index];
-        round_index += 1;
+    // The real server reinvokes the admission chain at most once, and only when a webhook
+    // changed the object.
+    for reinvoking in [false, true] {
+        if reinvoking && !reinvocation.requested {
+            break;
+        }
         for (index, hook) in hooks.iter().enumerate() {
             if !should_call(hook, attributes, namespace_object, &object, old_object)? {
                 continue;
@@ -218,9 +221,6 @@ pub async fn run_mutating_webhooks_with_warnings(
             };
             if changed {
                 reinvocation.require_reinvoking_previous();
-                if rounds.len() == 1 {
-                    rounds.push(true);
-                }
             }
             if hook.reinvoke_if_needed {
                 reinvocation.previously_invoked.insert(index);
@@ -234,12 +234,17 @@ pub async fn run_mutating_webhooks_with_warnings(
 /// reinvoked (once) when a webhook invoked after it changed the object.
 #[derive(Default)]
 struct Reinvocation {
+    /// A webhook changed the object: run the chain once more.
+    requested: bool,
+    /// `IfNeeded` webhooks invoked since the last change.
     previously_invoked: BTreeSet<usize>,
+    /// Webhooks to call in the second round.
     reinvoke: BTreeSet<usize>,
 }
 
 impl Reinvocation {
     fn require_reinvoking_previous(&mut self) {
+        self.requested = true;
         self.reinvoke.append(&mut self.previously_invoked);
     }
 }

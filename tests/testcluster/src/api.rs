@@ -387,7 +387,7 @@ impl Api {
                 .map(|g| g.to_string())
                 .collect(),
         };
-        admission::run_mutating_webhooks(
+        let mut admitted = admission::run_mutating_webhooks(
             &configurations,
             namespace_object.as_ref(),
             &attributes,
@@ -396,7 +396,11 @@ impl Api {
             &self.endpoints,
         )
         .await
-        .map_err(|e| ApiError::new(e.code, &e.reason, e.message))
+        .map_err(|e| ApiError::new(e.code, &e.reason, e.message))?;
+        // The real server defaults the object again after webhook patches, so what a webhook
+        // adds (an injected sidecar container) gets its defaults too.
+        defaults::apply(rt, &mut admitted);
+        Ok(admitted)
     }
 
     /// Checks kind/apiVersion/namespace/name of a request body and normalises them.

@@ -248,6 +248,9 @@ pub fn apply(rt: &ResourceType, o: &mut Value) {
                 default_field(s, "conversion", json!({"strategy": "None"}));
             }
         }
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => {
+            crate::admission::apply_configuration_defaults(o)
+        }
         _ => {}
     }
 }

@@ -245,6 +245,15 @@ fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
                 }
             }
         }
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => causes.extend(
+            crate::admission::configuration_problems(obj)
+                .into_iter()
+                .map(|p| Cause {
+                    reason: p.reason.into(),
+                    message: p.message,
+                    field: p.field,
+                }),
+        ),
         _ => {}
     }
 }

@@ -102,6 +102,11 @@ impl Selector {
     }
 }
 
+/// Checks a stored selector for what the real server's validation rejects.
+pub(super) fn validate(value: Option<&Value>) -> Result<(), String> {
+    Selector::parse(value).map(|_| ())
+}
+
 fn labels_of(object: &Value) -> Map<String, Value> {
     object
         .pointer("/metadata/labels")

@@ -188,6 +188,10 @@ pub async fn respond(
             tokio::time::sleep(Duration::from_secs(20)).await;
             allowed(&uid, json!({}))
         }
+        "/add-sidecar" => with_base64_patch(
+            &uid,
+            json!([{"op": "add", "path": "/spec/containers/-", "value": {"name": "sidecar", "image": "busybox"}}]),
+        ),
         "/wrong-uid" => allowed(&json!("not-the-request-uid"), json!({})),
         "/warn" => allowed(
             &uid,

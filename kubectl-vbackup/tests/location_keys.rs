@@ -1,0 +1,238 @@
+//! Location keys through the plugin: shown once, imported by a second cluster, verified
+//! against the repositories already there, rotated, and the repository password usable by
+//! the stock restic.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use vbackup_engine::keys::LocationKey;
+use vbackup_engine::repo::{RepoOptions, VolumeRepo};
+use vbackup_engine::store::fs::FsBackend;
+use vbackup_engine::store::{AccessMode, Store};
+use vbackup_test_support::PluginCluster;
+
+fn cluster() -> PluginCluster {
+    let cluster = PluginCluster::start(env!("CARGO_BIN_EXE_kubectl-vbackup")).unwrap();
+    cluster.install_crds();
+    cluster
+}
+
+fn printed_key(stdout: &str) -> LocationKey {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("vbk1_"))
+        .expect("a key is printed");
+    LocationKey::parse(line).unwrap()
+}
+
+fn write_key(dir: &Path, name: &str, key: &LocationKey) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{}\n", key.to_text())).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+async fn make_repository(location: &Path, namespace: &str, key: &LocationKey) {
+    let store = Store::new(
+        "test",
+        Arc::new(FsBackend::new(location)),
+        AccessMode::ReadWrite,
+    );
+    VolumeRepo::open_or_init(&store, namespace, key, RepoOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cluster_reads_the_first_clusters_location_only_with_its_key() {
+    let work = tempfile::tempdir().unwrap();
+    let location = work.path().join("store");
+    let path = location.to_str().unwrap();
+
+    // Cluster A creates the location: the key is printed once and kept in a Secret.
+    let a = cluster();
+    let (ok, stdout, stderr) = a.vbackup(&[
+        "location",
+        "create",
+        "shared",
+        "--provider",
+        "filesystem",
+        "--path",
+        path,
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("Location key (shown once)") && stdout.contains("outside this cluster"),
+        "{stdout}"
+    );
+    let key = printed_key(&stdout);
+    let secret = a.kubectl(&[
+        "get",
+        "secret",
+        "shared-location-key",
+        "-n",
+        "vbackup-system",
+        "-o",
+        "json",
+    ]);
+    assert!(secret.status.success(), "the key Secret exists");
+    make_repository(&location, "prod", &key).await;
+
+    // Cluster B cannot silently start a second key in the same location.
+    let b = cluster();
+    let (ok, _, stderr) = b.vbackup(&[
+        "location",
+        "create",
+        "shared",
+        "--provider",
+        "filesystem",
+        "--path",
+        path,
+    ]);
+    assert!(
+        !ok && stderr.contains("sealed with another key") && stderr.contains("--key-file"),
+        "{stderr}"
+    );
+    let (_, stdout, _) = b.vbackup(&["location", "get", "-o", "json"]);
+    assert_eq!(
+        stdout.trim(),
+        "[]",
+        "nothing is created when the key check fails"
+    );
+
+    // A wrong key is refused; a malformed one is named as such; the right one works.
+    let wrong = write_key(work.path(), "wrong", &LocationKey::generate().unwrap());
+    let (ok, _, stderr) = b.vbackup(&[
+        "location",
+        "create",
+        "shared",
+        "--provider",
+        "filesystem",
+        "--path",
+        path,
+        "--key-file",
+        &wrong,
+    ]);
+    assert!(
+        !ok && stderr.contains("does not open the repository of namespace prod"),
+        "{stderr}"
+    );
+    std::fs::write(work.path().join("garbled"), "vbk1_not-a-key").unwrap();
+    let garbled = work.path().join("garbled");
+    let (ok, _, stderr) = b.vbackup(&[
+        "location",
+        "create",
+        "shared",
+        "--provider",
+        "filesystem",
+        "--path",
+        path,
+        "--key-file",
+        garbled.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("not a vbackup location key"),
+        "{stderr}"
+    );
+    let right = write_key(work.path(), "right", &key);
+    let (ok, stdout, stderr) = b.vbackup(&[
+        "location",
+        "create",
+        "shared",
+        "--provider",
+        "filesystem",
+        "--path",
+        path,
+        "--key-file",
+        &right,
+        "--access-mode",
+        "ReadOnly",
+    ]);
+    assert!(
+        ok && stdout.contains("using the location key from --key-file"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        !stdout.contains(&key.to_text()),
+        "an imported key is not printed again"
+    );
+
+    // The repository password opens the repository with the stock restic.
+    let (ok, password, stderr) = b.vbackup(&["repo", "password", "prod"]);
+    assert!(ok, "{stderr}");
+    let restic = Command::new("restic")
+        .args([
+            "-r",
+            location.join("repos/prod").to_str().unwrap(),
+            "cat",
+            "config",
+            "--no-cache",
+        ])
+        .env("RESTIC_PASSWORD", password.trim())
+        .output()
+        .expect("restic is installed by scripts/test.sh");
+    assert!(
+        restic.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restic.stderr)
+    );
+
+    // import-key refuses a key that does not open what is there.
+    let (ok, _, stderr) = b.vbackup(&["location", "import-key", "shared", "--key-file", &wrong]);
+    assert!(!ok && stderr.contains("does not open"), "{stderr}");
+
+    // Rotation on A re-seals every repository; B's copy of the old key stops working until
+    // the new key is imported.
+    let (ok, stdout, stderr) = a.vbackup(&["location", "rotate-key", "shared"]);
+    assert!(
+        ok && stdout.contains("1 repository passwords re-sealed: prod"),
+        "{stdout}{stderr}"
+    );
+    let new_key = printed_key(&stdout);
+    assert_ne!(new_key, key);
+    let (ok, _, stderr) = b.vbackup(&["repo", "password", "prod"]);
+    assert!(
+        !ok && stderr.contains("does not open the repository of namespace prod"),
+        "{stderr}"
+    );
+    let rotated = write_key(work.path(), "rotated", &new_key);
+    let (ok, stdout, _) = b.vbackup(&["location", "import-key", "shared", "--key-file", &rotated]);
+    assert!(
+        ok && stdout.contains("opens the 1 repositories in the location: prod"),
+        "{stdout}"
+    );
+    let (ok, new_password, _) = b.vbackup(&["repo", "password", "prod"]);
+    assert!(ok);
+    assert_eq!(
+        new_password, password,
+        "rotation re-seals the same repository password"
+    );
+}
+
+#[test]
+fn a_recreated_location_keeps_its_key_secret() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("store");
+    let c = cluster();
+    let create = || {
+        c.vbackup(&[
+            "location",
+            "create",
+            "loc",
+            "--provider",
+            "filesystem",
+            "--path",
+            path.to_str().unwrap(),
+        ])
+    };
+    let (ok, stdout, _) = create();
+    assert!(ok);
+    let key = printed_key(&stdout);
+    assert!(c.vbackup(&["location", "delete", "loc"]).0);
+    let (ok, stdout, _) = create();
+    assert!(
+        ok && stdout.contains("kept the existing location key"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&key.to_text()));
+}
