@@ -5,10 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::Value;
@@ -19,14 +18,16 @@ use vbackup_engine::store::location::{FilesystemSpec, Provider, S3Spec, SecretRe
 use vbackup_engine::store::{
     AccessMode, BackupStorageLocationSpec, Locations, SYSTEM_NAMESPACE, Store,
 };
-use vbackup_testcluster::TestCluster;
+use vbackup_test_support::plugin::PluginCluster;
 
 /// A running test cluster with vbackup's CRD installed and a default filesystem location.
 pub struct Env {
-    pub cluster: TestCluster,
+    /// The cluster, with the plugin on kubectl's PATH.
+    pub cluster: PluginCluster,
+    /// A client of the cluster.
     pub client: Client,
+    /// Scratch space (the default location's directory lives here).
     pub dir: tempfile::TempDir,
-    path: String,
     store_dir: PathBuf,
 }
 
@@ -42,33 +43,22 @@ impl Env {
     /// Starts everything with the default location `local` in `store_dir` (a directory of
     /// its own when `None`), e.g. a second cluster reading the first one's backups.
     pub async fn start_with_location(store_dir: Option<&Path>, access_mode: AccessMode) -> Env {
-        let cluster = TestCluster::start().expect("start the test cluster");
+        let cluster = PluginCluster::start(env!("CARGO_BIN_EXE_kubectl-vbackup"))
+            .expect("start the test cluster");
+        cluster.install_crds();
         let client = connect(&ClusterOptions {
-            kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+            kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
             context: None,
         })
         .await
         .expect("connect to the test cluster")
         .client;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for (_, crd) in vbackup_engine::crds::all() {
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .expect("install vbackup's CRD");
-        }
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_kubectl-vbackup"),
-            dir.path().join("kubectl-vbackup"),
-        )
-        .unwrap();
-        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", dir.path().display());
         let store_dir = store_dir.map_or_else(|| dir.path().join("store"), Path::to_path_buf);
         let env = Env {
             cluster,
             client,
             dir,
-            path,
             store_dir,
         };
         let spec = BackupStorageLocationSpec {
@@ -160,13 +150,7 @@ impl Env {
 
     /// Runs real `kubectl` against the test cluster, with the plugin on PATH.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("PATH", &self.path)
-            .env("KUBECONFIG", self.cluster.kubeconfig_path())
-            .env_remove("VBACKUP_NAMESPACE")
-            .output()
-            .expect("run kubectl")
+        self.cluster.kubectl(args)
     }
 
     /// Runs `kubectl vbackup ARGS`.
