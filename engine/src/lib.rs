@@ -3,11 +3,14 @@
 //! The plugin (`kubectl-vbackup`) and the admission webhook are thin shells around it:
 //! they parse input, call the engine and render its results.
 
+pub mod backups;
 pub mod cluster;
 pub mod crds;
 pub mod error;
 pub mod keys;
 pub mod repo;
+pub mod resources;
+pub mod restore;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::{backup::BackupCommand, restore::RestoreCommand};
 use crate::commands::{completion::CompletionArgs, location::LocationCommand, repo::RepoCommand};
 use crate::output::OutputFormat;
 
@@ -56,6 +57,12 @@ pub enum Command {
     /// Manage storage locations: where backups are kept.
     #[command(subcommand, visible_alias = "locations")]
     Location(LocationCommand),
+    /// Back up API objects (and volume data) to a storage location; list, describe, delete.
+    #[command(subcommand, visible_alias = "backups")]
+    Backup(BackupCommand),
+    /// Restore from a backup; list, describe and delete restore records.
+    #[command(subcommand, visible_alias = "restores")]
+    Restore(RestoreCommand),
     /// Volume-data repositories (restic format): access for the stock tools.
     #[command(subcommand)]
     Repo(RepoCommand),

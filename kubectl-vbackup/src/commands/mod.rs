@@ -1,8 +1,10 @@
 //! One module per command group; each parses nothing and decides nothing the engine owns.
 
+pub mod backup;
 pub mod completion;
 pub mod location;
 pub mod repo;
+pub mod restore;
 pub mod version;
 
 use std::process::ExitCode;
@@ -18,6 +20,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => version::run(&ctx).await,
         Command::Completion(args) => completion::run(&args),
         Command::Location(command) => location::run(&ctx, command).await,
+        Command::Backup(command) => backup::run(&ctx, command).await,
+        Command::Restore(command) => restore::run(&ctx, command).await,
         Command::Repo(command) => repo::run(&ctx, command).await,
     }
 }

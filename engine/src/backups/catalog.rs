@@ -1,0 +1,132 @@
+//! Backups and restore records kept in one location.
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{BackupRecord, Phase, RestoreRecord};
+use crate::store::{Store, layout};
+use crate::{Error, Result};
+
+/// One line of `backup get`: the record, or a folder without metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BackupSummary {
+    /// A backup with its metadata.
+    Recorded(Box<BackupRecord>),
+    /// A folder without metadata: still running, or its writer died.
+    Incomplete {
+        /// The backup name.
+        name: String,
+        /// Always `Incomplete`.
+        phase: Phase,
+    },
+}
+
+/// The records of one location.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    store: Store,
+}
+
+impl Catalog {
+    /// The catalogue of `store`.
+    pub fn new(store: Store) -> Self {
+        Catalog { store }
+    }
+
+    /// The location's store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every backup in the location, by name.
+    pub async fn backups(&self) -> Result<Vec<BackupSummary>> {
+        let keys = self.store.list(layout::BACKUPS).await?;
+        let names = layout::child_names(layout::BACKUPS, keys.iter().map(|k| k.key.as_str()));
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(match self.backup_opt(&name).await? {
+                Some(record) => BackupSummary::Recorded(Box::new(record)),
+                None => BackupSummary::Incomplete {
+                    name,
+                    phase: Phase::Incomplete,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// One backup's metadata; a clear error when it does not exist.
+    pub async fn backup(&self, name: &str) -> Result<BackupRecord> {
+        self.backup_opt(name).await?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "backup {name} not found in location {}: list backups with `kubectl vbackup backup get`",
+                self.store.name()
+            ))
+        })
+    }
+
+    async fn backup_opt(&self, name: &str) -> Result<Option<BackupRecord>> {
+        let key = layout::backup_metadata(name);
+        match self.store.get_bytes(&key).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::Invalid(format!(
+                    "the metadata of backup {name} ({key}) is unreadable: {e}"
+                ))
+            }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when the backup's folder has anything in it.
+    pub async fn backup_exists(&self, name: &str) -> Result<bool> {
+        Ok(!self.store.list(&layout::backup_dir(name)).await?.is_empty())
+    }
+
+    /// Deletes a backup: the metadata first (so a half-deleted backup is never listed as
+    /// good), then the rest of its folder. Refused on a ReadOnly location.
+    pub async fn delete_backup(&self, name: &str) -> Result<usize> {
+        self.store.ensure_writable()?;
+        if !self.backup_exists(name).await? {
+            return Err(Error::Invalid(format!(
+                "backup {name} not found in location {}: list backups with `kubectl vbackup backup get`",
+                self.store.name()
+            )));
+        }
+        self.store.delete(&layout::backup_metadata(name)).await?;
+        Ok(1 + self.store.delete_prefix(&layout::backup_dir(name)).await?)
+    }
+
+    /// Every restore record in the location.
+    pub async fn restores(&self) -> Result<Vec<RestoreRecord>> {
+        let keys = self.store.list(layout::RESTORES).await?;
+        let names = layout::child_names(layout::RESTORES, keys.iter().map(|k| k.key.as_str()));
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(r) = self.restore_opt(&name).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One restore record, if the location has it.
+    pub async fn restore_opt(&self, name: &str) -> Result<Option<RestoreRecord>> {
+        let key = layout::restore_metadata(name);
+        match self.store.get_bytes(&key).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::Invalid(format!(
+                    "the record of restore {name} ({key}) is unreadable: {e}"
+                ))
+            }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a restore record (never the restored objects).
+    pub async fn delete_restore(&self, name: &str) -> Result<usize> {
+        self.store.ensure_writable()?;
+        self.store.delete_prefix(&layout::restore_dir(name)).await
+    }
+}

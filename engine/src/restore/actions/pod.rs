@@ -1,0 +1,42 @@
+//! Pods are scheduled afresh in the new cluster.
+
+use serde_json::Value;
+
+use super::{ActionContext, ItemAction, Outcome, remove};
+
+/// Drops `nodeName` so the scheduler places the pod.
+pub struct PodAction;
+
+impl ItemAction for PodAction {
+    fn name(&self) -> &'static str {
+        "pod"
+    }
+
+    fn applies_to(&self, resource: &str) -> bool {
+        resource == "pods"
+    }
+
+    fn apply(&self, object: &mut Value, _ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+        if let Some(spec) = object.get_mut("spec") {
+            remove(spec, "nodeName");
+        }
+        Ok(Outcome::Restore)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::request::RestoreRequest;
+    use serde_json::json;
+
+    #[test]
+    fn pod_loses_its_node() {
+        let r = RestoreRequest::new("r", "b");
+        let mut p = json!({"spec": {"nodeName": "node-1", "containers": []}});
+        PodAction
+            .apply(&mut p, &ActionContext { request: &r })
+            .unwrap();
+        assert_eq!(p, json!({"spec": {"containers": []}}));
+    }
+}

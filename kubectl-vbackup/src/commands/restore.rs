@@ -1,0 +1,371 @@
+//! `kubectl vbackup restore …`: restore from a backup, and read or delete restore records.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use vbackup_engine::backups::RestoreRecord;
+use vbackup_engine::resources::Progress;
+use vbackup_engine::resources::filter::split_list;
+use vbackup_engine::restore::{
+    ExistingResourcePolicy, RestoreRecords, RestoreRequest, class_config, parse_mappings,
+    run::preflight, run_restore,
+};
+use vbackup_engine::store::Locations;
+
+use super::Context;
+use super::backup::{DETACHED_ENV, detach, exit_code, find};
+use crate::output::{print_structured, table};
+
+/// The `restore` subcommands.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum RestoreCommand {
+    /// Restore API objects (and, with the volume work, volume data) from a backup.
+    Create(CreateArgs),
+    /// List restores.
+    Get {
+        /// Only this restore.
+        name: Option<String>,
+    },
+    /// Show a restore: phase, counts, what existed already, errors and warnings.
+    Describe {
+        /// The restore.
+        name: String,
+        /// List every item error.
+        #[arg(long)]
+        details: bool,
+    },
+    /// Print a restore's item log (one JSON line per object decision).
+    Logs {
+        /// The restore.
+        name: String,
+    },
+    /// Delete a restore record (the restored objects stay).
+    Delete {
+        /// The restore.
+        name: String,
+    },
+}
+
+/// Arguments of `restore create`, with Velero's names and meaning.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the restore (default: BACKUP-YYYYMMDDHHMMSS).
+    pub name: Option<String>,
+    /// The backup to restore.
+    #[arg(long, value_name = "BACKUP")]
+    pub from_backup: String,
+    /// Namespaces to restore, by their name in the backup (default: all).
+    #[arg(long, value_name = "NS[,NS…]")]
+    pub include_namespaces: Vec<String>,
+    /// Namespaces to leave out.
+    #[arg(long, value_name = "NS[,NS…]")]
+    pub exclude_namespaces: Vec<String>,
+    /// Resource types to restore: resource, resource.group, kind or short name (default: all).
+    #[arg(long, value_name = "RESOURCE[,…]")]
+    pub include_resources: Vec<String>,
+    /// Resource types to leave out (e.g. CustomResourceDefinition,CertificateRequest,Order).
+    #[arg(long, value_name = "RESOURCE[,…]")]
+    pub exclude_resources: Vec<String>,
+    /// Only objects matching this label selector.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Restore namespaces under new names: old:new[,old2:new2…].
+    #[arg(long, value_name = "OLD:NEW[,…]")]
+    pub namespace_mappings: Vec<String>,
+    /// Use other storage classes: old:new[,…]; also read from ConfigMaps labelled
+    /// vbackup.io/change-storage-class in the vbackup namespace (flags win).
+    #[arg(long, value_name = "OLD:NEW[,…]")]
+    pub storage_class_mappings: Vec<String>,
+    /// Objects that exist already: none (leave them, warn when they differ) or update
+    /// (patch them to the backed-up state).
+    #[arg(long, value_name = "none|update", default_value = "none")]
+    pub existing_resource_policy: ExistingResourcePolicy,
+    /// Restore volume data. Recorded in the restore; the data itself is brought back by the
+    /// volume-data support, which is not part of this build yet.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub restore_volumes: bool,
+    /// Keep Services' node ports instead of letting the cluster pick new ones.
+    #[arg(long)]
+    pub preserve_nodeports: bool,
+    /// The location holding the backup (default: search every location).
+    #[arg(long, value_name = "NAME")]
+    pub storage_location: Option<String>,
+    /// Wait for the restore to finish (a progress bar on a terminal); false returns at once
+    /// and the restore runs on in the background.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub wait: bool,
+}
+
+impl CreateArgs {
+    /// The engine request these flags describe (storage-class ConfigMaps are added later).
+    pub fn request(&self) -> anyhow::Result<RestoreRequest> {
+        let name = match &self.name {
+            Some(n) => n.clone(),
+            None => default_name(&self.from_backup),
+        };
+        let mut r = RestoreRequest::new(name, &self.from_backup);
+        r.namespaces.include = split_list(&self.include_namespaces);
+        r.namespaces.exclude = split_list(&self.exclude_namespaces);
+        r.resources.include = split_list(&self.include_resources);
+        r.resources.exclude = split_list(&self.exclude_resources);
+        r.selector = self.selector.clone().unwrap_or_default();
+        r.namespace_mappings = parse_mappings(&self.namespace_mappings, "--namespace-mappings")?;
+        r.storage_class_mappings =
+            parse_mappings(&self.storage_class_mappings, "--storage-class-mappings")?;
+        r.existing_resource_policy = self.existing_resource_policy;
+        r.preserve_node_ports = self.preserve_nodeports;
+        r.restore_volumes = self.restore_volumes;
+        r.storage_location = self.storage_location.clone();
+        r.validate()?;
+        Ok(r)
+    }
+}
+
+/// `BACKUP-YYYYMMDDHHMMSS`, the backup's name shortened so the result stays a valid name.
+fn default_name(backup: &str) -> String {
+    let stamp = jiff::Zoned::now().strftime("%Y%m%d%H%M%S").to_string();
+    let keep = 63 - stamp.len() - 4;
+    let prefix: String = backup.chars().take(keep).collect();
+    format!("{}-{stamp}", prefix.trim_end_matches('-'))
+}
+
+/// Runs a `restore` subcommand.
+pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitCode> {
+    let request = match &command {
+        RestoreCommand::Create(args) => Some(args.request()?),
+        _ => None,
+    };
+    let conn = ctx.connect().await?;
+    let ns = &ctx.global.vbackup_namespace;
+    let locations = Locations::new(conn.client.clone(), ns);
+    match command {
+        RestoreCommand::Create(args) => {
+            let name_defaulted = args.name.is_none();
+            let mut request = request.context("request built above")?;
+            let (store, _) = find(
+                &locations,
+                &request.backup,
+                request.storage_location.as_deref(),
+            )
+            .await?;
+            let mut classes = class_config::read(&conn.client, ns).await?;
+            classes.append(&mut request.storage_class_mappings);
+            request.storage_class_mappings = classes;
+            let records = RestoreRecords::new(&conn.client, ns, store.clone());
+            if name_defaulted {
+                request.name = records.unused_name(&request.name).await?;
+            }
+            if !args.wait && std::env::var_os(DETACHED_ENV).is_none() {
+                // Refuse what can be refused while someone is watching.
+                preflight(&store, &records, &request).await?;
+                let name = request.name.clone();
+                let extra: &[&str] = if name_defaulted { &[&name] } else { &[] };
+                return detach("restore", &name, extra);
+            }
+            let bar = progress_bar().filter(|_| std::env::var_os(DETACHED_ENV).is_none());
+            let on_progress = |p: &Progress| {
+                if let Some(bar) = &bar {
+                    bar.set_position(p.items);
+                    bar.set_message(p.resource.clone());
+                }
+            };
+            let record = run_restore(&conn.client, &store, &records, &request, &on_progress).await;
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            let record = record?;
+            if !print_structured(ctx.global.output, &record)? {
+                let s = &record.status;
+                println!(
+                    "restore {} {}: {} objects created or updated, {} left as they were, {} errors, {} warnings",
+                    record.spec.name,
+                    s.phase,
+                    s.tally.total(),
+                    s.unchanged,
+                    s.tally.error_count,
+                    s.tally.warnings.len()
+                );
+                for e in s.tally.errors.iter().take(10) {
+                    eprintln!("error: {}: {}", e.object, e.message);
+                }
+            }
+            Ok(exit_code(record.status.phase))
+        }
+        RestoreCommand::Get { name } => {
+            let mut all: Vec<RestoreRecord> = Vec::new();
+            for l in locations.list().await? {
+                let store = locations.open(&l).await?;
+                for r in RestoreRecords::new(&conn.client, ns, store).list().await? {
+                    if !all.iter().any(|a| a.spec.name == r.spec.name)
+                        && name.as_deref().is_none_or(|n| n == r.spec.name)
+                    {
+                        all.push(r);
+                    }
+                }
+            }
+            if let Some(n) = &name
+                && all.is_empty()
+            {
+                anyhow::bail!(
+                    "restore {n} not found: list restores with `kubectl vbackup restore get`"
+                );
+            }
+            if !print_structured(ctx.global.output, &all)? {
+                if all.is_empty() {
+                    eprintln!(
+                        "no restores: create one with `kubectl vbackup restore create --from-backup NAME`"
+                    );
+                } else {
+                    print!("{}", restores_table(&all));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RestoreCommand::Describe { name, details } => {
+            let (_, record) = find_restore(&conn.client, ns, &locations, &name).await?;
+            if !print_structured(ctx.global.output, &record)? {
+                print!("{}", describe(&record, details));
+            }
+            Ok(exit_code(record.status.phase))
+        }
+        RestoreCommand::Logs { name } => {
+            let (records, _) = find_restore(&conn.client, ns, &locations, &name).await?;
+            let gz = records.log_gz(&name).await?.with_context(|| {
+                format!("restore {name} has no item log (it was too large to keep in the cluster)")
+            })?;
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut flate2_decoder(&gz), &mut text)
+                .context("the restore log is corrupt")?;
+            std::io::stdout().write_all(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        RestoreCommand::Delete { name } => {
+            let (records, _) = find_restore(&conn.client, ns, &locations, &name).await?;
+            records.delete(&name).await?;
+            println!("restore record {name} deleted (restored objects are not touched)");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn flate2_decoder(gz: &[u8]) -> impl std::io::Read + '_ {
+    vbackup_engine::backups::itemlog::gunzip(gz)
+}
+
+async fn find_restore(
+    client: &kube::Client,
+    ns: &str,
+    locations: &Locations,
+    name: &str,
+) -> anyhow::Result<(RestoreRecords, RestoreRecord)> {
+    for l in locations.list().await? {
+        let records = RestoreRecords::new(client, ns, locations.open(&l).await?);
+        if let Some(r) = records.get_opt(name).await? {
+            return Ok((records, r));
+        }
+    }
+    anyhow::bail!("restore {name} not found: list restores with `kubectl vbackup restore get`")
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} objects  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}
+
+fn restores_table(all: &[RestoreRecord]) -> String {
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|r| {
+            vec![
+                r.spec.name.clone(),
+                r.spec.backup.clone(),
+                r.status.phase.to_string(),
+                r.status.tally.error_count.to_string(),
+                r.status.tally.warnings.len().to_string(),
+                r.status.started.clone(),
+                if r.spec.selector.is_empty() {
+                    "<none>".into()
+                } else {
+                    r.spec.selector.clone()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "BACKUP", "STATUS", "ERRORS", "WARNINGS", "CREATED", "SELECTOR",
+        ],
+        &rows,
+    )
+}
+
+fn describe(r: &RestoreRecord, details: bool) -> String {
+    let s = &r.status;
+    let pairs = |m: &std::collections::BTreeMap<String, String>| {
+        if m.is_empty() {
+            "<none>".to_string()
+        } else {
+            m.iter()
+                .map(|(a, b)| format!("{a}:{b}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let mut out = format!(
+        "Name:                     {}\nBackup:                   {}\nPhase:                    {}\nStarted:                  {}\nCompleted:                {}\n\
+         Namespace mappings:       {}\nStorage class mappings:   {}\nExisting resource policy: {:?}\nRestore volumes:          {}\n\
+         Created or updated:       {}\nUpdated:                  {}\nLeft as they were:        {}\n",
+        r.spec.name,
+        r.spec.backup,
+        s.phase,
+        s.started,
+        s.completed.as_deref().unwrap_or("-"),
+        pairs(&r.spec.namespace_mappings),
+        pairs(&r.spec.storage_class_mappings),
+        r.spec.existing_resource_policy,
+        r.spec.restore_volumes,
+        s.tally.total(),
+        s.updated,
+        s.unchanged,
+    );
+    out += "\nObjects:\n";
+    for (resource, n) in &s.tally.counts {
+        out += &format!("  {resource}: {n}\n");
+    }
+    if !s.skipped.is_empty() {
+        out += "\nSkipped:\n";
+        for k in &s.skipped {
+            out += &format!("  {} ({}): {}\n", k.resource, k.count, k.reason);
+        }
+    }
+    out += &format!("\nErrors ({}):\n", s.tally.error_count);
+    let shown = if details {
+        s.tally.errors.len()
+    } else {
+        s.tally.errors.len().min(10)
+    };
+    for e in &s.tally.errors[..shown] {
+        out += &format!("  {}: {}\n", e.object, e.message);
+    }
+    if shown < s.tally.errors.len() {
+        out += "  … use --details for all\n";
+    }
+    out += &format!("\nWarnings ({}):\n", s.tally.warnings.len());
+    for w in &s.tally.warnings {
+        out += &format!("  {w}\n");
+    }
+    out
+}
