@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod bootstrap;
 pub mod connect;
 pub mod controllers;
 pub mod conversion;
@@ -35,6 +36,7 @@ pub mod reviews;
 pub mod scale;
 pub mod selectors;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod tables;
 pub mod time;
