@@ -34,6 +34,7 @@ pub mod registry;
 pub mod resources;
 pub mod reviews;
 pub mod scale;
+pub mod schema_validation;
 pub mod selectors;
 pub mod server;
 pub mod services;
