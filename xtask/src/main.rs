@@ -71,6 +71,9 @@ struct TuningArgs {
     /// Re-verify every blob after packing (rustic_core's default; off in vbackup).
     #[arg(long)]
     extra_verify: bool,
+    /// Files written at once by a restore (0: the engine's default).
+    #[arg(long, default_value_t = 0)]
+    restore_workers: usize,
 }
 
 impl TuningArgs {
@@ -124,6 +127,9 @@ enum Op {
         key_file: PathBuf,
         #[arg(long)]
         target: PathBuf,
+        /// Files written at once (0: the engine's default).
+        #[arg(long, default_value_t = 0)]
+        restore_workers: usize,
     },
 }
 
@@ -153,8 +159,8 @@ async fn run_op(op: Op) -> Result<()> {
             let key = LocationKey::generate()?;
             std::fs::write(&key_file, key.to_text())?;
             let options = RepoOptions {
-                cache_dir: None,
                 tuning: tuning.tuning(),
+                ..RepoOptions::default()
             };
             VolumeRepo::open_or_init(&store(&location), NAMESPACE, &key, options).await?;
         }
@@ -187,8 +193,9 @@ async fn run_op(op: Op) -> Result<()> {
             location,
             key_file,
             target,
+            restore_workers,
         } => {
-            let repo = open(&location, &key_file).await?;
+            let repo = open_with(&location, &key_file, restore_workers).await?;
             let summary = repo
                 .restore(RestoreRequest {
                     snapshot: "latest".into(),
@@ -209,8 +216,16 @@ async fn run_op(op: Op) -> Result<()> {
 }
 
 async fn open(location: &Path, key_file: &Path) -> Result<VolumeRepo> {
+    open_with(location, key_file, 0).await
+}
+
+async fn open_with(location: &Path, key_file: &Path, restore_workers: usize) -> Result<VolumeRepo> {
     let key = LocationKey::parse(&std::fs::read_to_string(key_file)?)?;
-    Ok(VolumeRepo::open(&store(location), NAMESPACE, &key, RepoOptions::default()).await?)
+    let options = RepoOptions {
+        restore_workers,
+        ..RepoOptions::default()
+    };
+    Ok(VolumeRepo::open(&store(location), NAMESPACE, &key, options).await?)
 }
 
 /// One measured child process.
@@ -454,7 +469,10 @@ impl Bench {
                 Tool::Vbackup => {
                     warm(&dir.join("vb-location"))?;
                     let mut cmd = self.vbackup("restore");
-                    cmd.arg("--target").arg(&target);
+                    cmd.arg("--target").arg(&target).arg(format!(
+                        "--restore-workers={}",
+                        self.args.tuning.restore_workers
+                    ));
                     self.record(3, tool, &mut cmd)?;
                     let restored = dir_size(&target);
                     let expected = dir_size(&work);
@@ -481,8 +499,15 @@ impl Bench {
         let _ = writeln!(
             out,
             "Dataset {mib:.1} MiB; {} runs, medians; vbackup tuning: zstd {}, {} MiB packs, \
-             extra verify {}; vbackup without cache, restic with its cache.\n",
-            self.args.runs, t.compression, t.pack_mib, t.extra_verify
+             extra verify {}, restore workers {}; vbackup without cache, restic with its cache.\n",
+            self.args.runs,
+            t.compression,
+            t.pack_mib,
+            t.extra_verify,
+            match t.restore_workers {
+                0 => vbackup_engine::repo::restore::DEFAULT_RESTORE_WORKERS,
+                n => n,
+            }
         );
         let _ = writeln!(
             out,

@@ -99,6 +99,9 @@ pub struct RepoOptions {
     pub cache_dir: Option<PathBuf>,
     /// Settings for repositories this call creates (ignored when opening an existing one).
     pub tuning: Tuning,
+    /// Files a restore writes at once (0: [`restore::DEFAULT_RESTORE_WORKERS`]); raise it
+    /// for high-latency object stores, lower it to save memory.
+    pub restore_workers: usize,
 }
 
 /// One namespace's repository, opened with its unsealed password.
@@ -600,6 +603,10 @@ impl VolumeRepo {
             req.target.clone(),
             req.verify_existing,
         );
+        let workers = match self.options.restore_workers {
+            0 => restore::DEFAULT_RESTORE_WORKERS,
+            n => n,
+        };
         self.run(
             "restore",
             req.stall_after,
@@ -630,6 +637,7 @@ impl VolumeRepo {
                     &dest_path,
                     !node.is_dir(),
                     verify,
+                    workers,
                     activity,
                 )?;
                 // What is left for rustic: metadata, and contents only where `verify` found

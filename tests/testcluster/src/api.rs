@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 /// How many past changes are kept for watches resuming from a resourceVersion.
-const LOG_CAPACITY: usize = 20_000;
+const LOG_CAPACITY: usize = 4096;
 
 /// The kind of a change, as watch events name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +116,8 @@ pub struct ListPage {
 
 pub(crate) struct Inner {
     pub store: Store,
-    pub registry: Registry,
+    /// Shared with requests in flight; replaced (copy on write) when a CRD changes.
+    pub registry: Arc<Registry>,
     pub rv: u64,
     pub log: VecDeque<Arc<Change>>,
     /// Changes at or below this resourceVersion are no longer in the log.
@@ -170,7 +171,7 @@ impl Api {
         let api = Arc::new(Api {
             inner: Mutex::new(Inner {
                 store,
-                registry,
+                registry: Arc::new(registry),
                 rv,
                 log: VecDeque::new(),
                 log_floor: rv,
@@ -210,6 +211,16 @@ impl Api {
             self.create_now(&svc_rt, Some("default"), obj, &opts)
                 .map_err(|e| anyhow::anyhow!(e.message))?;
         }
+        for (group, plural, obj) in system_objects() {
+            let rt = self
+                .resource(group, plural)
+                .ok_or_else(|| anyhow::anyhow!("no {plural} type"))?;
+            let name = md_str(&obj, "name").to_string();
+            if self.get(&rt, None, &name).is_err() {
+                self.create_now(&rt, None, obj, &opts)
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+            }
+        }
         Ok(())
     }
 
@@ -221,7 +232,7 @@ impl Api {
     }
 
     /// A snapshot of the servable resource types.
-    pub fn registry(&self) -> Registry {
+    pub fn registry(&self) -> Arc<Registry> {
         self.lock().registry.clone()
     }
 
@@ -369,6 +380,8 @@ impl Api {
                 .store
                 .get(&ObjectKey::new("", "namespaces", "", ns))
                 .cloned(),
+            // A Namespace is matched against namespaceSelector by its own labels.
+            None if rt.group.is_empty() && rt.plural == "namespaces" => Some(object.clone()),
             None => None,
         };
         let attributes = AdmissionAttributes {
@@ -501,6 +514,11 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         self.normalize(rt, ns, &mut obj, None)?;
+        if !md_str(&obj, "resourceVersion").is_empty() {
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         crate::pruning::prune(rt, rt.storage_version(), &mut obj, opts.field_validation)?;
         {
             let inner = self.lock();
@@ -812,6 +830,7 @@ impl Api {
                 (PatchType::Apply, _) => {
                     let mut applied = apply::parse_body(body)?;
                     self.check_apply_body(rt, &applied, version)?;
+                    crate::conversion::convert(rt, &mut applied, version, rt.storage_version());
                     self.normalize(rt, ns, &mut applied, Some(name))?;
                     crate::pruning::prune(
                         rt,
@@ -851,7 +870,11 @@ impl Api {
                 }
                 (_, None) => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                 (_, Some(cur)) => {
-                    let mut new = patch::patch_object(rt, cur, ty, body)?;
+                    // Patches are written against the requested version's shape.
+                    let mut shown = cur.clone();
+                    crate::conversion::convert(rt, &mut shown, rt.storage_version(), version);
+                    let mut new = patch::patch_object(rt, &shown, ty, body)?;
+                    crate::conversion::convert(rt, &mut new, version, rt.storage_version());
                     crate::pruning::prune(
                         rt,
                         rt.storage_version(),
@@ -997,6 +1020,9 @@ impl Api {
                 .unwrap_or(0)
                 + 1;
             new["metadata"]["generation"] = json!(g);
+        }
+        if subresource.is_none() {
+            crate::immutability::check(rt, &old, &new)?;
         }
         if rt.group.is_empty() && rt.plural == "services" {
             self.allocate_service(inner, &mut new, Some(&old))?;
@@ -1207,14 +1233,14 @@ impl Api {
             ChangeType::Deleted => {
                 inner.store.remove(&key, rv).map_err(io)?;
                 if is_crd {
-                    inner.registry.remove_crd(&obj);
+                    Arc::make_mut(&mut inner.registry).remove_crd(&obj);
                     self.drop_custom_objects(inner, &obj)?;
                 }
             }
             _ => {
                 inner.store.put(key.clone(), obj.clone(), rv).map_err(io)?;
                 if is_crd {
-                    inner.registry.set_crd(&obj);
+                    Arc::make_mut(&mut inner.registry).set_crd(&obj);
                 }
             }
         }
@@ -1280,6 +1306,50 @@ impl Api {
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(change);
     }
+}
+
+/// Cluster-scoped objects every real cluster has from the start (the bootstrap RBAC roles and
+/// system priority classes), recreated at start when missing as the real server does.
+fn system_objects() -> Vec<(&'static str, &'static str, Value)> {
+    let rbac = "rbac.authorization.k8s.io";
+    let bootstrap = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    let annotations = json!({"rbac.authorization.kubernetes.io/autoupdate": "true"});
+    let role = |name: &str, rules: Value| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": bootstrap, "annotations": annotations}, "rules": rules})
+    };
+    let all = json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]);
+    let read = json!([{"apiGroups": ["", "apps", "batch", "networking.k8s.io", "policy", "autoscaling"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]);
+    let write = json!([{"apiGroups": ["", "apps", "batch", "networking.k8s.io", "policy", "autoscaling"], "resources": ["*"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}]);
+    let priority = |name: &str, value: i64| {
+        json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+            "value": value, "description": "Used for system critical pods that must not be moved from their current node.",
+            "preemptionPolicy": "PreemptLowerPriority"})
+    };
+    vec![
+        (rbac, "clusterroles", role("cluster-admin", all)),
+        (rbac, "clusterroles", role("admin", write.clone())),
+        (rbac, "clusterroles", role("edit", write)),
+        (rbac, "clusterroles", role("view", read)),
+        (
+            rbac,
+            "clusterrolebindings",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "cluster-admin", "labels": bootstrap, "annotations": annotations},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
+        ),
+        (
+            "scheduling.k8s.io",
+            "priorityclasses",
+            priority("system-cluster-critical", 2_000_000_000),
+        ),
+        (
+            "scheduling.k8s.io",
+            "priorityclasses",
+            priority("system-node-critical", 2_000_001_000),
+        ),
+    ]
 }
 
 fn has_spec_finalizers(ns: &Value) -> bool {

@@ -14,14 +14,18 @@
 
 pub mod admission;
 pub mod api;
+pub mod connect;
 pub mod controllers;
+pub mod conversion;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod ids;
+pub mod immutability;
 pub mod kubeconfig;
 pub mod listtypes;
 pub mod managed_fields;
+pub mod node;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
@@ -37,6 +41,7 @@ pub mod tables;
 pub mod time;
 pub mod tls;
 pub mod validation;
+pub mod warnings;
 pub mod watch;
 
 use anyhow::Context;
@@ -65,6 +70,10 @@ pub struct ClusterOptions {
     pub service_endpoints: ServiceEndpoints,
     /// Controllers run besides the built-in ones.
     pub controllers: Vec<Arc<dyn Controller>>,
+    /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
+    pub connect_handlers: Vec<Arc<dyn connect::ConnectHandler>>,
+    /// Run the node `testnode` (pods, volumes, snapshots, exec, logs); needs root.
+    pub node: Option<node::NodeOptions>,
 }
 
 /// A running test cluster.
@@ -75,6 +84,7 @@ pub struct TestCluster {
     ca_pem: Option<String>,
     api: Arc<Api>,
     shutdown: CancellationToken,
+    node: Option<Arc<node::Node>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -122,13 +132,31 @@ impl TestCluster {
             .with_context(|| format!("writing the kubeconfig to {}", kubeconfig_path.display()))?;
         let api = Api::open(opts.state_dir.as_deref(), opts.service_endpoints.clone())?;
         let shutdown = CancellationToken::new();
+        let node = match opts.node {
+            Some(n) => Some(node::Node::new(
+                &api,
+                n,
+                opts.state_dir.as_deref(),
+                &url,
+                ca_pem.as_deref(),
+            )?),
+            None => None,
+        };
+        let mut connect_handlers = opts.connect_handlers;
+        if let Some(n) = &node {
+            connect_handlers.push(n.clone() as Arc<dyn connect::ConnectHandler>);
+        }
         let state = Arc::new(server::AppState {
             api: api.clone(),
             shutdown: shutdown.clone(),
             address: addr.to_string(),
+            connect_handlers,
         });
-        let mut controllers = controllers::builtin();
+        let mut controllers = controllers::builtin(ca_pem.clone());
         controllers.extend(opts.controllers);
+        if let Some(n) = &node {
+            controllers.push(n.clone() as Arc<dyn Controller>);
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let token = shutdown.clone();
         let thread = std::thread::Builder::new()
@@ -166,6 +194,7 @@ impl TestCluster {
             ca_pem,
             api,
             shutdown,
+            node,
             thread: Some(thread),
             _tempdir: tempdir,
         })
@@ -194,6 +223,11 @@ impl TestCluster {
     /// Direct access to the API's state (for controllers and white-box checks).
     pub fn api(&self) -> &Arc<Api> {
         &self.api
+    }
+
+    /// The node, when started with [`ClusterOptions::node`].
+    pub fn node(&self) -> Option<&Arc<node::Node>> {
+        self.node.as_ref()
     }
 
     /// Stops serving and waits for the server thread to end.

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
+use vbackup_testcluster::node::{ImageMapping, NodeOptions};
 use vbackup_testcluster::{ClusterOptions, ServiceEndpoints, TestCluster};
 
 /// A faithful Kubernetes API server for tests and the demo. Prints its URL, writes a
@@ -26,6 +27,17 @@ struct Args {
     /// Route a webhook's `clientConfig.service` to a local address: NS/NAME=127.0.0.1:PORT.
     #[arg(long = "service-endpoint", value_name = "NS/NAME=IP:PORT")]
     service_endpoints: Vec<String>,
+    /// Run the node `testnode`: pods, volumes, snapshots, exec and logs (needs root for
+    /// Linux mount namespaces).
+    #[arg(long)]
+    node: bool,
+    /// Run pods whose image starts with IMAGE_PREFIX as the local binary (implies --node).
+    #[arg(long = "image-map", value_name = "IMAGE_PREFIX=LOCAL_BINARY")]
+    image_map: Vec<String>,
+    /// Install the snapshot.storage.k8s.io/v1 CRDs and a default VolumeSnapshotClass
+    /// (implies --node).
+    #[arg(long)]
+    snapshot_crds: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +47,17 @@ fn main() -> anyhow::Result<()> {
         let (ns, name, addr) = ServiceEndpoints::parse(spec).map_err(anyhow::Error::msg)?;
         endpoints.insert(&ns, &name, addr);
     }
+    let image_map = args
+        .image_map
+        .iter()
+        .map(|m| ImageMapping::parse(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let enabled = args.node || args.snapshot_crds || !image_map.is_empty();
+    let node = enabled.then_some(NodeOptions {
+        state_dir: None,
+        image_map,
+        snapshot_crds: args.snapshot_crds,
+    });
     let cluster = TestCluster::start_with(ClusterOptions {
         port: args.port,
         state_dir: args.state_dir,
@@ -42,6 +65,8 @@ fn main() -> anyhow::Result<()> {
         tls: args.tls,
         service_endpoints: endpoints,
         controllers: Vec::new(),
+        connect_handlers: Vec::new(),
+        node,
     })?;
     let mut out = std::io::stdout();
     writeln!(out, "{}", cluster.url())?;

@@ -69,7 +69,20 @@ pub fn prune(
     } else {
         let ty = protobuf::message_type(&rt.api_version(version), &rt.kind);
         if protobuf::knows(&ty) {
-            walk_message(&ty, obj, "", true, &mut unknown);
+            let mut found = Findings::default();
+            walk_message(&ty, obj, "", "", true, &mut found);
+            if let Some(e) = found.type_error {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                    kind = rt.kind
+                )));
+            }
+            unknown = found.unknown;
+        }
+    }
+    if mode == FieldValidation::Warn {
+        for f in &unknown {
+            crate::warnings::warn(format!("unknown field \"{f}\""));
         }
     }
     if mode == FieldValidation::Strict && !unknown.is_empty() {
@@ -98,34 +111,205 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn walk_message(ty: &str, v: &mut Value, path: &str, root: bool, unknown: &mut Vec<String>) {
+/// What walking a built-in object found.
+#[derive(Default)]
+struct Findings {
+    unknown: Vec<String>,
+    /// The first value of the wrong JSON type, as Go's decoder words it.
+    type_error: Option<String>,
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+        Value::Null => "null",
+    }
+}
+
+fn go_type(ty: &str) -> String {
+    match ty {
+        "bytes" => "[]uint8".to_string(),
+        t if !t.contains('.') => t.to_string(),
+        t => {
+            let mut parts = t.rsplit('.');
+            let name = parts.next().unwrap_or(t);
+            let pkg = parts.next().unwrap_or_default();
+            format!("{pkg}.{name}")
+        }
+    }
+}
+
+/// Whether a JSON value decodes into a scalar or leaf type.
+fn scalar_fits(ty: &str, v: &Value) -> Result<(), String> {
+    if v.is_null() {
+        return Ok(());
+    }
+    let ok = match ty {
+        "string" => v.is_string(),
+        "bool" => v.is_boolean(),
+        "int32" | "int64" | "uint32" | "uint64" => v.as_i64().is_some() || v.as_u64().is_some(),
+        "double" | "float" => v.is_number(),
+        "bytes" => match v.as_str() {
+            Some(text) => {
+                use base64::Engine;
+                if let Err(e) = base64::engine::general_purpose::STANDARD.decode(text) {
+                    let at = match e {
+                        base64::DecodeError::InvalidByte(i, _)
+                        | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+                        _ => text.len(),
+                    };
+                    return Err(format!("illegal base64 data at input byte {at}"));
+                }
+                true
+            }
+            None => false,
+        },
+        t if t.ends_with("intstr.IntOrString") || t.ends_with("resource.Quantity") => {
+            v.is_string() || v.is_number()
+        }
+        t if t.ends_with("meta.v1.Time")
+            || t.ends_with("meta.v1.MicroTime")
+            || t.ends_with("meta.v1.Duration") =>
+        {
+            v.is_string()
+        }
+        _ => true,
+    };
+    if ok { Ok(()) } else { Err(String::new()) }
+}
+
+/// Keeps the first type error, worded like Go's JSON decoder.
+fn record(
+    slot: &mut Option<String>,
+    parent: &str,
+    go_path: &str,
+    value: &Value,
+    go: String,
+    why: Result<(), String>,
+) {
+    if slot.is_none() {
+        *slot = Some(match why {
+            Err(e) if !e.is_empty() => e,
+            _ => format!(
+                "json: cannot unmarshal {} into Go struct field {parent}.{go_path} of type {go}",
+                json_type(value)
+            ),
+        });
+    }
+}
+
+fn walk_message(
+    ty: &str,
+    v: &mut Value,
+    path: &str,
+    gopath: &str,
+    root: bool,
+    found: &mut Findings,
+) {
     let Some(map) = v.as_object_mut() else { return };
+    let parent = ty.rsplit('.').next().unwrap_or(ty).to_string();
     let mut drop = Vec::new();
     for (k, child) in map.iter_mut() {
         if root && (k == "apiVersion" || k == "kind") {
             continue;
         }
         let Some((kind, fty)) = protobuf::field_of(ty, k) else {
-            unknown.push(join(path, k));
+            found.unknown.push(join(path, k));
             drop.push(k.clone());
             continue;
         };
-        if protobuf::is_leaf_type(fty) {
-            continue;
-        }
         let here = join(path, k);
-        match (kind, child) {
+        let go_here = join(gopath, k);
+        match (kind, &mut *child) {
+            (_, Value::Null) => {}
             (b'r', Value::Array(items)) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    walk_message(fty, item, &format!("{here}[{i}]"), false, unknown);
+                    if protobuf::is_leaf_type(fty) {
+                        if let Err(e) = scalar_fits(fty, item) {
+                            record(
+                                &mut found.type_error,
+                                &parent,
+                                &go_here,
+                                item,
+                                go_type(fty),
+                                Err(e),
+                            );
+                        }
+                    } else if item.is_object() {
+                        walk_message(fty, item, &format!("{here}[{i}]"), &go_here, false, found);
+                    } else {
+                        record(
+                            &mut found.type_error,
+                            &parent,
+                            &go_here,
+                            item,
+                            go_type(fty),
+                            Ok(()),
+                        );
+                    }
                 }
             }
+            (b'r', other) => record(
+                &mut found.type_error,
+                &parent,
+                &go_here,
+                other,
+                format!("[]{}", go_type(fty)),
+                Ok(()),
+            ),
             (b'm', Value::Object(entries)) => {
                 for (key, item) in entries.iter_mut() {
-                    walk_message(fty, item, &format!("{here}[{key}]"), false, unknown);
+                    if protobuf::is_leaf_type(fty) {
+                        if let Err(e) = scalar_fits(fty, item) {
+                            record(
+                                &mut found.type_error,
+                                &parent,
+                                &go_here,
+                                item,
+                                go_type(fty),
+                                Err(e),
+                            );
+                        }
+                    } else {
+                        walk_message(fty, item, &format!("{here}[{key}]"), &go_here, false, found);
+                    }
                 }
             }
-            (_, child) => walk_message(fty, child, &here, false, unknown),
+            (b'm', other) => record(
+                &mut found.type_error,
+                &parent,
+                &go_here,
+                other,
+                format!("map[string]{}", go_type(fty)),
+                Ok(()),
+            ),
+            (_, value) if protobuf::is_leaf_type(fty) => {
+                if let Err(e) = scalar_fits(fty, value) {
+                    record(
+                        &mut found.type_error,
+                        &parent,
+                        &go_here,
+                        value,
+                        go_type(fty),
+                        Err(e),
+                    );
+                }
+            }
+            (_, value @ Value::Object(_)) => {
+                walk_message(fty, value, &here, &go_here, false, found)
+            }
+            (_, other) => record(
+                &mut found.type_error,
+                &parent,
+                &go_here,
+                other,
+                go_type(fty),
+                Ok(()),
+            ),
         }
     }
     for k in drop {
@@ -218,6 +402,22 @@ mod tests {
             "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"metadata.bogus\", unknown field \"spec.template.spec.containers[0].imagez\""
         );
         prune(&rt, "v1", &mut d, FieldValidation::Warn).unwrap();
+        let mut wrong = json!({"metadata": {"name": "d"}, "spec": {"replicas": "two"}});
+        let err = prune(&rt, "v1", &mut wrong, FieldValidation::Ignore).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
+        );
+        let secrets = builtin()
+            .into_iter()
+            .find(|t| t.plural == "secrets")
+            .unwrap();
+        let mut bad = json!({"metadata": {"name": "s"}, "data": {"k": "not base64!"}});
+        let err = prune(&secrets, "v1", &mut bad, FieldValidation::Ignore).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
+        );
         assert!(d["metadata"].get("bogus").is_none());
         assert_eq!(
             d["spec"]["template"]["spec"]["volumes"][0]["emptyDir"],

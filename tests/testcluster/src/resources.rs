@@ -194,7 +194,12 @@ pub fn builtin() -> Vec<ResourceType> {
             };
             ResourceType {
                 group: group.to_string(),
-                versions: vec![version.to_string()],
+                // autoscaling serves HorizontalPodAutoscaler at v2 and v1 (see conversion.rs).
+                versions: if row.plural == "horizontalpodautoscalers" {
+                    vec![version.to_string(), "v1".to_string()]
+                } else {
+                    vec![version.to_string()]
+                },
                 storage: version.to_string(),
                 plural: row.plural.to_string(),
                 singular: row.kind.to_lowercase(),

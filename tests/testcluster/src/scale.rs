@@ -88,15 +88,17 @@ pub fn to_scale(rt: &ResourceType, obj: &Value) -> Value {
             metadata.insert(k.into(), v.clone());
         }
     }
+    let mut status = json!({"replicas": obj.pointer(&pointer(&paths.status_replicas)).and_then(Value::as_i64).unwrap_or(0)});
+    let selector = selector_text(rt, obj);
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
         "spec": {"replicas": obj.pointer(&pointer(&paths.spec_replicas)).and_then(Value::as_i64).unwrap_or(0)},
-        "status": {
-            "replicas": obj.pointer(&pointer(&paths.status_replicas)).and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector_text(rt, obj),
-        },
+        "status": status,
     })
 }
 

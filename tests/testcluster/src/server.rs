@@ -27,11 +27,17 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// `host:port` the server is reachable at.
     pub address: String,
+    /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
+    pub connect_handlers: Vec<Arc<dyn crate::connect::ConnectHandler>>,
 }
 
 /// The router serving the whole API.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    // The real server accepts request bodies up to 3 MiB; leave a little room above that.
+    Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
+        .with_state(state)
 }
 
 /// How a response represents objects.
@@ -110,13 +116,66 @@ fn output(headers: &HeaderMap, q: &Query) -> Output {
     Output::Object
 }
 
-async fn handle(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// A plugged-in connect handler with the resource, namespace, name and subresource it serves.
+type ConnectTarget = (
+    Arc<dyn crate::connect::ConnectHandler>,
+    ResourceType,
+    Option<String>,
+    String,
+    String,
+);
+
+/// A plugged-in connect handler for this request, if any.
+fn connect_target(st: &AppState, uri: &Uri) -> Option<ConnectTarget> {
+    let path = uri.path().trim_matches('/');
+    let segs: Vec<&str> = path.split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let t = parse_target(rest).ok()?;
+    let sub = t.sub?;
+    let handler = st
+        .connect_handlers
+        .iter()
+        .find(|h| h.handles(group, t.plural, sub))?
+        .clone();
+    let rt = st.api.registry().find(group, version, t.plural)?.clone();
+    Some((
+        handler,
+        rt,
+        t.ns.map(str::to_string),
+        t.name?.to_string(),
+        sub.to_string(),
+    ))
+}
+
+async fn handle(State(st): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    if let Some((handler, resource, namespace, name, subresource)) =
+        connect_target(&st, request.uri())
+    {
+        let req = crate::connect::ConnectRequest {
+            resource,
+            namespace,
+            name,
+            subresource,
+            request,
+        };
+        return handler.handle(st.api.clone(), req).await;
+    }
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let body: Bytes = match axum::body::to_bytes(body, 4 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("the request body could not be read: {e}"),
+            ));
+        }
+    };
     let q = parse_query(&uri);
     let path = uri.path().trim_matches('/').to_string();
     let segs: Vec<&str> = if path.is_empty() {
@@ -319,11 +378,17 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
 /// An object as served at `version` (stored objects are at the storage version).
 pub fn present(rt: &ResourceType, version: &str, obj: &Value) -> Value {
     let mut o = obj.clone();
+    crate::conversion::convert(rt, &mut o, rt.storage_version(), version);
     if let Some(m) = o.as_object_mut() {
-        m.insert("apiVersion".into(), json!(rt.api_version(version)));
         m.insert("kind".into(), json!(rt.kind));
     }
     o
+}
+
+/// A request body at `version`, converted to the storage version.
+fn to_storage(rt: &ResourceType, version: &str, mut obj: Value) -> Value {
+    crate::conversion::convert(rt, &mut obj, version, rt.storage_version());
+    obj
 }
 
 fn render_one(rt: &ResourceType, version: &str, obj: &Value, out: Output) -> Value {
@@ -417,10 +482,24 @@ async fn resources(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    match resources_inner(st, method, group, version, rest, q, headers, body).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
-    }
+    let work = async {
+        let mut response =
+            match resources_inner(st, method, group, version, rest, q, headers, body).await {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            };
+        let warnings = crate::warnings::WARNINGS.with(|w| w.take());
+        for w in warnings {
+            let text = format!("299 - {}", serde_json::Value::String(w));
+            if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+                response.headers_mut().append(header::WARNING, v);
+            }
+        }
+        response
+    };
+    crate::warnings::WARNINGS
+        .scope(std::cell::RefCell::new(Vec::new()), work)
+        .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -504,7 +583,7 @@ async fn resources_inner(
         }
         (Method::POST, None, None) => {
             let opts = write_options(q, headers, false)?;
-            let obj = decode_body(headers, &body)?;
+            let obj = to_storage(&rt, version, decode_body(headers, &body)?);
             let created = api.create(&rt, t.ns, obj, &opts).await?;
             Ok(json_response(201, &present(&rt, version, &created)))
         }
@@ -515,7 +594,7 @@ async fn resources_inner(
                 return Err(not_found_path());
             }
             let opts = write_options(q, headers, false)?;
-            let obj = decode_body(headers, &body)?;
+            let obj = to_storage(&rt, version, decode_body(headers, &body)?);
             let updated = api.update(&rt, t.ns, name, obj, &opts, sub).await?;
             Ok(json_response(200, &present(&rt, version, &updated)))
         }
@@ -600,6 +679,22 @@ async fn resources_inner(
                 200,
                 &list_response(&rt, version, page, Output::Object),
             ))
+        }
+        (Method::GET | Method::POST, Some(name), Some(s))
+            if rt.connect_subresources.iter().any(|c| c == s) =>
+        {
+            // No node serves this pod: answer as a real cluster does for an unscheduled pod.
+            let obj = api.get(&rt, t.ns, name)?;
+            let container = obj
+                .pointer("/spec/containers/0/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Err(ApiError::bad_request(match s {
+                "log" => format!(
+                    "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+                ),
+                _ => format!("pod {name} does not have a host assigned"),
+            }))
         }
         (_, Some(_), Some(s))
             if !rt.connect_subresources.iter().any(|c| c == s) && s != "status" && s != "scale" =>

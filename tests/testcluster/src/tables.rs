@@ -373,6 +373,15 @@ fn builtin_columns(t: &ResourceType) -> Option<Vec<Col>> {
             Col("Age", "string", 0),
             Col("PreemptionPolicy", "string", 0),
         ],
+        ("autoscaling", "horizontalpodautoscalers") => vec![
+            Col("Name", "string", 0),
+            Col("Reference", "string", 0),
+            Col("Targets", "string", 0),
+            Col("MinPods", "string", 0),
+            Col("MaxPods", "integer", 0),
+            Col("Replicas", "integer", 0),
+            Col("Age", "string", 0),
+        ],
         ("", "events") => vec![
             Col("Last Seen", "string", 0),
             Col("Type", "string", 0),
@@ -781,6 +790,48 @@ fn builtin_cells(t: &ResourceType, v: &Value) -> Vec<Value> {
             json!(age(v)),
             json!(s(v, "/preemptionPolicy")),
         ],
+        ("autoscaling", "horizontalpodautoscalers") => {
+            let targets: Vec<String> = v
+                .pointer("/spec/metrics")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    let r = m.get("resource")?;
+                    let target = r
+                        .pointer("/target/averageUtilization")
+                        .map(|t| format!("{t}%"))
+                        .or_else(|| {
+                            r.pointer("/target/averageValue")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })?;
+                    Some(format!("{}: <unknown>/{target}", s(r, "/name")))
+                })
+                .collect();
+            let targets = match v.pointer("/spec/targetCPUUtilizationPercentage") {
+                Some(t) => format!("cpu: <unknown>/{t}%"),
+                None if targets.is_empty() => "<none>".into(),
+                None => targets.join(", "),
+            };
+            let min = v
+                .pointer("/spec/minReplicas")
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "1".into());
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    s(v, "/spec/scaleTargetRef/kind"),
+                    s(v, "/spec/scaleTargetRef/name")
+                )),
+                json!(targets),
+                json!(min),
+                json!(n(v, "/spec/maxReplicas")),
+                json!(n(v, "/status/currentReplicas")),
+                json!(age(v)),
+            ]
+        }
         ("", "events") => {
             let last = [
                 "/lastTimestamp",

@@ -158,6 +158,47 @@ fn container_causes(obj: &Value, spec_path: &str, field_prefix: &str, causes: &m
     let Some(spec) = obj.pointer(spec_path) else {
         return;
     };
+    let mut volumes: Vec<&str> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .collect();
+    // A StatefulSet's pods also get a volume per claim template.
+    volumes.extend(
+        obj.pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str)),
+    );
+    for list in ["initContainers", "containers"] {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for (j, m) in c
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
+                if !volumes.contains(&name) {
+                    causes.push(Cause {
+                        reason: "FieldValueNotFound".into(),
+                        message: format!("Not found: \"{name}\""),
+                        field: format!("{field_prefix}.{list}[{i}].volumeMounts[{j}].name"),
+                    });
+                }
+            }
+        }
+    }
     match spec.get("containers").and_then(Value::as_array) {
         Some(cs) if !cs.is_empty() => {
             let mut seen = Vec::new();
@@ -243,6 +284,94 @@ fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
                         "must be between 1 and 65535, inclusive",
                     ));
                 }
+                let many = obj
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.len() > 1);
+                if many
+                    && p.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .is_empty()
+                {
+                    causes.push(required(&format!("spec.ports[{i}].name"), ""));
+                }
+            }
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            let text = |p: &str| {
+                obj.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (name, plural, group) = (
+                text("/metadata/name"),
+                text("/spec/names/plural"),
+                text("/spec/group"),
+            );
+            if name != format!("{plural}.{group}") {
+                causes.push(invalid(
+                    "metadata.name",
+                    &name,
+                    "must be spec.names.plural+\".\"+spec.group",
+                ));
+            }
+            if text("/spec/names/kind").is_empty() {
+                causes.push(required("spec.names.kind", ""));
+            }
+            if !matches!(text("/spec/scope").as_str(), "Namespaced" | "Cluster") {
+                causes.push(Cause {
+                    reason: "FieldValueNotSupported".into(),
+                    message: format!(
+                        "Unsupported value: \"{}\": supported values: \"Cluster\", \"Namespaced\"",
+                        text("/spec/scope")
+                    ),
+                    field: "spec.scope".into(),
+                });
+            }
+            let versions = obj
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let storage = versions
+                .iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .count();
+            if versions.is_empty() {
+                causes.push(required(
+                    "spec.versions",
+                    ": must have exactly one version marked as storage version",
+                ));
+            } else if storage != 1 {
+                causes.push(invalid(
+                    "spec.versions",
+                    &format!("{storage}"),
+                    "must have exactly one version marked as storage version",
+                ));
+            }
+        }
+        ("", "configmaps" | "secrets") => {
+            for field in ["data", "binaryData", "stringData"] {
+                for key in obj
+                    .get(field)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    let ok = !key.is_empty()
+                        && key.len() <= 253
+                        && key != "."
+                        && key != ".."
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+                    if !ok {
+                        causes.push(invalid(&format!("{field}[{key}]"), key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+                    }
+                }
             }
         }
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => causes.extend(
@@ -301,6 +430,38 @@ mod tests {
         assert!(validate(&rt("namespaces"), &json!({"metadata": {"name": "a.b"}})).is_err());
         assert!(validate(&rt("services"), &json!({"metadata": {"name": "1abc"}})).is_err());
         assert!(validate(&rt("services"), &json!({"metadata": {"name": "abc1"}})).is_ok());
+    }
+
+    #[test]
+    fn mounts_need_volumes_and_multi_port_services_need_port_names() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}]}});
+        let err = validate(&rt("pods"), &pod).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Pod \"p\" is invalid: spec.containers[0].volumeMounts[0].name: Not found: \"data\""
+        );
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}, {"port": 81, "name": "b"}]}});
+        assert_eq!(
+            validate(&rt("services"), &svc).unwrap_err().causes[0].field,
+            "spec.ports[0].name"
+        );
+        let cm = json!({"metadata": {"name": "c"}, "data": {"bad key": "x"}});
+        assert_eq!(
+            validate(&rt("configmaps"), &cm).unwrap_err().causes[0].field,
+            "data[bad key]"
+        );
+    }
+
+    #[test]
+    fn crd_names_must_be_plural_dot_group() {
+        let crd = builtin()
+            .into_iter()
+            .find(|t| t.plural == "customresourcedefinitions")
+            .unwrap();
+        let bad = json!({"metadata": {"name": "widgets.example.org"}, "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true}]}});
+        let err = validate(&crd, &bad).unwrap_err();
+        assert!(err.message.ends_with("metadata.name: Invalid value: \"widgets.example.org\": must be spec.names.plural+\".\"+spec.group"), "{}", err.message);
     }
 
     #[test]

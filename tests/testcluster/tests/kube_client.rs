@@ -376,3 +376,101 @@ async fn watch_resumes_from_a_resource_version_and_reports_deletions() {
         .collect();
     assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED"]);
 }
+
+/// A controller plugged in through `ClusterOptions::controllers`: marks every new
+/// ConfigMap labelled `stamp=yes` with an annotation, as a real controller would.
+struct Stamper;
+
+impl vbackup_testcluster::Controller for Stamper {
+    fn name(&self) -> &'static str {
+        "stamper"
+    }
+
+    fn on_change(
+        &self,
+        api: &std::sync::Arc<vbackup_testcluster::Api>,
+        change: &vbackup_testcluster::api::Change,
+    ) {
+        let k = &change.key;
+        if k.resource != "configmaps" || change.type_ != vbackup_testcluster::api::ChangeType::Added
+        {
+            return;
+        }
+        if change
+            .object
+            .pointer("/metadata/labels/stamp")
+            .and_then(|v| v.as_str())
+            != Some("yes")
+        {
+            return;
+        }
+        let rt = api.resource("", "configmaps").unwrap();
+        let mut obj = change.object.clone();
+        obj["metadata"]["annotations"] = json!({"stamped-by": "stamper"});
+        api.update_now(&rt, Some(&k.namespace), &k.name, obj, self.name(), None)
+            .unwrap();
+    }
+
+    fn resync(&self, _api: &std::sync::Arc<vbackup_testcluster::Api>) {}
+}
+
+#[tokio::test]
+async fn plugged_in_controllers_react_to_changes_and_streaming_lists_work() {
+    let cluster = TestCluster::start_with(vbackup_testcluster::ClusterOptions {
+        controllers: vec![std::sync::Arc::new(Stamper)],
+        ..Default::default()
+    })
+    .unwrap();
+    let client = client(&cluster).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("plain", json!({})))
+        .await
+        .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &configmap("stamped", json!({"stamp": "yes"})),
+    )
+    .await
+    .unwrap();
+    let stamped = await_condition(cms.clone(), "stamped", |c: Option<&ConfigMap>| {
+        c.is_some_and(|c| {
+            c.annotations()
+                .get("stamped-by")
+                .is_some_and(|v| v == "stamper")
+        })
+    });
+    let cm = tokio::time::timeout(Duration::from_secs(30), stamped)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        cm.managed_fields().last().unwrap().manager.as_deref(),
+        Some("stamper")
+    );
+    assert!(
+        cms.get("plain")
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .is_none()
+    );
+
+    // kube-runtime's streaming-list mode (sendInitialEvents + bookmarks) sees both objects.
+    let mut names: Vec<String> = Vec::new();
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        match event {
+            watcher::Event::InitApply(cm) => names.push(cm.name_any()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["kube-root-ca.crt", "plain", "stamped"]);
+}

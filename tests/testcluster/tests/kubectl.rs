@@ -220,6 +220,35 @@ fn typed_create_commands_send_protobuf_and_it_is_understood() {
         job["spec"]["template"]["spec"]["containers"][0]["command"],
         serde_json::json!(["echo", "hi"])
     );
+    // autoscale writes autoscaling/v1; the object is stored (and served) at v2 as well.
+    k.ok(&[
+        "-n",
+        "typed",
+        "autoscale",
+        "deployment",
+        "api",
+        "--max=3",
+        "--cpu-percent=70",
+    ]);
+    let hpa = k.json(&[
+        "-n",
+        "typed",
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "api",
+    ]);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    let hpa = k.json(&[
+        "-n",
+        "typed",
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "api",
+    ]);
+    assert_eq!(hpa["spec"]["targetCPUUtilizationPercentage"], 70);
     let rb = k.json(&["-n", "typed", "get", "rolebinding", "reader"]);
     assert_eq!(rb["subjects"][0]["name"], "robot");
 }
@@ -266,6 +295,26 @@ fn apply_server_side_creates_updates_and_reports_conflicts() {
     assert_eq!(
         k.json(&["get", "cm", "ssa"])["data"],
         serde_json::json!({"a": "4"})
+    );
+
+    // Keyed lists: a container (and an env entry) no longer applied is removed.
+    let deployment = |containers: &str| {
+        format!(
+            r#"{{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"name":"ssa"}},"spec":{{"selector":{{"matchLabels":{{"app":"ssa"}}}},"template":{{"metadata":{{"labels":{{"app":"ssa"}}}},"spec":{{"containers":{containers}}}}}}}}}"#
+        )
+    };
+    let two = deployment(
+        r#"[{"name":"a","image":"a:1","env":[{"name":"X","value":"1"},{"name":"Z","value":"2"}]},{"name":"b","image":"b:1"}]"#,
+    );
+    let one = deployment(r#"[{"name":"a","image":"a:2","env":[{"name":"X","value":"1"}]}]"#);
+    k.ok_with(&["apply", "--server-side", "-f", "-"], &two);
+    k.ok_with(&["apply", "--server-side", "-f", "-"], &one);
+    let containers = &k.json(&["get", "deploy", "ssa"])["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers.as_array().unwrap().len(), 1, "{containers}");
+    assert_eq!(containers[0]["image"], "a:2");
+    assert_eq!(
+        containers[0]["env"],
+        serde_json::json!([{"name": "X", "value": "1"}])
     );
 
     // Client-side apply (strategic merge under the hood) works too, and is idempotent.
@@ -428,10 +477,13 @@ fn errors_are_statuses_with_the_real_reasons() {
         "",
     );
     assert!(!out.status.success());
-    let status = reqwest_free_get(
+    let (code, status) = raw(
         c.url(),
+        "GET",
         "/apis/apps/v1/namespaces/default/deployments/missing",
+        "",
     );
+    assert_eq!(code, 404);
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "NotFound");
     assert_eq!(status["code"], 404);
@@ -447,6 +499,22 @@ fn errors_are_statuses_with_the_real_reasons() {
     let err = k.fails(&["replace", "-f", "-"], &cm.to_string());
     assert!(err.contains("the object has been modified; please apply your changes to the latest version and try again"), "{err}");
 
+    // Objects to create must not carry a resourceVersion (restores have to strip it;
+    // kubectl strips it itself, so this goes over raw HTTP).
+    let mut exported = k.json(&["get", "cm", "good"]);
+    exported["metadata"]["name"] = serde_json::json!("copy");
+    let (code, status) = raw(
+        c.url(),
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &exported.to_string(),
+    );
+    assert_eq!(code, 500);
+    assert_eq!(
+        status["message"],
+        "Internal error occurred: resourceVersion should not be set on objects to be created"
+    );
+
     // generateName gets a random suffix.
     let generated = "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: gen-}\n";
     let out = k.ok_with(&["create", "-f", "-", "-o", "name"], generated);
@@ -456,17 +524,27 @@ fn errors_are_statuses_with_the_real_reasons() {
     );
 }
 
-/// A plain HTTP GET without a client library, to see exactly what the server answers.
-fn reqwest_free_get(url: &str, path: &str) -> Value {
+/// A plain HTTP request without a client library, to see exactly what the server answers.
+fn raw(url: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.contains("application/json"), "{head}");
-    serde_json::from_str(body).unwrap()
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(body).unwrap())
 }
 
 #[test]
@@ -663,6 +741,16 @@ fn unknown_fields_are_rejected_under_kubectl_strict_validation_and_dropped_other
     let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},"data":{"a":"b"},"colour":"red"}"#;
     let err = k.fails(&["create", "-f", "-"], cm);
     assert!(err.contains("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"colour\""), "{err}");
+    let warned = k.run_with(
+        &["create", "--validate=warn", "--dry-run=server", "-f", "-"],
+        cm,
+    );
+    assert!(warned.status.success());
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(
+        stderr.contains("Warning: unknown field \"colour\""),
+        "{stderr}"
+    );
     k.ok_with(&["create", "--validate=false", "-f", "-"], cm);
     let live = k.json(&["get", "cm", "u"]);
     assert!(

@@ -1,0 +1,981 @@
+//! The kubelet and scheduler of `testnode`: binds pods to the node once their claims are
+//! bound, prepares their volumes, runs containers whose image is mapped to a local binary
+//! (init containers first, restart policy honoured), marks the others Running/Ready, and
+//! reports pod status as the real kubelet does.
+
+use super::objects::{self, s};
+use super::podenv;
+use super::sandbox::{Bind, Sandbox};
+use super::volumes::{self, HostVolume, NotReady};
+use super::{NODE_NAME, Node, mapped_binary};
+use crate::api::{Api, Change, ChangeType};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const MANAGER: &str = "kubelet";
+
+/// The last 80 lines / 2048 bytes of logs stand in for an empty termination message under
+/// `FallbackToLogsOnError`, as in the kubelet.
+const FALLBACK_LINES: usize = 80;
+const FALLBACK_BYTES: usize = 2048;
+const MESSAGE_BYTES: usize = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A container's state, as `containerStatuses[].state` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CState {
+    /// Not running yet (or waiting to restart).
+    Waiting { reason: String, message: String },
+    /// Running since.
+    Running { started_at: String },
+    /// Exited.
+    Terminated {
+        exit_code: i32,
+        reason: String,
+        message: String,
+        started_at: String,
+        finished_at: String,
+    },
+}
+
+impl CState {
+    fn waiting(reason: &str, message: &str) -> Self {
+        CState::Waiting {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    fn to_json(&self, id: &str) -> Value {
+        match self {
+            CState::Waiting { reason, message } => {
+                let mut w = json!({"reason": reason});
+                if !message.is_empty() {
+                    w["message"] = json!(message);
+                }
+                json!({"waiting": w})
+            }
+            CState::Running { started_at } => json!({"running": {"startedAt": started_at}}),
+            CState::Terminated {
+                exit_code,
+                reason,
+                message,
+                started_at,
+                finished_at,
+            } => {
+                let mut t = json!({"exitCode": exit_code, "reason": reason, "startedAt": started_at,
+                    "finishedAt": finished_at, "containerID": format!("containerd://{id}")});
+                if !message.is_empty() {
+                    t["message"] = json!(message);
+                }
+                json!({"terminated": t})
+            }
+        }
+    }
+}
+
+/// One container of a pod.
+#[derive(Debug, Clone)]
+pub struct Ctr {
+    /// Container name.
+    pub name: String,
+    image: String,
+    binary: Option<PathBuf>,
+    init: bool,
+    /// Current state.
+    pub state: CState,
+    last: Option<CState>,
+    restarts: u32,
+    id: String,
+    pgid: Option<u32>,
+}
+
+/// A pod the node runs.
+pub struct PodRt {
+    uid: String,
+    ns: String,
+    name: String,
+    dir: PathBuf,
+    ip: String,
+    start_time: String,
+    cancel: CancellationToken,
+    /// The pod's containers.
+    pub ctrs: Mutex<Vec<Ctr>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl PodRt {
+    /// A container by name.
+    pub fn ctr(&self, name: &str) -> Option<Ctr> {
+        lock(&self.ctrs).iter().find(|c| c.name == name).cloned()
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut Ctr)) {
+        if let Some(c) = lock(&self.ctrs).iter_mut().find(|c| c.name == name) {
+            f(c);
+        }
+    }
+}
+
+/// The node's pods and what their tasks share.
+pub struct Kubelet {
+    pods: Mutex<HashMap<String, Arc<PodRt>>>,
+    status_lock: Arc<Mutex<()>>,
+    next_ip: AtomicU32,
+    dir: PathBuf,
+}
+
+impl Kubelet {
+    /// A kubelet keeping pod directories under `dir/pods`.
+    pub fn new(dir: &Path) -> Self {
+        Kubelet {
+            pods: Mutex::new(HashMap::new()),
+            status_lock: Arc::new(Mutex::new(())),
+            next_ip: AtomicU32::new(0),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The runtime of a pod, by uid.
+    pub fn pod(&self, uid: &str) -> Option<Arc<PodRt>> {
+        lock(&self.pods).get(uid).cloned()
+    }
+
+    /// A pod's directory (logs, termination messages, per-pod volumes).
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.dir.join("pods").join(uid)
+    }
+
+    fn alloc_ip(&self) -> String {
+        let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
+        format!("10.244.{}.{}", n / 250, n % 250 + 2)
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        for rt in lock(&self.pods).values() {
+            rt.cancel.cancel();
+            for c in lock(&rt.ctrs).iter() {
+                if let Some(pgid) = c.pgid {
+                    kill_group(pgid);
+                }
+            }
+        }
+    }
+}
+
+fn kill_group(pgid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+fn terminal(pod: &Value) -> bool {
+    matches!(s(pod, "/status/phase"), "Succeeded" | "Failed")
+}
+
+/// Reacts to a pod's change.
+pub fn on_change(node: &Node, change: &Change) {
+    let pod = &change.object;
+    if change.type_ == ChangeType::Deleted || objects::deleting(pod) {
+        stop(node, objects::uid(pod));
+        if change.type_ == ChangeType::Deleted {
+            // A claim with ReadWriteOncePod may now be free for a waiting pod.
+            retry_waiting(node, objects::namespace(pod));
+        }
+        return;
+    }
+    admit(node, pod.clone());
+}
+
+/// Retries the pods of a namespace that wait for claims, ConfigMaps or Secrets.
+pub fn retry_waiting(node: &Node, ns: &str) {
+    if ns.is_empty() {
+        return;
+    }
+    for pod in objects::list(&node.api, "", "pods", Some(ns)) {
+        if node.kubelet.pod(objects::uid(&pod)).is_none() && !objects::deleting(&pod) {
+            admit(node, pod);
+        }
+    }
+}
+
+/// Schedules and starts every pod; forgets pods that are gone.
+pub fn reconcile_all(node: &Node) {
+    let pods = objects::list(&node.api, "", "pods", None);
+    let live: std::collections::HashSet<String> =
+        pods.iter().map(|p| objects::uid(p).to_string()).collect();
+    let known: Vec<String> = lock(&node.kubelet.pods).keys().cloned().collect();
+    for uid in known.iter().filter(|u| !live.contains(*u)) {
+        stop(node, uid);
+    }
+    for pod in pods {
+        if !objects::deleting(&pod) {
+            admit(node, pod);
+        }
+    }
+}
+
+fn stop(node: &Node, uid: &str) {
+    let Some(rt) = lock(&node.kubelet.pods).remove(uid) else {
+        return;
+    };
+    rt.cancel.cancel();
+    let task = lock(&rt.task).take();
+    let dir = rt.dir.clone();
+    tokio::spawn(async move {
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        let _ = tokio::fs::remove_dir_all(dir).await;
+    });
+}
+
+fn admit(node: &Node, pod: Value) {
+    if terminal(&pod) {
+        return;
+    }
+    let Some(pod) = schedule(node, pod) else {
+        return;
+    };
+    start(node, &pod);
+}
+
+fn condition(type_: &str, ok: bool, reason: &str, message: &str, old: &Value) -> Value {
+    let status = if ok { "True" } else { "False" };
+    let previous = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| s(c, "/type") == type_);
+    let since = match previous {
+        Some(p) if s(p, "/status") == status => p
+            .get("lastTransitionTime")
+            .cloned()
+            .unwrap_or(json!(crate::time::now())),
+        _ => json!(crate::time::now()),
+    };
+    let mut c = json!({"type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": since});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+    }
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    c
+}
+
+fn write_status(api: &Api, mut pod: Value, status: Value) {
+    if pod.get("status") == Some(&status) {
+        return;
+    }
+    pod["status"] = status;
+    let _ = objects::update_status(api, "", "pods", pod, MANAGER);
+}
+
+/// The scheduler: binds the pod to `testnode` once its claims are bound and no
+/// ReadWriteOncePod claim is in use elsewhere. Returns the pod when it is on the node.
+fn schedule(node: &Node, pod: Value) -> Option<Value> {
+    let bound = s(&pod, "/spec/nodeName");
+    if !bound.is_empty() {
+        return (bound == NODE_NAME).then_some(pod);
+    }
+    let scheduler = s(&pod, "/spec/schedulerName");
+    if !scheduler.is_empty() && scheduler != "default-scheduler" {
+        return None;
+    }
+    let unschedulable = |why: &str| {
+        let _g = lock(&node.kubelet.status_lock);
+        let Some(current) = objects::get(
+            &node.api,
+            "",
+            "pods",
+            objects::namespace(&pod),
+            objects::name(&pod),
+        ) else {
+            return;
+        };
+        let mut status = current.get("status").cloned().unwrap_or(json!({}));
+        status["phase"] = json!("Pending");
+        status["conditions"] = json!([condition(
+            "PodScheduled",
+            false,
+            "Unschedulable",
+            &format!(
+                "0/1 nodes are available: {why}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+            ),
+            &current
+        )]);
+        write_status(&node.api, current, status);
+    };
+    if let Err(NotReady(why)) = volumes::claims_bound(node, &pod) {
+        let why = if why.contains("not found") {
+            why
+        } else {
+            "pod has unbound immediate PersistentVolumeClaims".into()
+        };
+        unschedulable(&why);
+        return None;
+    }
+    let ns = objects::namespace(&pod);
+    for claim in volumes::claims(&pod) {
+        let rwop =
+            objects::get(&node.api, "", "persistentvolumeclaims", ns, &claim).is_some_and(|c| {
+                c.pointer("/spec/accessModes")
+                    .and_then(Value::as_array)
+                    .is_some_and(|m| m.iter().any(|x| x == "ReadWriteOncePod"))
+            });
+        let in_use = rwop
+            && objects::list(&node.api, "", "pods", Some(ns))
+                .iter()
+                .any(|other| {
+                    objects::uid(other) != objects::uid(&pod)
+                        && !s(other, "/spec/nodeName").is_empty()
+                        && !terminal(other)
+                        && volumes::claims(other).contains(&claim)
+                });
+        if in_use {
+            unschedulable(
+                "1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode",
+            );
+            return None;
+        }
+    }
+    let mut bound = pod;
+    bound["spec"]["nodeName"] = json!(NODE_NAME);
+    objects::update(&node.api, "", "pods", bound, "default-scheduler").ok()
+}
+
+/// What one container runs with.
+#[derive(Clone)]
+struct Plan {
+    container: Value,
+    binds: Vec<Bind>,
+}
+
+fn containers(pod: &Value, key: &str) -> Vec<Value> {
+    pod.pointer(&format!("/spec/{key}"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn start(node: &Node, pod: &Value) {
+    let uid = objects::uid(pod).to_string();
+    if node.kubelet.pod(&uid).is_some() {
+        return;
+    }
+    let dir = node.kubelet.pod_dir(&uid);
+    let volumes = match volumes::prepare(node, pod, &dir) {
+        Ok(v) => v,
+        Err(NotReady(why)) => {
+            tracing::debug!(
+                "pod {}/{}: {why}",
+                objects::namespace(pod),
+                objects::name(pod)
+            );
+            waiting_for_volumes(node, pod);
+            return;
+        }
+    };
+    let account = match volumes::service_account(node, pod, &dir) {
+        Ok(a) => a,
+        Err(NotReady(why)) => {
+            tracing::debug!("pod {}: {why}", objects::name(pod));
+            waiting_for_volumes(node, pod);
+            return;
+        }
+    };
+    let mut plans = Vec::new();
+    let mut ctrs = Vec::new();
+    for (key, init) in [("initContainers", true), ("containers", false)] {
+        for c in containers(pod, key) {
+            let mut binds = match volumes::container_binds(&c, &volumes) {
+                Ok(b) => b,
+                Err(NotReady(why)) => {
+                    tracing::debug!("pod {}: {why}", objects::name(pod));
+                    waiting_for_volumes(node, pod);
+                    return;
+                }
+            };
+            volumes::add_service_account(&mut binds, account.as_ref());
+            let image = s(&c, "/image").to_string();
+            ctrs.push(Ctr {
+                name: s(&c, "/name").to_string(),
+                binary: mapped_binary(&node.images, &image).map(Path::to_path_buf),
+                image,
+                init,
+                state: CState::waiting(
+                    if init || !containers(pod, "initContainers").is_empty() {
+                        "PodInitializing"
+                    } else {
+                        "ContainerCreating"
+                    },
+                    "",
+                ),
+                last: None,
+                restarts: 0,
+                id: crate::ids::uid().replace('-', ""),
+                pgid: None,
+            });
+            plans.push(Plan {
+                container: c,
+                binds,
+            });
+        }
+    }
+    let rt = Arc::new(PodRt {
+        uid: uid.clone(),
+        ns: objects::namespace(pod).to_string(),
+        name: objects::name(pod).to_string(),
+        dir,
+        ip: node.kubelet.alloc_ip(),
+        start_time: crate::time::now(),
+        cancel: CancellationToken::new(),
+        ctrs: Mutex::new(ctrs),
+        task: Mutex::new(None),
+    });
+    lock(&node.kubelet.pods).insert(uid, rt.clone());
+    let ctx = Ctx {
+        api: node.api.clone(),
+        status_lock: node.kubelet.status_lock.clone(),
+        root: node.dir.join("rootfs"),
+        service: node.service.clone(),
+    };
+    let task = tokio::spawn(run_pod(ctx, rt.clone(), plans));
+    *lock(&rt.task) = Some(task);
+}
+
+fn waiting_for_volumes(node: &Node, pod: &Value) {
+    let _g = lock(&node.kubelet.status_lock);
+    let Some(current) = objects::get(
+        &node.api,
+        "",
+        "pods",
+        objects::namespace(pod),
+        objects::name(pod),
+    ) else {
+        return;
+    };
+    let mut status = current.get("status").cloned().unwrap_or(json!({}));
+    status["phase"] = json!("Pending");
+    status["hostIP"] = json!("127.0.0.1");
+    status["hostIPs"] = json!([{"ip": "127.0.0.1"}]);
+    status["conditions"] = json!([
+        condition("PodReadyToStartContainers", false, "", "", &current),
+        condition("Initialized", true, "", "", &current),
+        condition("Ready", false, "ContainersNotReady", "", &current),
+        condition("ContainersReady", false, "ContainersNotReady", "", &current),
+        condition("PodScheduled", true, "", "", &current),
+    ]);
+    let statuses: Vec<Value> = containers(&current, "containers")
+        .iter()
+        .map(|c| json!({"name": s(c, "/name"), "image": s(c, "/image"), "imageID": "", "ready": false,
+            "restartCount": 0, "started": false, "state": {"waiting": {"reason": "ContainerCreating"}}}))
+        .collect();
+    status["containerStatuses"] = json!(statuses);
+    write_status(&node.api, current, status);
+}
+
+#[derive(Clone)]
+struct Ctx {
+    api: Arc<Api>,
+    status_lock: Arc<Mutex<()>>,
+    root: PathBuf,
+    service: super::Service,
+}
+
+fn ctr_status(c: &Ctr) -> Value {
+    let running = matches!(c.state, CState::Running { .. });
+    let ready = if c.init {
+        matches!(c.state, CState::Terminated { exit_code: 0, .. })
+    } else {
+        running
+    };
+    let mut v = json!({
+        "name": c.name, "image": c.image,
+        "imageID": format!("{}@sha256:{:064x}", c.image.split(['@']).next().unwrap_or_default(), objects::fnv32a(c.image.as_bytes())),
+        "containerID": format!("containerd://{}", c.id),
+        "ready": ready, "started": running, "restartCount": c.restarts,
+        "state": c.state.to_json(&c.id),
+        "lastState": c.last.as_ref().map(|l| l.to_json(&c.id)).unwrap_or(json!({})),
+    });
+    if matches!(c.state, CState::Waiting { .. }) && c.restarts == 0 {
+        if let Some(m) = v.as_object_mut() {
+            m.remove("containerID");
+        }
+        v["imageID"] = json!("");
+    }
+    v
+}
+
+fn pod_status(rt: &PodRt, pod: &Value) -> Value {
+    let ctrs = lock(&rt.ctrs).clone();
+    let policy = match s(pod, "/spec/restartPolicy") {
+        "" => "Always",
+        p => p,
+    };
+    let inits: Vec<&Ctr> = ctrs.iter().filter(|c| c.init).collect();
+    let mains: Vec<&Ctr> = ctrs.iter().filter(|c| !c.init).collect();
+    let ok = |c: &&Ctr| matches!(c.state, CState::Terminated { exit_code: 0, .. });
+    let failed =
+        |c: &&Ctr| matches!(c.state, CState::Terminated { exit_code, .. } if exit_code != 0);
+    let inits_done = inits.iter().all(ok);
+    let all_done = mains
+        .iter()
+        .all(|c| matches!(c.state, CState::Terminated { .. }));
+    let phase = if !inits_done {
+        if policy == "Never" && inits.iter().any(failed) {
+            "Failed"
+        } else {
+            "Pending"
+        }
+    } else if all_done && policy != "Always" && !mains.is_empty() {
+        if mains.iter().all(ok) {
+            "Succeeded"
+        } else if policy == "Never" {
+            "Failed"
+        } else {
+            "Running"
+        }
+    } else if mains.iter().any(|c| {
+        matches!(c.state, CState::Running { .. })
+            || c.restarts > 0
+            || matches!(c.state, CState::Terminated { .. })
+    }) {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let unready: Vec<&str> = mains
+        .iter()
+        .filter(|c| !matches!(c.state, CState::Running { .. }))
+        .map(|c| c.name.as_str())
+        .collect();
+    let uninit: Vec<&str> = inits
+        .iter()
+        .filter(|c| !ok(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let done = matches!(phase, "Succeeded" | "Failed");
+    let (ready_reason, ready_msg) = if done {
+        ("PodCompleted", String::new())
+    } else if unready.is_empty() {
+        ("", String::new())
+    } else {
+        (
+            "ContainersNotReady",
+            format!("containers with unready status: [{}]", unready.join(" ")),
+        )
+    };
+    let ready = unready.is_empty() && !done;
+    let mut conditions = vec![
+        condition("PodReadyToStartContainers", !done, "", "", pod),
+        if uninit.is_empty() {
+            condition(
+                "Initialized",
+                true,
+                if done && !inits.is_empty() {
+                    "PodCompleted"
+                } else {
+                    ""
+                },
+                "",
+                pod,
+            )
+        } else {
+            condition(
+                "Initialized",
+                false,
+                "ContainersNotInitialized",
+                &format!("containers with incomplete status: [{}]", uninit.join(" ")),
+                pod,
+            )
+        },
+        condition("Ready", ready, ready_reason, &ready_msg, pod),
+        condition("ContainersReady", ready, ready_reason, &ready_msg, pod),
+        condition("PodScheduled", true, "", "", pod),
+    ];
+    if done {
+        conditions[0] = condition("PodReadyToStartContainers", false, "", "", pod);
+    }
+    let mut status = json!({
+        "phase": phase,
+        "conditions": conditions,
+        "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": rt.ip, "podIPs": [{"ip": rt.ip}],
+        "startTime": rt.start_time,
+        "qosClass": pod.pointer("/status/qosClass").cloned().unwrap_or(json!("BestEffort")),
+        "containerStatuses": mains.iter().map(|c| ctr_status(c)).collect::<Vec<_>>(),
+    });
+    if !inits.is_empty() {
+        status["initContainerStatuses"] =
+            json!(inits.iter().map(|c| ctr_status(c)).collect::<Vec<_>>());
+    }
+    status
+}
+
+fn sync(ctx: &Ctx, rt: &PodRt) {
+    let _g = lock(&ctx.status_lock);
+    let Some(pod) = objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name) else {
+        return;
+    };
+    if objects::uid(&pod) != rt.uid || rt.cancel.is_cancelled() {
+        return;
+    }
+    let status = pod_status(rt, &pod);
+    write_status(&ctx.api, pod, status);
+}
+
+async fn run_pod(ctx: Ctx, rt: Arc<PodRt>, plans: Vec<Plan>) {
+    sync(&ctx, &rt);
+    let policy = |ctx: &Ctx| {
+        objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name)
+            .map(|p| s(&p, "/spec/restartPolicy").to_string())
+            .unwrap_or_default()
+    };
+    let ctrs = lock(&rt.ctrs).clone();
+    let inits: Vec<(Plan, String)> = plans
+        .iter()
+        .zip(ctrs.iter())
+        .filter(|(_, c)| c.init)
+        .map(|(p, c)| (p.clone(), c.name.clone()))
+        .collect();
+    for (plan, name) in inits {
+        loop {
+            match run_once(&ctx, &rt, &plan, &name).await {
+                None => return,
+                Some(0) => break,
+                Some(_) if policy(&ctx) == "Never" => return,
+                Some(_) => {
+                    if !backoff(&ctx, &rt, &name).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    let mains: Vec<(Plan, String)> = plans
+        .iter()
+        .zip(ctrs.iter())
+        .filter(|(_, c)| !c.init)
+        .map(|(p, c)| (p.clone(), c.name.clone()))
+        .collect();
+    let runs = mains.into_iter().map(|(plan, name)| {
+        let ctx = ctx.clone();
+        let rt = rt.clone();
+        async move {
+            loop {
+                let Some(code) = run_once(&ctx, &rt, &plan, &name).await else {
+                    return;
+                };
+                let restart = match policy(&ctx).as_str() {
+                    "Never" => false,
+                    "OnFailure" => code != 0,
+                    _ => true,
+                };
+                if !restart || !backoff(&ctx, &rt, &name).await {
+                    return;
+                }
+            }
+        }
+    });
+    futures::future::join_all(runs).await;
+}
+
+/// Waits before a restart (CrashLoopBackOff); false when the pod is being stopped.
+async fn backoff(ctx: &Ctx, rt: &PodRt, name: &str) -> bool {
+    let mut restarts = 0;
+    rt.update(name, |c| {
+        c.last = Some(c.state.clone());
+        c.restarts += 1;
+        restarts = c.restarts;
+        c.state = CState::waiting(
+            "CrashLoopBackOff",
+            &format!("back-off restarting failed container {name}"),
+        );
+    });
+    sync(ctx, rt);
+    let delay = Duration::from_millis(500 * 2u64.pow(restarts.min(5)));
+    tokio::select! {
+        _ = rt.cancel.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Log file of a container (`previous`: of its last run).
+pub fn log_path(pod_dir: &Path, container: &str, previous: bool) -> PathBuf {
+    pod_dir.join("logs").join(if previous {
+        format!("{container}.previous.log")
+    } else {
+        format!("{container}.log")
+    })
+}
+
+fn tail_bytes(bytes: &[u8], lines: usize, max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().collect();
+    let from = all.len().saturating_sub(lines);
+    let joined = all[from..].join("\n");
+    let cut = joined.len().saturating_sub(max);
+    let mut start = cut;
+    while !joined.is_char_boundary(start) {
+        start += 1;
+    }
+    joined[start..].to_string()
+}
+
+/// The argv of a mapped container: the binary replaces the image's entrypoint.
+fn mapped_argv(container: &Value, env: &[(String, String)]) -> Vec<String> {
+    let list = |k: &str| -> Vec<String> {
+        container
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|a| podenv::expand(a, env))
+            .collect()
+    };
+    let mut argv = vec![ENTRYPOINT.to_string()];
+    argv.extend(list("command").into_iter().skip(1));
+    argv.extend(list("args"));
+    argv
+}
+
+/// Where a mapped binary appears inside the pod.
+const ENTRYPOINT: &str = "/.testnode/entrypoint";
+
+async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32> {
+    let env = loop {
+        let pod = objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name)
+            .filter(|p| objects::uid(p) == rt.uid)?;
+        match podenv::build(&ctx.api, &pod, &plan.container, &rt.ip, &ctx.service) {
+            Ok(env) => break env,
+            Err(podenv::ConfigError(msg)) => {
+                rt.update(name, |c| {
+                    c.state = CState::waiting("CreateContainerConfigError", &msg)
+                });
+                sync(ctx, rt);
+                tokio::select! {
+                    _ = rt.cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    };
+    let ctr = rt.ctr(name)?;
+    let Some(binary) = ctr.binary.clone() else {
+        // Not mapped: a container that runs "forever" (or, for init containers, completes).
+        let now = crate::time::now();
+        rt.update(name, |c| {
+            c.state = if c.init {
+                CState::Terminated {
+                    exit_code: 0,
+                    reason: "Completed".into(),
+                    message: String::new(),
+                    started_at: now.clone(),
+                    finished_at: now,
+                }
+            } else {
+                CState::Running { started_at: now }
+            }
+        });
+        sync(ctx, rt);
+        if ctr.init {
+            return Some(0);
+        }
+        rt.cancel.cancelled().await;
+        return None;
+    };
+    let logs = rt.dir.join("logs");
+    let term_dir = rt.dir.join("containers").join(name);
+    let started = crate::time::now();
+    let setup = (|| -> std::io::Result<(std::fs::File, PathBuf)> {
+        std::fs::create_dir_all(&logs)?;
+        std::fs::create_dir_all(&term_dir)?;
+        let current = log_path(&rt.dir, name, false);
+        if ctr.restarts > 0 && current.exists() {
+            std::fs::rename(&current, log_path(&rt.dir, name, true))?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&current)?;
+        let term = term_dir.join("termination-log");
+        std::fs::write(&term, b"")?;
+        Ok((log, term))
+    })();
+    let fail = |msg: String| {
+        let now = crate::time::now();
+        rt.update(name, |c| {
+            c.state = CState::Terminated {
+                exit_code: 128,
+                reason: "StartError".into(),
+                message: msg,
+                started_at: now.clone(),
+                finished_at: now,
+            }
+        });
+        sync(ctx, rt);
+        Some(128)
+    };
+    let (log, term) = match setup {
+        Ok(x) => x,
+        Err(e) => return fail(format!("preparing the container: {e}")),
+    };
+    let term_path = match s(&plan.container, "/terminationMessagePath") {
+        "" => "/dev/termination-log".to_string(),
+        p => p.to_string(),
+    };
+    let mut binds = plan.binds.clone();
+    binds.push(Bind {
+        source: binary,
+        target: ENTRYPOINT.into(),
+        read_only: true,
+        file: true,
+    });
+    binds.push(Bind {
+        source: term.clone(),
+        target: term_path,
+        read_only: false,
+        file: true,
+    });
+    let sandbox = Sandbox {
+        root_mountpoint: ctx.root.clone(),
+        binds,
+        hostname: rt.name.clone(),
+        working_dir: s(&plan.container, "/workingDir").to_string(),
+    };
+    let argv = mapped_argv(&plan.container, &env);
+    let mut cmd = sandbox.command(&argv, &env);
+    let Ok(err_log) = log.try_clone() else {
+        return fail("opening the log".into());
+    };
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err_log);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("starting unshare: {e}")),
+    };
+    let pgid = child.id();
+    rt.update(name, |c| {
+        c.state = CState::Running {
+            started_at: started.clone(),
+        };
+        c.pgid = pgid;
+    });
+    sync(ctx, rt);
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = rt.cancel.cancelled() => {
+            if let Some(p) = pgid { kill_group(p); }
+            let _ = child.kill().await;
+            return None;
+        }
+    };
+    if let Some(p) = pgid {
+        kill_group(p);
+    }
+    let code = match status {
+        Ok(st) => {
+            use std::os::unix::process::ExitStatusExt;
+            st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+        }
+        Err(_) => 128,
+    };
+    let mut message = std::fs::read(&term)
+        .map(|b| String::from_utf8_lossy(&b[..b.len().min(MESSAGE_BYTES)]).into_owned())
+        .unwrap_or_default();
+    if message.is_empty()
+        && code != 0
+        && s(&plan.container, "/terminationMessagePolicy") == "FallbackToLogsOnError"
+    {
+        message = std::fs::read(log_path(&rt.dir, name, false))
+            .map(|b| tail_bytes(&b, FALLBACK_LINES, FALLBACK_BYTES))
+            .unwrap_or_default();
+    }
+    let finished = crate::time::now();
+    rt.update(name, |c| {
+        c.pgid = None;
+        c.state = CState::Terminated {
+            exit_code: code,
+            reason: if code == 0 {
+                "Completed".into()
+            } else {
+                "Error".into()
+            },
+            message,
+            started_at: started,
+            finished_at: finished,
+        };
+    });
+    sync(ctx, rt);
+    Some(code)
+}
+
+/// A command running `argv` in a pod's filesystem view with `container`'s volumes and
+/// env (pods/exec).
+pub fn exec_command(
+    node: &Node,
+    pod: &Value,
+    container: &Value,
+    argv: &[String],
+) -> Result<tokio::process::Command, String> {
+    let uid = objects::uid(pod);
+    let dir = node.kubelet.pod_dir(uid);
+    let volumes: HashMap<String, HostVolume> =
+        volumes::prepare(node, pod, &dir).map_err(|NotReady(w)| w)?;
+    let mut binds = volumes::container_binds(container, &volumes).map_err(|NotReady(w)| w)?;
+    let account = volumes::service_account(node, pod, &dir).map_err(|NotReady(w)| w)?;
+    volumes::add_service_account(&mut binds, account.as_ref());
+    let ip = s(pod, "/status/podIP").to_string();
+    let env = podenv::build(&node.api, pod, container, &ip, &node.service)
+        .map_err(|podenv::ConfigError(m)| m)?;
+    let sandbox = Sandbox {
+        root_mountpoint: node.dir.join("rootfs"),
+        binds,
+        hostname: objects::name(pod).to_string(),
+        working_dir: s(container, "/workingDir").to_string(),
+    };
+    Ok(sandbox.command(argv, &env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_binary_replaces_the_entrypoint_and_keeps_arguments() {
+        let c = json!({"command": ["/mover", "backup"], "args": ["--to", "$(DEST)"]});
+        let env = vec![("DEST".to_string(), "s3".to_string())];
+        assert_eq!(
+            mapped_argv(&c, &env),
+            vec![ENTRYPOINT, "backup", "--to", "s3"]
+        );
+        assert_eq!(
+            mapped_argv(&json!({"args": ["-c", "true"]}), &[]),
+            vec![ENTRYPOINT, "-c", "true"]
+        );
+    }
+
+    #[test]
+    fn fallback_message_is_the_tail_of_the_log() {
+        let log: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let t = tail_bytes(log.as_bytes(), FALLBACK_LINES, FALLBACK_BYTES);
+        assert!(t.starts_with("line 20\n"), "{t}");
+        assert!(t.ends_with("line 99"));
+    }
+}

@@ -1,0 +1,291 @@
+//! The test cluster's node, `testnode`: it really runs pods on this machine.
+//!
+//! * storage: default StorageClass `local` and `local-fast`, PVCs bound at once to new
+//!   PVs whose data is a directory under the node's state directory, reclaim policies,
+//!   CSI snapshots (`snapshot.storage.k8s.io/v1`) taken as directory copies;
+//! * workloads: scheduling to `testnode`, Deployments (through ReplicaSets), StatefulSets
+//!   (with their claims), DaemonSets and Jobs create their pods;
+//! * the kubelet: pods whose image matches an [`ImageMapping`] run that local binary in a
+//!   private mount namespace with their volumes, env and termination message; other pods
+//!   are Running/Ready without a process; `pods/exec` (WebSocket) and `pods/log`.
+//!
+//! Needs Linux mount namespaces, so root (or CAP_SYS_ADMIN) and util-linux `unshare`.
+
+mod exec;
+mod kubelet;
+mod logs;
+mod nodeobject;
+pub mod objects;
+mod podenv;
+pub mod sandbox;
+mod snapshots;
+mod storage;
+mod volumes;
+mod workloads;
+
+use crate::api::{Api, Change};
+use crate::connect::{ConnectFuture, ConnectHandler, ConnectRequest};
+use crate::controllers::Controller;
+use crate::error::ApiError;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+pub use snapshots::{NEVER_READY_PARAMETER, install_snapshot_crds};
+pub use storage::DRIVER;
+
+/// The node's name.
+pub const NODE_NAME: &str = "testnode";
+
+/// Runs pods of images starting with `prefix` as the local executable `binary`: the image's
+/// entrypoint becomes `binary`, the container's `command[1..]` and `args` its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageMapping {
+    /// Image prefix, e.g. `ghcr.io/vbackup/mover` (matches `...:tag` and `...@sha256:`).
+    pub prefix: String,
+    /// Absolute path of the local executable.
+    pub binary: PathBuf,
+}
+
+impl ImageMapping {
+    /// Parses `IMAGE_PREFIX=LOCAL_BINARY`, checking that the binary exists.
+    pub fn parse(spec: &str) -> anyhow::Result<ImageMapping> {
+        let (prefix, binary) = spec.split_once('=').with_context(|| {
+            format!(
+                "--image-map {spec:?}: expected IMAGE_PREFIX=LOCAL_BINARY, e.g. busybox=/bin/sh"
+            )
+        })?;
+        anyhow::ensure!(
+            !prefix.is_empty(),
+            "--image-map {spec:?}: the image prefix is empty; give the start of an image name"
+        );
+        let binary = std::fs::canonicalize(binary).with_context(|| {
+            format!(
+                "--image-map {spec:?}: {binary} does not exist; give the path of a local executable"
+            )
+        })?;
+        anyhow::ensure!(
+            binary.is_file(),
+            "--image-map {spec:?}: {} is not a file; give the path of a local executable",
+            binary.display()
+        );
+        Ok(ImageMapping {
+            prefix: prefix.to_string(),
+            binary,
+        })
+    }
+}
+
+/// The binary an image runs as: the longest matching prefix wins.
+pub fn mapped_binary<'a>(map: &'a [ImageMapping], image: &str) -> Option<&'a Path> {
+    map.iter()
+        .filter(|m| image.starts_with(&m.prefix))
+        .max_by_key(|m| m.prefix.len())
+        .map(|m| m.binary.as_path())
+}
+
+/// How to run the node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Where volume data, snapshots, pod directories and logs go; `node/` under the
+    /// cluster's state directory by default, else a temporary directory.
+    pub state_dir: Option<PathBuf>,
+    /// Images that really run, as local binaries.
+    pub image_map: Vec<ImageMapping>,
+    /// Install the `snapshot.storage.k8s.io/v1` CRDs and a default VolumeSnapshotClass.
+    pub snapshot_crds: bool,
+}
+
+/// The running node: a controller (scheduler, storage, workloads, kubelet) plus the
+/// `pods/exec` and `pods/log` endpoints.
+pub struct Node {
+    api: Arc<Api>,
+    dir: PathBuf,
+    images: Vec<ImageMapping>,
+    snapshot_crds: bool,
+    kubelet: kubelet::Kubelet,
+    _tempdir: Option<tempfile::TempDir>,
+    me: Weak<Node>,
+    service: Service,
+}
+
+/// How pods reach the API server (the `kubernetes` service): in-cluster clients read
+/// `KUBERNETES_SERVICE_HOST`/`_PORT` and the service account's token and `ca.crt`.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Host (127.0.0.1).
+    pub host: String,
+    /// Port.
+    pub port: String,
+    /// The CA when the cluster serves TLS.
+    pub ca_pem: Option<String>,
+}
+
+impl Service {
+    fn from_url(url: &str, ca_pem: Option<&str>) -> Service {
+        let authority = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
+        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "443"));
+        Service {
+            host: host.to_string(),
+            port: port.to_string(),
+            ca_pem: ca_pem.map(str::to_string),
+        }
+    }
+}
+
+impl Node {
+    /// Prepares the node over `api` served at `url`; it acts once spawned as a controller.
+    pub fn new(
+        api: &Arc<Api>,
+        opts: NodeOptions,
+        cluster_state: Option<&Path>,
+        url: &str,
+        ca_pem: Option<&str>,
+    ) -> anyhow::Result<Arc<Node>> {
+        let (tempdir, dir) = match (opts.state_dir, cluster_state) {
+            (Some(d), _) => (None, d),
+            (None, Some(c)) => (None, c.join("node")),
+            (None, None) => {
+                let t = tempfile::Builder::new()
+                    .prefix("vbackup-testnode-")
+                    .tempdir()
+                    .context("creating the node's state directory")?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        for sub in ["volumes", "snapshots", "pods", "rootfs"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+        }
+        let dir =
+            std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+        Ok(Arc::new_cyclic(|me| Node {
+            me: me.clone(),
+            service: Service::from_url(url, ca_pem),
+            api: api.clone(),
+            kubelet: kubelet::Kubelet::new(&dir),
+            dir,
+            images: opts.image_map,
+            snapshot_crds: opts.snapshot_crds,
+            _tempdir: tempdir,
+        }))
+    }
+
+    /// The node's state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The data directory of a bound claim, if bound.
+    pub fn claim_dir(&self, namespace: &str, claim: &str) -> Option<PathBuf> {
+        storage::claim_dir(self, namespace, claim)
+    }
+}
+
+/// The node serves `pods/exec` and `pods/log`.
+impl ConnectHandler for Node {
+    fn handles(&self, group: &str, plural: &str, subresource: &str) -> bool {
+        group.is_empty() && plural == "pods" && matches!(subresource, "exec" | "log")
+    }
+
+    fn handle(&self, _api: Arc<Api>, request: ConnectRequest) -> ConnectFuture {
+        let Some(node) = self.me.upgrade() else {
+            let gone = ApiError::new(503, "ServiceUnavailable", "the node is shutting down");
+            return Box::pin(async move { crate::server::error_response(&gone) });
+        };
+        Box::pin(async move {
+            let ns = request.namespace.unwrap_or_default();
+            match request.subresource.as_str() {
+                "exec" => exec::handle(node, &ns, &request.name, request.request).await,
+                _ => logs::handle(node, &ns, &request.name, request.request.uri()).await,
+            }
+        })
+    }
+}
+
+impl Controller for Node {
+    fn name(&self) -> &'static str {
+        "testnode"
+    }
+
+    fn on_change(&self, _api: &Arc<Api>, change: &Change) {
+        let k = &change.key;
+        match (k.group.as_str(), k.resource.as_str()) {
+            ("", "pods") => {
+                kubelet::on_change(self, change);
+                workloads::on_owned_change(self, &change.object);
+            }
+            ("", "persistentvolumeclaims") => {
+                storage::on_claim_change(self, change);
+                kubelet::retry_waiting(self, &k.namespace);
+                snapshots::reconcile_namespace(self, &k.namespace);
+            }
+            ("", "persistentvolumes") | ("storage.k8s.io", "storageclasses") => {
+                storage::reconcile_all(self);
+            }
+            ("", "configmaps" | "secrets") => kubelet::retry_waiting(self, &k.namespace),
+            ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
+            | ("batch", "jobs") => {
+                workloads::on_change(self, change);
+            }
+            ("snapshot.storage.k8s.io", _) => {
+                snapshots::on_change(self, change);
+                storage::reconcile_namespace(self, &k.namespace);
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => snapshots::reconcile_all(self),
+            _ => {}
+        }
+    }
+
+    fn resync(&self, _api: &Arc<Api>) {
+        nodeobject::ensure(self);
+        storage::ensure_classes(self);
+        if self.snapshot_crds {
+            install_snapshot_crds(&self.api);
+        }
+        storage::reconcile_all(self);
+        snapshots::reconcile_all(self);
+        workloads::reconcile_all(self);
+        kubelet::reconcile_all(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_image_prefix_wins() {
+        let map = vec![
+            ImageMapping {
+                prefix: "busybox".into(),
+                binary: "/bin/sh".into(),
+            },
+            ImageMapping {
+                prefix: "busybox:1.36".into(),
+                binary: "/bin/true".into(),
+            },
+        ];
+        assert_eq!(
+            mapped_binary(&map, "busybox:1.36"),
+            Some(Path::new("/bin/true"))
+        );
+        assert_eq!(
+            mapped_binary(&map, "busybox:1.35"),
+            Some(Path::new("/bin/sh"))
+        );
+        assert_eq!(mapped_binary(&map, "nginx"), None);
+    }
+
+    #[test]
+    fn image_map_spec_needs_an_existing_binary() {
+        let err = ImageMapping::parse("mover=/no/such/binary").unwrap_err();
+        assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
+        assert!(ImageMapping::parse("no-equals-sign").is_err());
+        assert_eq!(
+            ImageMapping::parse("busybox=/bin/sh").unwrap().prefix,
+            "busybox"
+        );
+    }
+}

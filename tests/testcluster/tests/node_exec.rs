@@ -1,0 +1,317 @@
+//! pods/exec over WebSocket with real kubectl and kube's `AttachedProcess`, and pods/log.
+
+mod common;
+mod node_support;
+
+/// Named so that `cargo test -p vbackup-testcluster node` selects these tests.
+mod testnode {
+    use crate::node_support::{claim_dir, node_cluster, node_cluster_with, wait, wait_phase};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::AttachParams;
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const APP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {MODE: fast}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {TOKEN: s3cr3t}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db}
+spec:
+  containers:
+  - name: db
+    image: postgres:16
+    env:
+    - {name: PGDATA, value: /var/lib/postgresql/data}
+    - {name: WHERE, value: "$(PGDATA)/pg"}
+    - {name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: TOKEN}}}
+    envFrom: [{configMapRef: {name: settings}, prefix: APP_}]
+    volumeMounts: [{name: data, mountPath: /var/lib/postgresql/data}]
+  - name: sidecar
+    image: busybox
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data}}
+"#;
+
+    #[test]
+    fn kubectl_exec_streams_stdin_stdout_stderr_and_the_exit_code() {
+        let (c, k) = node_cluster(&[], false);
+        k.ok_with(&["create", "-f", "-"], APP);
+        wait(&k, "default", "pod/db", "condition=Ready");
+
+        let out = k.run_with(
+            &[
+                "exec",
+                "-i",
+                "db",
+                "-c",
+                "db",
+                "--",
+                "sh",
+                "-c",
+                "cat > $WHERE; echo to-stdout; echo to-stderr >&2; exit 3",
+            ],
+            "dump\n",
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "to-stdout\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("to-stderr"), "{err}");
+        assert!(err.contains("command terminated with exit code 3"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(claim_dir(&c, "default", "data").join("pg")).unwrap(),
+            "dump\n"
+        );
+
+        let env = k.ok(&[
+            "exec",
+            "db",
+            "-c",
+            "db",
+            "--",
+            "sh",
+            "-c",
+            "echo $APP_MODE $TOKEN $HOSTNAME",
+        ]);
+        assert_eq!(env, "fast s3cr3t db\n");
+
+        let err = k.fails(&["exec", "db", "-c", "nope", "--", "true"], "");
+        assert!(
+            err.contains("container nope is not valid for pod db"),
+            "{err}"
+        );
+        let err = k.fails(&["exec", "ghost", "--", "true"], "");
+        assert!(err.contains("pods \"ghost\" not found"), "{err}");
+    }
+
+    #[test]
+    fn kubectl_exec_works_over_https() {
+        let (c, k) = node_cluster_with(&[], false, true);
+        assert!(c.url().starts_with("https://"));
+        k.ok_with(&["create", "-f", "-"], APP);
+        wait(&k, "default", "pod/db", "condition=Ready");
+        assert_eq!(
+            k.ok(&["exec", "db", "-c", "sidecar", "--", "echo", "tls"]),
+            "tls\n"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kube_attached_process_gets_output_stdin_and_the_status() {
+        let (c, k) = tokio::task::spawn_blocking(|| {
+            let (c, k) = node_cluster(&[], false);
+            k.ok_with(&["create", "-f", "-"], APP);
+            wait(&k, "default", "pod/db", "condition=Ready");
+            (c, k)
+        })
+        .await
+        .unwrap();
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(c.kubeconfig_yaml()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let pods: kube::Api<Pod> =
+            kube::Api::default_namespaced(kube::Client::try_from(config).unwrap());
+
+        let params = AttachParams::default()
+            .container("db")
+            .stdin(true)
+            .stderr(true);
+        let mut p = pods
+            .exec(
+                "db",
+                [
+                    "sh",
+                    "-c",
+                    "cat > /var/lib/postgresql/data/in; echo \"$APP_MODE\"; echo warn >&2",
+                ],
+                &params,
+            )
+            .await
+            .unwrap();
+        let mut stdin = p.stdin().unwrap();
+        stdin.write_all(b"from kube").await.unwrap();
+        // End of stdin travels as v5's close-stream message.
+        stdin.shutdown().await.unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        let mut so = p.stdout().unwrap();
+        let mut se = p.stderr().unwrap();
+        let status = p.take_status().unwrap();
+        let (a, b) = tokio::join!(so.read_to_string(&mut out), se.read_to_string(&mut err));
+        a.unwrap();
+        b.unwrap();
+        let status = status.await.unwrap();
+        assert_eq!(status.status.as_deref(), Some("Success"));
+        assert_eq!(out, "fast\n");
+        assert_eq!(err, "warn\n");
+        p.join().await.unwrap();
+        let data = claim_dir(&c, "default", "data");
+        assert_eq!(
+            std::fs::read_to_string(data.join("in")).unwrap(),
+            "from kube"
+        );
+
+        let mut p = pods
+            .exec(
+                "db",
+                ["sh", "-c", "exit 42"],
+                &AttachParams::default().container("db"),
+            )
+            .await
+            .unwrap();
+        let status = p.take_status().unwrap().await.unwrap();
+        assert_eq!(status.status.as_deref(), Some("Failure"));
+        assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+        let causes = status.details.unwrap().causes.unwrap();
+        assert_eq!(causes[0].reason.as_deref(), Some("ExitCode"));
+        assert_eq!(causes[0].message.as_deref(), Some("42"));
+        p.join().await.unwrap();
+
+        let err = pods
+            .exec("db", ["true"], &AttachParams::default().container("nope"))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("400") || err.to_string().contains("not valid"),
+            "{err}"
+        );
+        drop(k);
+    }
+
+    #[test]
+    fn logs_honour_container_tail_lines_and_follow() {
+        let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        // The host's /tmp is shared with pods: the test opens the gate the container waits at.
+        let gate = tempfile::Builder::new()
+            .prefix("gate-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let gate_file = gate.path().join("open");
+        let manifest = format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: counter}}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {{name: setup, image: vbackup.test/shell, command: [sh, -c, "echo init done"]}}
+  containers:
+  - name: count
+    image: vbackup.test/shell
+    command: [sh, -c, "echo line 1; echo line 2; while [ ! -e {gate} ]; do sleep 0.05; done; echo line 3; echo oops >&2"]
+  - {{name: idle, image: nginx}}
+"#,
+            gate = gate_file.display()
+        );
+        k.ok_with(&["create", "-f", "-"], &manifest);
+        wait(
+            &k,
+            "default",
+            "pod/counter",
+            "jsonpath={.status.containerStatuses[0].started}=true",
+        );
+
+        let mut follow = k
+            .command(&["logs", "-f", "counter", "-c", "count"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(follow.stdout.take().unwrap());
+        let mut first = String::new();
+        lines.read_line(&mut first).unwrap();
+        lines.read_line(&mut first).unwrap();
+        assert_eq!(first, "line 1\nline 2\n");
+        std::fs::write(&gate_file, "").unwrap();
+        let mut rest = String::new();
+        lines.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "line 3\noops\n");
+        assert!(follow.wait().unwrap().success());
+
+        wait(
+            &k,
+            "default",
+            "pod/counter",
+            "jsonpath={.status.containerStatuses[0].state.terminated.reason}=Completed",
+        );
+        assert_eq!(
+            k.ok(&["logs", "counter", "-c", "count"]),
+            "line 1\nline 2\nline 3\noops\n"
+        );
+        assert_eq!(
+            k.ok(&["logs", "counter", "-c", "count", "--tail=2"]),
+            "line 3\noops\n"
+        );
+        assert_eq!(k.ok(&["logs", "counter", "-c", "setup"]), "init done\n");
+        assert_eq!(k.ok(&["logs", "counter", "-c", "idle"]), "");
+        let err = k.fails(&["logs", "counter", "-c", "nope"], "");
+        assert!(
+            err.contains("container nope is not valid for pod counter"),
+            "{err}"
+        );
+        let init = k.json(&["get", "pod", "counter"])["status"]["initContainerStatuses"][0].clone();
+        assert_eq!(init["state"]["terminated"]["exitCode"], 0);
+    }
+
+    #[test]
+    fn mapped_pods_get_env_from_config_maps_and_secrets_and_fail_on_non_zero_exit() {
+        let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {BUCKET: backups}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: key}
+stringData: {PASSWORD: hunter2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: job}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: job
+    image: vbackup.test/shell:2
+    command: [sh, -c, "echo $BUCKET $PASSWORD $(ME); exit 5"]
+    env: [{name: ME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+    envFrom: [{configMapRef: {name: cfg}}, {secretRef: {name: key}}]
+"#,
+        );
+        wait_phase(&k, "default", "job", "Failed");
+        assert_eq!(k.ok(&["logs", "job"]), "backups hunter2 job\n");
+        let st = k.json(&["get", "pod", "job"]);
+        assert_eq!(
+            st["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            5
+        );
+        assert_eq!(
+            st["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .unwrap()["reason"],
+            "PodCompleted"
+        );
+    }
+}
