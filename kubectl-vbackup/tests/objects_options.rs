@@ -416,3 +416,37 @@ spec:
         "a static claim keeps its volume"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dash_n_narrows_a_backup_to_one_namespace() {
+    let env = Env::start().await;
+    env.create_nextcloud();
+    env.vbackup_ok(&[
+        "backup",
+        "create",
+        "web",
+        "-n",
+        "nextcloud",
+        "-l",
+        "app=nextcloud",
+    ]);
+    let record: Value =
+        serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "web", "-o", "json"]))
+            .unwrap();
+    assert_eq!(record["spec"]["namespaces"]["include"][0], "nextcloud");
+    assert_eq!(record["status"]["counts"]["deployments.apps"], 1);
+    let out = env.vbackup(&[
+        "backup",
+        "create",
+        "both",
+        "-n",
+        "a",
+        "--include-namespaces",
+        "b",
+    ]);
+    assert!(
+        !out.status.success() && objects::stderr(&out).contains("use one of them"),
+        "{}",
+        show(&out)
+    );
+}
