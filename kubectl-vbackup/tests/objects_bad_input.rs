@@ -60,7 +60,7 @@ async fn unknown_backup_unknown_resource_and_malformed_mapping_are_refused() {
             "create",
             "--from-backup",
             "nc1",
-            "--exclude-resources",
+            "--include-resources",
             "Ordr",
         ]),
         "unknown resource Ordr",

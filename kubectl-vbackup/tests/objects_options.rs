@@ -338,3 +338,115 @@ async fn pods_owned_by_a_controller_are_left_to_it_and_bare_pods_are_kept() {
         "{counts}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_volume_comes_with_its_claim_and_follows_it_into_a_mapped_namespace() {
+    let env = Env::start().await;
+    env.create_nextcloud();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("share.yaml");
+    std::fs::write(
+        &file,
+        r#"
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: nfs-share
+spec:
+  capacity: {storage: 100Gi}
+  accessModes: [ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: standard
+  nfs: {server: nfs.example.com, path: /exports/share}
+  claimRef: {kind: PersistentVolumeClaim, namespace: nextcloud, name: share}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: share
+  namespace: nextcloud
+spec:
+  accessModes: [ReadWriteMany]
+  storageClassName: standard
+  volumeName: nfs-share
+  resources: {requests: {storage: 100Gi}}
+"#,
+    )
+    .unwrap();
+    let out = env.kubectl(&["create", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    env.vbackup_ok(&[
+        "backup",
+        "create",
+        "nc1",
+        "--include-namespaces",
+        "nextcloud",
+    ]);
+    let record: Value =
+        serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "nc1", "-o", "json"]))
+            .unwrap();
+    assert_eq!(record["status"]["counts"]["persistentvolumes"], 1);
+
+    env.delete_namespace("nextcloud");
+    let out = env.kubectl(&["delete", "pv", "nfs-share"]);
+    assert!(out.status.success(), "{}", show(&out));
+    env.vbackup_ok(&[
+        "restore",
+        "create",
+        "--from-backup",
+        "nc1",
+        "--namespace-mappings",
+        "nextcloud:moved",
+        "--storage-class-mappings",
+        "standard:nfs",
+    ]);
+    let pv = env
+        .get("persistentvolumes", None, "nfs-share")
+        .await
+        .unwrap();
+    assert_eq!(pv["spec"]["claimRef"]["namespace"], "moved");
+    assert_eq!(pv["spec"]["storageClassName"], "nfs");
+    assert_eq!(pv["spec"]["nfs"]["path"], "/exports/share");
+    let pvc = env
+        .get("persistentvolumeclaims", Some("moved"), "share")
+        .await
+        .unwrap();
+    assert_eq!(
+        pvc["spec"]["volumeName"], "nfs-share",
+        "a static claim keeps its volume"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dash_n_narrows_a_backup_to_one_namespace() {
+    let env = Env::start().await;
+    env.create_nextcloud();
+    env.vbackup_ok(&[
+        "backup",
+        "create",
+        "web",
+        "-n",
+        "nextcloud",
+        "-l",
+        "app=nextcloud",
+    ]);
+    let record: Value =
+        serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "web", "-o", "json"]))
+            .unwrap();
+    assert_eq!(record["spec"]["namespaces"]["include"][0], "nextcloud");
+    assert_eq!(record["status"]["counts"]["deployments.apps"], 1);
+    let out = env.vbackup(&[
+        "backup",
+        "create",
+        "both",
+        "-n",
+        "a",
+        "--include-namespaces",
+        "b",
+    ]);
+    assert!(
+        !out.status.success() && objects::stderr(&out).contains("use one of them"),
+        "{}",
+        show(&out)
+    );
+}

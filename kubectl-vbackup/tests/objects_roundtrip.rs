@@ -301,6 +301,12 @@ async fn s3_location_round_trip_and_a_readonly_location_writes_nothing() {
     let restores = env.vbackup_ok(&["restore", "get"]);
     assert!(restores.contains("from-ro"), "{restores}");
 
+    let out = env.vbackup(&["backup", "create", "refused", "--storage-location", "s3"]);
+    assert!(
+        !out.status.success(),
+        "a backup was written to a ReadOnly location"
+    );
+    assert!(stderr(&out).contains("ReadOnly"), "{}", show(&out));
     let out = env.vbackup(&["backup", "delete", "nc-s3"]);
     assert!(
         !out.status.success(),

@@ -75,32 +75,54 @@ impl ResourceFilter {
 
     /// Fails with one error listing every entry that names no known type.
     pub fn validate(&self, known: &[ResourceType], what: &str) -> Result<()> {
-        let unknown: Vec<&str> = self
-            .include
-            .iter()
-            .chain(&self.exclude)
-            .map(String::as_str)
-            .filter(|p| *p != "*" && !known.iter().any(|rt| pattern_matches(p, rt)))
-            .collect();
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        Err(Error::Invalid(format!(
-            "unknown resource {} in {what}: no type {} known to {}; use names from \
-             `kubectl api-resources` (resource, resource.group, kind or short name)",
-            unknown.join(", "),
-            if unknown.len() == 1 {
-                "of that name is"
-            } else {
-                "of those names is"
-            },
-            if what.contains("restore") {
-                "the cluster or the backup"
-            } else {
-                "the cluster"
-            },
-        )))
+        let unknown = unknown_entries(self.include.iter().chain(&self.exclude), known);
+        unknown_error(&unknown, what)
     }
+
+    /// Fails when an include entry names no known type (a typo there would silently
+    /// select nothing); returns the exclude entries that name no known type, which exclude
+    /// nothing and deserve only a warning (a restore runbook may name types a given
+    /// cluster and backup do not have).
+    pub fn validate_includes(&self, known: &[ResourceType], what: &str) -> Result<Vec<String>> {
+        unknown_error(&unknown_entries(&self.include, known), what)?;
+        Ok(unknown_entries(&self.exclude, known)
+            .into_iter()
+            .map(String::from)
+            .collect())
+    }
+}
+
+fn unknown_entries<'a>(
+    entries: impl IntoIterator<Item = &'a String>,
+    known: &[ResourceType],
+) -> Vec<&'a str> {
+    entries
+        .into_iter()
+        .map(String::as_str)
+        .filter(|p| *p != "*" && !known.iter().any(|rt| pattern_matches(p, rt)))
+        .collect()
+}
+
+/// One error naming every unknown entry, or `Ok` when there is none.
+fn unknown_error(unknown: &[&str], what: &str) -> Result<()> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "unknown resource {} in {what}: no type {} known to {}; use names from \
+         `kubectl api-resources` (resource, resource.group, kind or short name)",
+        unknown.join(", "),
+        if unknown.len() == 1 {
+            "of that name is"
+        } else {
+            "of those names is"
+        },
+        if what.contains("restore") {
+            "the cluster or the backup"
+        } else {
+            "the cluster"
+        },
+    )))
 }
 
 /// Matches one filter entry against a type, case-insensitively.
@@ -226,6 +248,23 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("kubectl api-resources"), "{err}");
+    }
+
+    #[test]
+    fn unknown_excludes_are_returned_for_a_warning_and_unknown_includes_fail() {
+        let f = ResourceFilter {
+            include: vec![],
+            exclude: vec!["CertificateRequest".into(), "configmaps".into()],
+        };
+        assert_eq!(
+            f.validate_includes(&cluster_types(), "x").unwrap(),
+            ["CertificateRequest"]
+        );
+        let f = ResourceFilter {
+            include: vec!["Ordr".into()],
+            exclude: vec![],
+        };
+        assert!(f.validate_includes(&cluster_types(), "x").is_err());
     }
 
     #[test]

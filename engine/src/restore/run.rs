@@ -183,9 +183,9 @@ async fn restore_objects(
     let mut unpacked = archive::unpack(reader).await?;
     let discovered = discover(client).await?;
     let known = known_types(&discovered, &unpacked)?;
-    request
+    let unknown_excludes = request
         .resources
-        .validate(&known, "restore's --include-resources/--exclude-resources")?;
+        .validate_includes(&known, "restore's --include-resources")?;
 
     let mut run = Run {
         client,
@@ -201,6 +201,12 @@ async fn restore_objects(
         ensured_namespaces: HashSet::new(),
         items: 0,
     };
+    for entry in unknown_excludes {
+        run.tally.warn(format!(
+            "--exclude-resources {entry}: neither the cluster nor the backup has such a type; it \
+             excludes nothing"
+        ));
+    }
     if backup.status.phase == Phase::PartiallyFailed {
         run.tally.warn(format!(
             "backup {} is PartiallyFailed: objects that failed then are not in it",

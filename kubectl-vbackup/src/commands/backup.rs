@@ -68,7 +68,8 @@ pub enum BackupCommand {
 pub struct CreateArgs {
     /// Name of the backup (lower-case letters, digits and '-').
     pub name: String,
-    /// Namespaces to back up (comma-separated, wildcards allowed; default: all).
+    /// Namespaces to back up (comma-separated, wildcards allowed; default: all, or the
+    /// namespace given with -n).
     #[arg(long, value_name = "NS[,NS…]")]
     pub include_namespaces: Vec<String>,
     /// Namespaces to leave out.
@@ -122,9 +123,16 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
 
 impl CreateArgs {
     /// The engine request these flags describe.
-    pub fn request(&self) -> anyhow::Result<BackupRequest> {
+    /// `-n NAMESPACE` (the global flag) stands for `--include-namespaces NAMESPACE`.
+    pub fn request(&self, namespace: Option<&str>) -> anyhow::Result<BackupRequest> {
         let mut r = BackupRequest::new(&self.name);
         r.namespaces.include = split_list(&self.include_namespaces);
+        if let Some(ns) = namespace {
+            if !r.namespaces.include.is_empty() {
+                anyhow::bail!("-n and --include-namespaces both name namespaces: use one of them");
+            }
+            r.namespaces.include = vec![ns.to_string()];
+        }
         r.namespaces.exclude = split_list(&self.exclude_namespaces);
         r.resources.include = split_list(&self.include_resources);
         r.resources.exclude = split_list(&self.exclude_resources);
@@ -143,7 +151,7 @@ impl CreateArgs {
 /// Runs a `backup` subcommand.
 pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCode> {
     let request = match &command {
-        BackupCommand::Create(args) => Some(args.request()?),
+        BackupCommand::Create(args) => Some(args.request(ctx.global.namespace.as_deref())?),
         _ => None,
     };
     let conn = ctx.connect().await?;
