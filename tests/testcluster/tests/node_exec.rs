@@ -314,4 +314,30 @@ spec:
             "PodCompleted"
         );
     }
+
+    #[test]
+    fn exec_sessions_share_the_running_containers_filesystem_so_kubectl_cp_works() {
+        let (_c, k) = node_cluster(&[], false);
+        k.ok_with(&["create", "-f", "-"], APP);
+        wait(&k, "default", "pod/db", "condition=Ready");
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("in.txt");
+        std::fs::write(&local, "copied\n").unwrap();
+        k.ok(&["cp", "-c", "db", local.to_str().unwrap(), "db:/root/in.txt"]);
+        assert_eq!(
+            k.ok(&["exec", "db", "-c", "db", "--", "cat", "/root/in.txt"]),
+            "copied\n"
+        );
+        // Containers are separate: the sidecar has its own /root.
+        assert!(
+            k.fails(
+                &["exec", "db", "-c", "sidecar", "--", "cat", "/root/in.txt"],
+                ""
+            )
+            .contains("No such file")
+        );
+        let back = dir.path().join("back.txt");
+        k.ok(&["cp", "-c", "db", "db:/root/in.txt", back.to_str().unwrap()]);
+        assert_eq!(std::fs::read_to_string(back).unwrap(), "copied\n");
+    }
 }
