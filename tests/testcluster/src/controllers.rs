@@ -22,10 +22,12 @@ pub trait Controller: Send + Sync + 'static {
     fn resync(&self, api: &Arc<Api>);
 }
 
-/// The controllers every cluster runs.
-pub fn builtin() -> Vec<Arc<dyn Controller>> {
+/// The controllers every cluster runs; `ca_pem` is the serving CA published in every
+/// namespace's `kube-root-ca.crt` (a placeholder when serving plain HTTP).
+pub fn builtin(ca_pem: Option<String>) -> Vec<Arc<dyn Controller>> {
+    let ca = ca_pem.unwrap_or_else(|| "-----BEGIN CERTIFICATE-----\nvbackup-testcluster serves plain HTTP\n-----END CERTIFICATE-----\n".into());
     vec![
-        Arc::new(Namespaces),
+        Arc::new(Namespaces { ca }),
         Arc::new(CrdCleanup),
         Arc::new(GarbageCollector),
     ]
@@ -72,7 +74,9 @@ fn delete_key(api: &Api, key: &ObjectKey) {
 
 /// Namespace lifecycle: the default ServiceAccount and root CA ConfigMap in new namespaces,
 /// and deleting a Terminating namespace's content before the namespace itself.
-pub struct Namespaces;
+pub struct Namespaces {
+    ca: String,
+}
 
 impl Namespaces {
     fn populate(&self, api: &Api, ns: &str) {
@@ -87,7 +91,7 @@ impl Namespaces {
         if let Some(cm) = api.resource("", "configmaps") {
             let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-                "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nvbackup-testcluster\n-----END CERTIFICATE-----\n"}});
+                "data": {"ca.crt": self.ca}});
             let _ = api.create_now(&cm, Some(ns), obj, &opts);
         }
     }

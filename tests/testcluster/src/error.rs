@@ -203,12 +203,3 @@ pub fn qualified(group: &str, resource: &str) -> String {
         format!("{resource}.{group}")
     }
 }
-
-/// A successful deletion `Status` (what DELETE of a collection or a CR may answer).
-pub fn success_status(group: &str, kind: &str, name: &str, uid: &str) -> Value {
-    let mut details = json!({"name": name, "kind": kind, "uid": uid});
-    if !group.is_empty() {
-        details["group"] = json!(group);
-    }
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
-}

@@ -41,6 +41,7 @@ pub mod tables;
 pub mod time;
 pub mod tls;
 pub mod validation;
+pub mod warnings;
 pub mod watch;
 
 use anyhow::Context;
@@ -151,7 +152,7 @@ impl TestCluster {
             address: addr.to_string(),
             connect_handlers,
         });
-        let mut controllers = controllers::builtin();
+        let mut controllers = controllers::builtin(ca_pem.clone());
         controllers.extend(opts.controllers);
         if let Some(n) = &node {
             controllers.push(n.clone() as Arc<dyn Controller>);

@@ -80,6 +80,11 @@ pub fn prune(
             unknown = found.unknown;
         }
     }
+    if mode == FieldValidation::Warn {
+        for f in &unknown {
+            crate::warnings::warn(format!("unknown field \"{f}\""));
+        }
+    }
     if mode == FieldValidation::Strict && !unknown.is_empty() {
         let list: Vec<String> = unknown
             .iter()

@@ -482,10 +482,24 @@ async fn resources(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    match resources_inner(st, method, group, version, rest, q, headers, body).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
-    }
+    let work = async {
+        let mut response =
+            match resources_inner(st, method, group, version, rest, q, headers, body).await {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            };
+        let warnings = crate::warnings::WARNINGS.with(|w| w.take());
+        for w in warnings {
+            let text = format!("299 - {}", serde_json::Value::String(w));
+            if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+                response.headers_mut().append(header::WARNING, v);
+            }
+        }
+        response
+    };
+    crate::warnings::WARNINGS
+        .scope(std::cell::RefCell::new(Vec::new()), work)
+        .await
 }
 
 #[allow(clippy::too_many_arguments)]

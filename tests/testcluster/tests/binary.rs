@@ -123,6 +123,20 @@ async fn kube_client_speaks_tls_to_an_in_process_cluster() {
         .await
         .unwrap();
     let client = kube::Client::try_from(config).unwrap();
+    // Pods would trust the API server through kube-root-ca.crt: it holds the serving CA.
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), "default");
+    let published = kube::runtime::wait::await_condition(
+        cms,
+        "kube-root-ca.crt",
+        |c: Option<&k8s_openapi::api::core::v1::ConfigMap>| c.is_some(),
+    );
+    let cm = tokio::time::timeout(std::time::Duration::from_secs(30), published)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(cm.data.unwrap()["ca.crt"], cluster.ca_pem().unwrap());
     let namespaces: kube::Api<Namespace> = kube::Api::all(client);
     let names: Vec<String> = namespaces
         .list(&Default::default())

@@ -297,6 +297,26 @@ fn apply_server_side_creates_updates_and_reports_conflicts() {
         serde_json::json!({"a": "4"})
     );
 
+    // Keyed lists: a container (and an env entry) no longer applied is removed.
+    let deployment = |containers: &str| {
+        format!(
+            r#"{{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"name":"ssa"}},"spec":{{"selector":{{"matchLabels":{{"app":"ssa"}}}},"template":{{"metadata":{{"labels":{{"app":"ssa"}}}},"spec":{{"containers":{containers}}}}}}}}}"#
+        )
+    };
+    let two = deployment(
+        r#"[{"name":"a","image":"a:1","env":[{"name":"X","value":"1"},{"name":"Z","value":"2"}]},{"name":"b","image":"b:1"}]"#,
+    );
+    let one = deployment(r#"[{"name":"a","image":"a:2","env":[{"name":"X","value":"1"}]}]"#);
+    k.ok_with(&["apply", "--server-side", "-f", "-"], &two);
+    k.ok_with(&["apply", "--server-side", "-f", "-"], &one);
+    let containers = &k.json(&["get", "deploy", "ssa"])["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers.as_array().unwrap().len(), 1, "{containers}");
+    assert_eq!(containers[0]["image"], "a:2");
+    assert_eq!(
+        containers[0]["env"],
+        serde_json::json!([{"name": "X", "value": "1"}])
+    );
+
     // Client-side apply (strategic merge under the hood) works too, and is idempotent.
     let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: csa}\nspec:\n  selector: {matchLabels: {app: csa}}\n  template:\n    metadata: {labels: {app: csa}}\n    spec:\n      containers: [{name: c, image: busybox}]\n";
     assert!(k.ok_with(&["apply", "-f", "-"], dep).contains("created"));
@@ -721,6 +741,16 @@ fn unknown_fields_are_rejected_under_kubectl_strict_validation_and_dropped_other
     let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},"data":{"a":"b"},"colour":"red"}"#;
     let err = k.fails(&["create", "-f", "-"], cm);
     assert!(err.contains("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"colour\""), "{err}");
+    let warned = k.run_with(
+        &["create", "--validate=warn", "--dry-run=server", "-f", "-"],
+        cm,
+    );
+    assert!(warned.status.success());
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(
+        stderr.contains("Warning: unknown field \"colour\""),
+        "{stderr}"
+    );
     k.ok_with(&["create", "--validate=false", "-f", "-"], cm);
     let live = k.json(&["get", "cm", "u"]);
     assert!(
