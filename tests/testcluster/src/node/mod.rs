@@ -9,7 +9,25 @@
 //!   private mount namespace with their volumes, env and termination message; other pods
 //!   are Running/Ready without a process; `pods/exec` (WebSocket) and `pods/log`.
 //!
-//! Needs Linux mount namespaces, so root (or CAP_SYS_ADMIN) and util-linux `unshare`.
+//! Needs Linux mount namespaces, so root (or CAP_SYS_ADMIN), overlayfs and util-linux
+//! (`unshare`, `nsenter`, `setpriv`).
+//!
+//! ```no_run
+//! use vbackup_testcluster::node::{ImageMapping, NodeOptions};
+//! use vbackup_testcluster::{ClusterOptions, TestCluster};
+//!
+//! let cluster = TestCluster::start_with(ClusterOptions {
+//!     node: Some(NodeOptions {
+//!         // Pods of ghcr.io/vbackup/mover:* run this binary with their command[1..] + args.
+//!         image_map: vec![ImageMapping::parse("ghcr.io/vbackup/mover=/usr/local/bin/kubectl-vbackup").unwrap()],
+//!         snapshot_crds: true,
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! })
+//! .unwrap();
+//! let data = cluster.node().unwrap().claim_dir("default", "data"); // a bound claim's files
+//! ```
 
 mod exec;
 mod kubelet;
@@ -73,6 +91,23 @@ impl ImageMapping {
             prefix: prefix.to_string(),
             binary,
         })
+    }
+}
+
+/// Fails early, with what to do, where pods could not get their own mount namespace.
+fn check_namespaces() -> anyhow::Result<()> {
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--uts", "--propagation", "private", "true"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => anyhow::bail!(
+            "the test node cannot create Linux mount namespaces ({}); run as root (or with CAP_SYS_ADMIN), or start the cluster without the node",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => anyhow::bail!(
+            "the test node needs util-linux `unshare` ({e}); install util-linux, or start the cluster without the node"
+        ),
     }
 }
 
@@ -154,6 +189,7 @@ impl Node {
                 (Some(t), p)
             }
         };
+        check_namespaces()?;
         for sub in ["volumes", "snapshots", "pods", "rootfs"] {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.join(sub).display()))?;
