@@ -340,4 +340,32 @@ spec:
         k.ok(&["cp", "-c", "db", "db:/root/in.txt", back.to_str().unwrap()]);
         assert_eq!(std::fs::read_to_string(back).unwrap(), "copied\n");
     }
+
+    #[test]
+    fn a_failed_container_restarts_under_on_failure_and_its_previous_log_is_kept() {
+        let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: flaky}
+spec:
+  restartPolicy: OnFailure
+  containers:
+  - name: flaky
+    image: vbackup.test/shell
+    command: [sh, -c, "if [ -e /work/once ]; then echo second; else touch /work/once; echo first; exit 1; fi"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  volumes: [{name: work, emptyDir: {}}]
+"#,
+        );
+        wait_phase(&k, "default", "flaky", "Succeeded");
+        let st = k.json(&["get", "pod", "flaky"])["status"]["containerStatuses"][0].clone();
+        assert_eq!(st["restartCount"], 1);
+        assert_eq!(st["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(st["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(k.ok(&["logs", "flaky"]), "second\n");
+        assert_eq!(k.ok(&["logs", "flaky", "--previous"]), "first\n");
+    }
 }
