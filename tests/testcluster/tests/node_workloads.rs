@@ -287,4 +287,41 @@ spec:
         wait(&k, "default", "job/incluster", "condition=Complete");
         assert_eq!(k.ok(&["logs", "job/incluster"]), "from-the-api");
     }
+
+    #[test]
+    fn a_pod_whose_node_selector_fits_no_node_stays_pending_like_the_scheduler_leaves_it() {
+        let (_c, k) = node_cluster(&[], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: picky}
+spec:
+  nodeSelector: {disktype: ssd}
+  containers: [{name: c, image: nginx}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: easy}
+spec:
+  nodeSelector: {kubernetes.io/hostname: testnode}
+  containers: [{name: c, image: nginx}]
+"#,
+        );
+        wait(&k, "default", "pod/picky", "condition=PodScheduled=false");
+        wait(&k, "default", "pod/easy", "condition=Ready");
+        let picky = k.json(&["get", "pod", "picky"]);
+        assert_eq!(picky["status"]["phase"], "Pending");
+        assert!(picky["spec"]["nodeName"].is_null());
+        let msg = picky["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            msg.contains("didn't match Pod's node affinity/selector"),
+            "{msg}"
+        );
+        k.ok(&["label", "node", "testnode", "disktype=ssd"]);
+        wait(&k, "default", "pod/picky", "condition=Ready");
+    }
 }

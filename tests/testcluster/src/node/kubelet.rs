@@ -328,6 +328,19 @@ fn schedule(node: &Node, pod: Value) -> Option<Value> {
         unschedulable(&why);
         return None;
     }
+    let labels = objects::get(&node.api, "", "nodes", "", NODE_NAME)
+        .and_then(|n| n.pointer("/metadata/labels").cloned())
+        .unwrap_or(json!({}));
+    let selector_fits = pod
+        .pointer("/spec/nodeSelector")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    if !selector_fits {
+        unschedulable("1 node(s) didn't match Pod's node affinity/selector");
+        return None;
+    }
     let ns = objects::namespace(&pod);
     for claim in volumes::claims(&pod) {
         let rwop =

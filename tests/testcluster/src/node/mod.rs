@@ -261,6 +261,8 @@ impl Controller for Node {
                 storage::reconcile_all(self);
             }
             ("", "configmaps" | "secrets") => kubelet::retry_waiting(self, &k.namespace),
+            // A new node label may let a pending pod's nodeSelector fit.
+            ("", "nodes") => kubelet::reconcile_all(self),
             ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
             | ("batch", "jobs") => {
                 workloads::on_change(self, change);
