@@ -211,7 +211,7 @@ impl Api {
             self.create_now(&svc_rt, Some("default"), obj, &opts)
                 .map_err(|e| anyhow::anyhow!(e.message))?;
         }
-        for (group, plural, obj) in system_objects() {
+        for (group, plural, obj) in crate::bootstrap::system_objects() {
             let rt = self
                 .resource(group, plural)
                 .ok_or_else(|| anyhow::anyhow!("no {plural} type"))?;
@@ -624,7 +624,7 @@ impl Api {
         uid: &str,
     ) -> ApiResult<()> {
         match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "services") => self.allocate_service(inner, obj, None),
+            ("", "services") => crate::services::allocate(&inner.store, obj, None),
             ("batch", "jobs") => {
                 let manual =
                     obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
@@ -652,116 +652,6 @@ impl Api {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Gives a service its clusterIP(s) and node ports, keeping those it already has.
-    fn allocate_service(
-        &self,
-        inner: &Inner,
-        obj: &mut Value,
-        old: Option<&Value>,
-    ) -> ApiResult<()> {
-        let ty = obj
-            .pointer("/spec/type")
-            .and_then(Value::as_str)
-            .unwrap_or("ClusterIP")
-            .to_string();
-        if ty == "ExternalName" {
-            return Ok(());
-        }
-        let mut used_ips = std::collections::HashSet::new();
-        let mut used_ports = std::collections::HashSet::new();
-        let me = (
-            md_str(obj, "namespace").to_string(),
-            md_str(obj, "name").to_string(),
-        );
-        for (k, v) in inner.store.range("", "services", None, None) {
-            if (k.namespace.clone(), k.name.clone()) == me {
-                continue;
-            }
-            if let Some(ip) = v.pointer("/spec/clusterIP").and_then(Value::as_str) {
-                used_ips.insert(ip.to_string());
-            }
-            for p in v
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(n) = p.get("nodePort").and_then(Value::as_i64) {
-                    used_ports.insert(n);
-                }
-            }
-        }
-        let given = obj
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let old_ip = old
-            .and_then(|o| o.pointer("/spec/clusterIP"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let ip = if !given.is_empty() {
-            if given != "None" && given != old_ip && used_ips.contains(&given) {
-                let name = md_str(obj, "name").to_string();
-                return Err(ApiError::invalid(
-                    "",
-                    "Service",
-                    &name,
-                    vec![crate::error::Cause {
-                        reason: "FieldValueInvalid".into(),
-                        message: format!(
-                            "Invalid value: \"{given}\": failed to allocate IP {given}: provided IP is already allocated"
-                        ),
-                        field: "spec.clusterIPs".into(),
-                    }],
-                ));
-            }
-            given
-        } else if !old_ip.is_empty() {
-            old_ip
-        } else {
-            let mut n: u32 = 10;
-            loop {
-                let candidate = format!("10.96.{}.{}", n / 256, n % 256);
-                if !used_ips.contains(&candidate) {
-                    break candidate;
-                }
-                n += 1;
-            }
-        };
-        let spec = obj["spec"]
-            .as_object_mut()
-            .ok_or_else(|| ApiError::bad_request("spec must be an object"))?;
-        spec.insert("clusterIP".into(), json!(ip));
-        spec.insert("clusterIPs".into(), json!([ip]));
-        if ip != "None" {
-            spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
-            spec.entry("ipFamilyPolicy")
-                .or_insert_with(|| json!("SingleStack"));
-        }
-        if ty == "NodePort" || ty == "LoadBalancer" {
-            let mut next = 30000i64;
-            for p in spec
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                if p.get("nodePort").and_then(Value::as_i64).is_none() {
-                    while used_ports.contains(&next) {
-                        next += 1;
-                    }
-                    p["nodePort"] = json!(next);
-                    used_ports.insert(next);
-                }
-            }
-            spec.entry("externalTrafficPolicy")
-                .or_insert_with(|| json!("Cluster"));
-        }
-        Ok(())
     }
 
     /// Replaces an object (PUT), or its status with `subresource = Some("status")`.
@@ -1021,7 +911,7 @@ impl Api {
             crate::immutability::check(rt, &old, &new)?;
         }
         if rt.group.is_empty() && rt.plural == "services" {
-            self.allocate_service(inner, &mut new, Some(&old))?;
+            crate::services::allocate(&inner.store, &mut new, Some(&old))?;
         }
         validation::validate(rt, &new)?;
         if record_fields {
@@ -1302,50 +1192,6 @@ impl Api {
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(change);
     }
-}
-
-/// Cluster-scoped objects every real cluster has from the start (the bootstrap RBAC roles and
-/// system priority classes), recreated at start when missing as the real server does.
-fn system_objects() -> Vec<(&'static str, &'static str, Value)> {
-    let rbac = "rbac.authorization.k8s.io";
-    let bootstrap = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
-    let annotations = json!({"rbac.authorization.kubernetes.io/autoupdate": "true"});
-    let role = |name: &str, rules: Value| {
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": name, "labels": bootstrap, "annotations": annotations}, "rules": rules})
-    };
-    let all = json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]);
-    let read = json!([{"apiGroups": ["", "apps", "batch", "networking.k8s.io", "policy", "autoscaling"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]);
-    let write = json!([{"apiGroups": ["", "apps", "batch", "networking.k8s.io", "policy", "autoscaling"], "resources": ["*"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}]);
-    let priority = |name: &str, value: i64| {
-        json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
-            "value": value, "description": "Used for system critical pods that must not be moved from their current node.",
-            "preemptionPolicy": "PreemptLowerPriority"})
-    };
-    vec![
-        (rbac, "clusterroles", role("cluster-admin", all)),
-        (rbac, "clusterroles", role("admin", write.clone())),
-        (rbac, "clusterroles", role("edit", write)),
-        (rbac, "clusterroles", role("view", read)),
-        (
-            rbac,
-            "clusterrolebindings",
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": "cluster-admin", "labels": bootstrap, "annotations": annotations},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
-        ),
-        (
-            "scheduling.k8s.io",
-            "priorityclasses",
-            priority("system-cluster-critical", 2_000_000_000),
-        ),
-        (
-            "scheduling.k8s.io",
-            "priorityclasses",
-            priority("system-node-critical", 2_000_001_000),
-        ),
-    ]
 }
 
 fn has_spec_finalizers(ns: &Value) -> bool {

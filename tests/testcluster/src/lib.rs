@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod bootstrap;
 pub mod connect;
 pub mod controllers;
 pub mod conversion;
@@ -34,8 +35,10 @@ pub mod registry;
 pub mod resources;
 pub mod reviews;
 pub mod scale;
+pub mod schema_validation;
 pub mod selectors;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod tables;
 pub mod time;

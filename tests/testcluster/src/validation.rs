@@ -383,6 +383,9 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
     let mut causes = Vec::new();
     metadata_causes(rt, obj, &mut causes);
     kind_causes(rt, obj, &mut causes);
+    if let Some(schema) = rt.schema.as_ref().filter(|_| rt.custom) {
+        causes.extend(crate::schema_validation::object_causes(schema, obj));
+    }
     if causes.is_empty() {
         Ok(())
     } else {

@@ -662,6 +662,11 @@ fn crds_are_served_at_once_and_their_deletion_removes_resource_and_objects() {
     k.ok_with(&["apply", "-f", "-"], w);
     let out = k.ok(&["get", "wd"]);
     assert!(out.contains("SIZE") && out.contains("w1     3"), "{out}");
+    // The CRD schema is enforced with the real messages.
+    let wrong =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w9}\nspec: {size: big}\n";
+    let err = k.fails(&["apply", "-f", "-"], wrong);
+    assert!(err.contains("The Widget \"w9\" is invalid: spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\""), "{err}");
     // The second version serves the same object.
     let beta = k.json(&["get", "widgets.v1beta1.example.com", "w1"]);
     assert_eq!(beta["apiVersion"], "example.com/v1beta1");
