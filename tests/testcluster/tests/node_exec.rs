@@ -368,4 +368,36 @@ spec:
         assert_eq!(k.ok(&["logs", "flaky"]), "second\n");
         assert_eq!(k.ok(&["logs", "flaky", "--previous"]), "first\n");
     }
+
+    #[test]
+    fn deleting_a_pod_sends_sigterm_to_its_program_first() {
+        let (c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: g
+    image: vbackup.test/shell
+    command: [sh, -c, "trap 'echo flushed > /data/bye; exit 0' TERM; while true; do sleep 0.05; done"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+"#,
+        );
+        wait(&k, "default", "pod/graceful", "condition=Ready");
+        let data = claim_dir(&c, "default", "data");
+        k.ok(&["delete", "pod", "graceful"]);
+        crate::node_support::eventually("the program handled SIGTERM", || {
+            std::fs::read_to_string(data.join("bye")).is_ok_and(|b| b == "flushed\n")
+        });
+    }
 }

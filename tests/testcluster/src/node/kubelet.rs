@@ -174,10 +174,29 @@ impl Drop for Kubelet {
 }
 
 fn kill_group(pgid: u32) {
+    signal_group(pgid, "KILL");
+}
+
+fn signal_group(pgid: u32, signal: &str) {
     let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
+        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// Stops a container as the kubelet does: SIGTERM, then SIGKILL after the grace period.
+async fn terminate(child: &mut tokio::process::Child, pgid: Option<u32>, grace: Duration) {
+    if let Some(p) = pgid {
+        signal_group(p, "TERM");
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        if let Some(p) = pgid {
+            kill_group(p);
+        }
+        let _ = child.kill().await;
+    } else if let Some(p) = pgid {
+        kill_group(p);
+    }
 }
 
 fn terminal(pod: &Value) -> bool {
@@ -375,6 +394,8 @@ fn schedule(node: &Node, pod: Value) -> Option<Value> {
 struct Plan {
     container: Value,
     binds: Vec<Bind>,
+    /// `terminationGracePeriodSeconds`.
+    grace: Duration,
 }
 
 fn containers(pod: &Value, key: &str) -> Vec<Value> {
@@ -442,9 +463,14 @@ fn start(node: &Node, pod: &Value) {
                 id: crate::ids::uid().replace('-', ""),
                 pgid: None,
             });
+            let grace = pod
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(30);
             plans.push(Plan {
                 container: c,
                 binds,
+                grace: Duration::from_secs(grace),
             });
         }
     }
@@ -894,8 +920,7 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
                 break;
             }
             _ = rt.cancel.cancelled() => {
-                if let Some(p) = pgid { kill_group(p); }
-                let _ = child.kill().await;
+                terminate(&mut child, pgid, plan.grace).await;
                 return None;
             }
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
@@ -913,8 +938,7 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
         None => tokio::select! {
             s = child.wait() => s,
             _ = rt.cancel.cancelled() => {
-                if let Some(p) = pgid { kill_group(p); }
-                let _ = child.kill().await;
+                terminate(&mut child, pgid, plan.grace).await;
                 return None;
             }
         },
