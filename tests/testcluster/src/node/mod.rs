@@ -29,6 +29,7 @@
 //! let data = cluster.node().unwrap().claim_dir("default", "data"); // a bound claim's files
 //! ```
 
+mod cronjobs;
 mod exec;
 mod kubelet;
 mod logs;
@@ -142,6 +143,7 @@ pub struct Node {
     _tempdir: Option<tempfile::TempDir>,
     me: Weak<Node>,
     service: Service,
+    cron_started: std::sync::atomic::AtomicBool,
 }
 
 /// How pods reach the API server (the `kubernetes` service): in-cluster clients read
@@ -199,6 +201,7 @@ impl Node {
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
             service: Service::from_url(url, ca_pem),
+            cron_started: std::sync::atomic::AtomicBool::new(false),
             api: api.clone(),
             kubelet: kubelet::Kubelet::new(&dir),
             dir,
@@ -206,6 +209,26 @@ impl Node {
             snapshot_crds: opts.snapshot_crds,
             _tempdir: tempdir,
         }))
+    }
+
+    /// CronJobs run on a clock, not on changes: one ticker per node.
+    fn start_cron(&self) {
+        if self
+            .cron_started
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(node) = me.upgrade() else {
+                    return;
+                };
+                cronjobs::tick(&node, jiff::Timestamp::now());
+            }
+        });
     }
 
     /// The node's state directory.
@@ -277,6 +300,7 @@ impl Controller for Node {
     }
 
     fn resync(&self, _api: &Arc<Api>) {
+        self.start_cron();
         nodeobject::ensure(self);
         storage::ensure_classes(self);
         if self.snapshot_crds {
