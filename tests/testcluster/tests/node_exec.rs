@@ -314,4 +314,90 @@ spec:
             "PodCompleted"
         );
     }
+
+    #[test]
+    fn exec_sessions_share_the_running_containers_filesystem_so_kubectl_cp_works() {
+        let (_c, k) = node_cluster(&[], false);
+        k.ok_with(&["create", "-f", "-"], APP);
+        wait(&k, "default", "pod/db", "condition=Ready");
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("in.txt");
+        std::fs::write(&local, "copied\n").unwrap();
+        k.ok(&["cp", "-c", "db", local.to_str().unwrap(), "db:/root/in.txt"]);
+        assert_eq!(
+            k.ok(&["exec", "db", "-c", "db", "--", "cat", "/root/in.txt"]),
+            "copied\n"
+        );
+        // Containers are separate: the sidecar has its own /root.
+        assert!(
+            k.fails(
+                &["exec", "db", "-c", "sidecar", "--", "cat", "/root/in.txt"],
+                ""
+            )
+            .contains("No such file")
+        );
+        let back = dir.path().join("back.txt");
+        k.ok(&["cp", "-c", "db", "db:/root/in.txt", back.to_str().unwrap()]);
+        assert_eq!(std::fs::read_to_string(back).unwrap(), "copied\n");
+    }
+
+    #[test]
+    fn a_failed_container_restarts_under_on_failure_and_its_previous_log_is_kept() {
+        let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: flaky}
+spec:
+  restartPolicy: OnFailure
+  containers:
+  - name: flaky
+    image: vbackup.test/shell
+    command: [sh, -c, "if [ -e /work/once ]; then echo second; else touch /work/once; echo first; exit 1; fi"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  volumes: [{name: work, emptyDir: {}}]
+"#,
+        );
+        wait_phase(&k, "default", "flaky", "Succeeded");
+        let st = k.json(&["get", "pod", "flaky"])["status"]["containerStatuses"][0].clone();
+        assert_eq!(st["restartCount"], 1);
+        assert_eq!(st["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(st["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(k.ok(&["logs", "flaky"]), "second\n");
+        assert_eq!(k.ok(&["logs", "flaky", "--previous"]), "first\n");
+    }
+
+    #[test]
+    fn deleting_a_pod_sends_sigterm_to_its_program_first() {
+        let (c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: g
+    image: vbackup.test/shell
+    command: [sh, -c, "trap 'echo flushed > /data/bye; exit 0' TERM; while true; do sleep 0.05; done"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+"#,
+        );
+        wait(&k, "default", "pod/graceful", "condition=Ready");
+        let data = claim_dir(&c, "default", "data");
+        k.ok(&["delete", "pod", "graceful"]);
+        crate::node_support::eventually("the program handled SIGTERM", || {
+            std::fs::read_to_string(data.join("bye")).is_ok_and(|b| b == "flushed\n")
+        });
+    }
 }

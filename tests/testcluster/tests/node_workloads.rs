@@ -287,4 +287,98 @@ spec:
         wait(&k, "default", "job/incluster", "condition=Complete");
         assert_eq!(k.ok(&["logs", "job/incluster"]), "from-the-api");
     }
+
+    #[test]
+    fn a_pod_whose_node_selector_fits_no_node_stays_pending_like_the_scheduler_leaves_it() {
+        let (_c, k) = node_cluster(&[], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: picky}
+spec:
+  nodeSelector: {disktype: ssd}
+  containers: [{name: c, image: nginx}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: easy}
+spec:
+  nodeSelector: {kubernetes.io/hostname: testnode}
+  containers: [{name: c, image: nginx}]
+"#,
+        );
+        wait(&k, "default", "pod/picky", "condition=PodScheduled=false");
+        wait(&k, "default", "pod/easy", "condition=Ready");
+        let picky = k.json(&["get", "pod", "picky"]);
+        assert_eq!(picky["status"]["phase"], "Pending");
+        assert!(picky["spec"]["nodeName"].is_null());
+        let msg = picky["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            msg.contains("didn't match Pod's node affinity/selector"),
+            "{msg}"
+        );
+        k.ok(&["label", "node", "testnode", "disktype=ssd"]);
+        wait(&k, "default", "pod/picky", "condition=Ready");
+    }
+
+    #[test]
+    fn a_cronjob_starts_a_job_at_its_next_scheduled_minute() {
+        let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    metadata: {labels: {app: backup}}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: b, image: vbackup.test/shell, command: [sh, -c, "echo backed up"]}]
+"#,
+        );
+        // The next minute boundary is at most a minute away.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+        let job = loop {
+            let jobs = k.json(&["get", "jobs", "-l", "app=backup"]);
+            if let Some(j) = jobs["items"].as_array().unwrap().first() {
+                break j.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no Job was started");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        };
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        let minutes: i64 = name.strip_prefix("nightly-").unwrap().parse().unwrap();
+        let scheduled: jiff::Timestamp =
+            job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+        assert_eq!(scheduled.as_second(), minutes * 60);
+        assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+        wait(&k, "default", &format!("job/{name}"), "condition=Complete");
+        assert_eq!(k.ok(&["logs", &format!("job/{name}")]), "backed up\n");
+        wait(
+            &k,
+            "default",
+            "cronjob/nightly",
+            "jsonpath={.status.lastSuccessfulTime}",
+        );
+        let cj = k.json(&["get", "cronjob", "nightly"]);
+        assert!(
+            cj["status"]["lastScheduleTime"]
+                .as_str()
+                .unwrap()
+                .ends_with(":00Z")
+        );
+    }
 }

@@ -6,7 +6,7 @@
 use super::objects::{self, s};
 use super::podenv;
 use super::sandbox::{Bind, Sandbox};
-use super::volumes::{self, HostVolume, NotReady};
+use super::volumes::{self, NotReady};
 use super::{NODE_NAME, Node, mapped_binary};
 use crate::api::{Api, Change, ChangeType};
 use serde_json::{Value, json};
@@ -174,10 +174,29 @@ impl Drop for Kubelet {
 }
 
 fn kill_group(pgid: u32) {
+    signal_group(pgid, "KILL");
+}
+
+fn signal_group(pgid: u32, signal: &str) {
     let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
+        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// Stops a container as the kubelet does: SIGTERM, then SIGKILL after the grace period.
+async fn terminate(child: &mut tokio::process::Child, pgid: Option<u32>, grace: Duration) {
+    if let Some(p) = pgid {
+        signal_group(p, "TERM");
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        if let Some(p) = pgid {
+            kill_group(p);
+        }
+        let _ = child.kill().await;
+    } else if let Some(p) = pgid {
+        kill_group(p);
+    }
 }
 
 fn terminal(pod: &Value) -> bool {
@@ -328,6 +347,19 @@ fn schedule(node: &Node, pod: Value) -> Option<Value> {
         unschedulable(&why);
         return None;
     }
+    let labels = objects::get(&node.api, "", "nodes", "", NODE_NAME)
+        .and_then(|n| n.pointer("/metadata/labels").cloned())
+        .unwrap_or(json!({}));
+    let selector_fits = pod
+        .pointer("/spec/nodeSelector")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    if !selector_fits {
+        unschedulable("1 node(s) didn't match Pod's node affinity/selector");
+        return None;
+    }
     let ns = objects::namespace(&pod);
     for claim in volumes::claims(&pod) {
         let rwop =
@@ -362,6 +394,8 @@ fn schedule(node: &Node, pod: Value) -> Option<Value> {
 struct Plan {
     container: Value,
     binds: Vec<Bind>,
+    /// `terminationGracePeriodSeconds`.
+    grace: Duration,
 }
 
 fn containers(pod: &Value, key: &str) -> Vec<Value> {
@@ -429,9 +463,14 @@ fn start(node: &Node, pod: &Value) {
                 id: crate::ids::uid().replace('-', ""),
                 pgid: None,
             });
+            let grace = pod
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(30);
             plans.push(Plan {
                 container: c,
                 binds,
+                grace: Duration::from_secs(grace),
             });
         }
     }
@@ -776,29 +815,21 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
         }
     };
     let ctr = rt.ctr(name)?;
-    let Some(binary) = ctr.binary.clone() else {
-        // Not mapped: a container that runs "forever" (or, for init containers, completes).
+    if ctr.binary.is_none() && ctr.init {
+        // An init container of an image that is not mapped completes at once.
         let now = crate::time::now();
         rt.update(name, |c| {
-            c.state = if c.init {
-                CState::Terminated {
-                    exit_code: 0,
-                    reason: "Completed".into(),
-                    message: String::new(),
-                    started_at: now.clone(),
-                    finished_at: now,
-                }
-            } else {
-                CState::Running { started_at: now }
+            c.state = CState::Terminated {
+                exit_code: 0,
+                reason: "Completed".into(),
+                message: String::new(),
+                started_at: now.clone(),
+                finished_at: now,
             }
         });
         sync(ctx, rt);
-        if ctr.init {
-            return Some(0);
-        }
-        rt.cancel.cancelled().await;
-        return None;
-    };
+        return Some(0);
+    }
     let logs = rt.dir.join("logs");
     let term_dir = rt.dir.join("containers").join(name);
     let started = crate::time::now();
@@ -815,6 +846,7 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
             .open(&current)?;
         let term = term_dir.join("termination-log");
         std::fs::write(&term, b"")?;
+        std::fs::write(term_dir.join("ready"), b"")?;
         Ok((log, term))
     })();
     let fail = |msg: String| {
@@ -840,12 +872,20 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
         p => p.to_string(),
     };
     let mut binds = plan.binds.clone();
-    binds.push(Bind {
-        source: binary,
-        target: ENTRYPOINT.into(),
-        read_only: true,
-        file: true,
-    });
+    let argv = match ctr.binary.clone() {
+        Some(binary) => {
+            binds.push(Bind {
+                source: binary,
+                target: ENTRYPOINT.into(),
+                read_only: true,
+                file: true,
+            });
+            mapped_argv(&plan.container, &env)
+        }
+        // Not mapped: a process that only holds the container's namespaces for pods/exec.
+        None => vec!["/usr/bin/sleep".into(), "infinity".into()],
+    };
+    let ready = term_dir.join("ready");
     binds.push(Bind {
         source: term.clone(),
         target: term_path,
@@ -857,8 +897,8 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
         binds,
         hostname: rt.name.clone(),
         working_dir: s(&plan.container, "/workingDir").to_string(),
+        ready_file: Some(ready.clone()),
     };
-    let argv = mapped_argv(&plan.container, &env);
     let mut cmd = sandbox.command(&argv, &env);
     let Ok(err_log) = log.try_clone() else {
         return fail("opening the log".into());
@@ -871,20 +911,37 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
         Err(e) => return fail(format!("starting unshare: {e}")),
     };
     let pgid = child.id();
+    // Running once the process is inside its finished root (exec may enter it from then on).
+    let mut early = None;
+    while std::fs::read(&ready).map(|r| r.is_empty()).unwrap_or(true) {
+        tokio::select! {
+            s = child.wait() => {
+                early = Some(s);
+                break;
+            }
+            _ = rt.cancel.cancelled() => {
+                terminate(&mut child, pgid, plan.grace).await;
+                return None;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
     rt.update(name, |c| {
         c.state = CState::Running {
             started_at: started.clone(),
         };
-        c.pgid = pgid;
+        c.pgid = if early.is_none() { pgid } else { None };
     });
     sync(ctx, rt);
-    let status = tokio::select! {
-        s = child.wait() => s,
-        _ = rt.cancel.cancelled() => {
-            if let Some(p) = pgid { kill_group(p); }
-            let _ = child.kill().await;
-            return None;
-        }
+    let status = match early {
+        Some(s) => s,
+        None => tokio::select! {
+            s = child.wait() => s,
+            _ = rt.cancel.cancelled() => {
+                terminate(&mut child, pgid, plan.grace).await;
+                return None;
+            }
+        },
     };
     if let Some(p) = pgid {
         kill_group(p);
@@ -926,31 +983,24 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
     Some(code)
 }
 
-/// A command running `argv` in a pod's filesystem view with `container`'s volumes and
-/// env (pods/exec).
+/// A command running `argv` in a running container of `pod`, with its env (pods/exec).
 pub fn exec_command(
     node: &Node,
     pod: &Value,
     container: &Value,
     argv: &[String],
 ) -> Result<tokio::process::Command, String> {
-    let uid = objects::uid(pod);
-    let dir = node.kubelet.pod_dir(uid);
-    let volumes: HashMap<String, HostVolume> =
-        volumes::prepare(node, pod, &dir).map_err(|NotReady(w)| w)?;
-    let mut binds = volumes::container_binds(container, &volumes).map_err(|NotReady(w)| w)?;
-    let account = volumes::service_account(node, pod, &dir).map_err(|NotReady(w)| w)?;
-    volumes::add_service_account(&mut binds, account.as_ref());
-    let ip = s(pod, "/status/podIP").to_string();
+    let name = s(container, "/name");
+    let rt = node.kubelet.pod(objects::uid(pod));
+    let pid = rt
+        .as_ref()
+        .and_then(|rt| rt.ctr(name))
+        .and_then(|c| c.pgid)
+        .ok_or_else(|| format!("unable to upgrade connection: container not found (\"{name}\")"))?;
+    let ip = rt.map(|r| r.ip.clone()).unwrap_or_default();
     let env = podenv::build(&node.api, pod, container, &ip, &node.service)
         .map_err(|podenv::ConfigError(m)| m)?;
-    let sandbox = Sandbox {
-        root_mountpoint: node.dir.join("rootfs"),
-        binds,
-        hostname: objects::name(pod).to_string(),
-        working_dir: s(container, "/workingDir").to_string(),
-    };
-    Ok(sandbox.command(argv, &env))
+    Ok(Sandbox::enter(pid, argv, &env))
 }
 
 #[cfg(test)]

@@ -9,8 +9,27 @@
 //!   private mount namespace with their volumes, env and termination message; other pods
 //!   are Running/Ready without a process; `pods/exec` (WebSocket) and `pods/log`.
 //!
-//! Needs Linux mount namespaces, so root (or CAP_SYS_ADMIN) and util-linux `unshare`.
+//! Needs Linux mount namespaces, so root (or CAP_SYS_ADMIN), overlayfs and util-linux
+//! (`unshare`, `nsenter`, `setpriv`).
+//!
+//! ```no_run
+//! use vbackup_testcluster::node::{ImageMapping, NodeOptions};
+//! use vbackup_testcluster::{ClusterOptions, TestCluster};
+//!
+//! let cluster = TestCluster::start_with(ClusterOptions {
+//!     node: Some(NodeOptions {
+//!         // Pods of ghcr.io/vbackup/mover:* run this binary with their command[1..] + args.
+//!         image_map: vec![ImageMapping::parse("ghcr.io/vbackup/mover=/usr/local/bin/kubectl-vbackup").unwrap()],
+//!         snapshot_crds: true,
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! })
+//! .unwrap();
+//! let data = cluster.node().unwrap().claim_dir("default", "data"); // a bound claim's files
+//! ```
 
+mod cronjobs;
 mod exec;
 mod kubelet;
 mod logs;
@@ -76,6 +95,23 @@ impl ImageMapping {
     }
 }
 
+/// Fails early, with what to do, where pods could not get their own mount namespace.
+fn check_namespaces() -> anyhow::Result<()> {
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--uts", "--propagation", "private", "true"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => anyhow::bail!(
+            "the test node cannot create Linux mount namespaces ({}); run as root (or with CAP_SYS_ADMIN), or start the cluster without the node",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => anyhow::bail!(
+            "the test node needs util-linux `unshare` ({e}); install util-linux, or start the cluster without the node"
+        ),
+    }
+}
+
 /// The binary an image runs as: the longest matching prefix wins.
 pub fn mapped_binary<'a>(map: &'a [ImageMapping], image: &str) -> Option<&'a Path> {
     map.iter()
@@ -107,6 +143,7 @@ pub struct Node {
     _tempdir: Option<tempfile::TempDir>,
     me: Weak<Node>,
     service: Service,
+    cron_started: std::sync::atomic::AtomicBool,
 }
 
 /// How pods reach the API server (the `kubernetes` service): in-cluster clients read
@@ -154,6 +191,7 @@ impl Node {
                 (Some(t), p)
             }
         };
+        check_namespaces()?;
         for sub in ["volumes", "snapshots", "pods", "rootfs"] {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -163,6 +201,7 @@ impl Node {
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
             service: Service::from_url(url, ca_pem),
+            cron_started: std::sync::atomic::AtomicBool::new(false),
             api: api.clone(),
             kubelet: kubelet::Kubelet::new(&dir),
             dir,
@@ -170,6 +209,26 @@ impl Node {
             snapshot_crds: opts.snapshot_crds,
             _tempdir: tempdir,
         }))
+    }
+
+    /// CronJobs run on a clock, not on changes: one ticker per node.
+    fn start_cron(&self) {
+        if self
+            .cron_started
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(node) = me.upgrade() else {
+                    return;
+                };
+                cronjobs::tick(&node, jiff::Timestamp::now());
+            }
+        });
     }
 
     /// The node's state directory.
@@ -225,6 +284,8 @@ impl Controller for Node {
                 storage::reconcile_all(self);
             }
             ("", "configmaps" | "secrets") => kubelet::retry_waiting(self, &k.namespace),
+            // A new node label may let a pending pod's nodeSelector fit.
+            ("", "nodes") => kubelet::reconcile_all(self),
             ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
             | ("batch", "jobs") => {
                 workloads::on_change(self, change);
@@ -239,6 +300,7 @@ impl Controller for Node {
     }
 
     fn resync(&self, _api: &Arc<Api>) {
+        self.start_cron();
         nodeobject::ensure(self);
         storage::ensure_classes(self);
         if self.snapshot_crds {

@@ -44,7 +44,13 @@ pub struct Sandbox {
     pub hostname: String,
     /// Working directory inside the pod (`/` when empty).
     pub working_dir: String,
+    /// A host file that receives `ok` once the process runs inside the finished root, so
+    /// `pods/exec` never enters a half-built namespace.
+    pub ready_file: Option<PathBuf>,
 }
+
+/// Where the ready file appears inside the root.
+const READY: &str = "/.testnode/ready";
 
 /// Quotes a string for a POSIX shell.
 pub fn quote(s: &str) -> String {
@@ -159,6 +165,14 @@ impl Sandbox {
         }
         s.push_str("/usr/bin/mkdir \"$R/dev/shm\"\n/usr/bin/mount -t tmpfs -o mode=1777 shm \"$R/dev/shm\"\n");
         let mut binds = self.binds.clone();
+        if let Some(r) = &self.ready_file {
+            binds.push(Bind {
+                source: r.clone(),
+                target: READY.into(),
+                read_only: false,
+                file: true,
+            });
+        }
         for b in &mut binds {
             b.target = resolve_in_root(&b.target);
         }
@@ -192,11 +206,42 @@ impl Sandbox {
         } else {
             self.working_dir.clone()
         };
-        s.push_str(&format!(
-            "exec /usr/sbin/chroot \"$R\" /usr/bin/env -C {} -- \"$@\"\n",
-            quote(&wd)
-        ));
+        if self.ready_file.is_some() {
+            let inner = format!("echo ok > {READY}; exec /usr/bin/env -C \"$0\" -- \"$@\"");
+            s.push_str(&format!(
+                "exec /usr/sbin/chroot \"$R\" /bin/sh -c {} {} \"$@\"\n",
+                quote(&inner),
+                quote(&wd)
+            ));
+        } else {
+            s.push_str(&format!(
+                "exec /usr/sbin/chroot \"$R\" /usr/bin/env -C {} -- \"$@\"\n",
+                quote(&wd)
+            ));
+        }
         s
+    }
+
+    /// A command that runs `argv` inside the namespaces and root of the running process
+    /// `pid` (a container), with exactly `env` set: `pods/exec`.
+    pub fn enter(pid: u32, argv: &[String], env: &[(String, String)]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("/usr/bin/setpriv");
+        c.args(["--pdeathsig", "KILL", "--", "/usr/bin/nsenter"])
+            .args([
+                "--target",
+                &pid.to_string(),
+                "--mount",
+                "--uts",
+                "--root",
+                "--wd",
+                "--",
+            ])
+            .args(argv)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .kill_on_drop(true);
+        c
     }
 
     /// A command that runs `argv` in the sandbox with exactly `env` set.
@@ -268,6 +313,7 @@ mod tests {
             ],
             hostname: "web-0".into(),
             working_dir: String::new(),
+            ready_file: None,
         };
         let s = sb.script();
         let a = s.find("--bind '/v/a'").unwrap();
