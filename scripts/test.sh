@@ -29,7 +29,9 @@ install_prerequisites() {
 }
 
 start_s3() {
-    coproc MOTO { exec python3 tests/support/moto_server.py; }
+    # Request logs would drown the test output; keep them for when a test needs them.
+    MOTO_LOG="${TMPDIR:-/tmp}/vbackup-test-moto.log"
+    coproc MOTO { exec python3 tests/support/moto_server.py 2>"$MOTO_LOG"; }
     local line
     if ! IFS= read -r -t 60 line <&"${MOTO[0]}"; then
         echo "error: moto did not start (python3 tests/support/moto_server.py)" >&2
@@ -39,7 +41,7 @@ start_s3() {
     VBACKUP_TEST_S3_ACCESS_KEY_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["access_key_id"])' "$line")
     VBACKUP_TEST_S3_SECRET_ACCESS_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_access_key"])' "$line")
     export VBACKUP_TEST_S3_ENDPOINT VBACKUP_TEST_S3_ACCESS_KEY_ID VBACKUP_TEST_S3_SECRET_ACCESS_KEY
-    echo "S3 test server (moto $MOTO_VERSION, authenticated) at $VBACKUP_TEST_S3_ENDPOINT" >&2
+    echo "S3 test server (moto $MOTO_VERSION, authenticated) at $VBACKUP_TEST_S3_ENDPOINT, log in $MOTO_LOG" >&2
 }
 
 stop_s3() {
