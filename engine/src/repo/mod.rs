@@ -79,13 +79,14 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// Measured on the benchmark dataset (BENCHMARKS.md): zstd level 3 (restic's), 16 MiB
-    /// packs growing to 64 MiB, no extra verification.
+    /// Measured on the benchmark dataset (BENCHMARKS.md): zstd level 3 (restic's), 8 MiB
+    /// packs growing to at most 32 MiB (a backup holds about three packs in memory, so this
+    /// caps that part at ~100 MiB whatever the repository size), no extra verification.
     fn default() -> Self {
         Tuning {
             compression: 3,
-            datapack_size: 16 * 1024 * 1024,
-            datapack_size_limit: 64 * 1024 * 1024,
+            datapack_size: 8 * 1024 * 1024,
+            datapack_size_limit: 32 * 1024 * 1024,
             extra_verify: false,
         }
     }
