@@ -100,8 +100,8 @@ pub struct RepoOptions {
     pub cache_dir: Option<PathBuf>,
     /// Settings for repositories this call creates (ignored when opening an existing one).
     pub tuning: Tuning,
-    /// Files a restore writes at once (0: [`restore::DEFAULT_RESTORE_WORKERS`]); raise it
-    /// for high-latency object stores, lower it to save memory.
+    /// Files a restore writes at once (0: [`restore::DEFAULT_RESTORE_WORKERS`], or
+    /// [`restore::DEFAULT_S3_RESTORE_WORKERS`] on S3); lower it to save memory.
     pub restore_workers: usize,
 }
 
@@ -605,6 +605,7 @@ impl VolumeRepo {
             req.verify_existing,
         );
         let workers = match self.options.restore_workers {
+            0 if self.store.url().starts_with("s3://") => restore::DEFAULT_S3_RESTORE_WORKERS,
             0 => restore::DEFAULT_RESTORE_WORKERS,
             n => n,
         };

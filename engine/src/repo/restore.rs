@@ -22,9 +22,14 @@ use rustic_core::{BlobId, IndexedFull, Repository, RusticResult};
 use super::progress::Activity;
 use crate::{Error, Result};
 
-/// Files restored at once by default. Each holds at most a few blobs (chunks average 1 MiB,
-/// 8 MiB at most) in memory; more workers hide object-store latency on small files.
+/// Files restored at once by default from a directory location. Each worker holds one blob
+/// (chunks average 1 MiB, 8 MiB at most) compressed and decrypted; 4 keep 2 cores and the disk
+/// busy (BENCHMARKS.md).
 pub const DEFAULT_RESTORE_WORKERS: usize = 4;
+
+/// Files restored at once by default from S3: every blob is one ranged GET, so more workers
+/// hide the per-request latency on small files (worst case 16 × 16 MiB in memory).
+pub const DEFAULT_S3_RESTORE_WORKERS: usize = 16;
 
 /// What the contents phase did.
 #[derive(Debug, Default, Clone, Copy)]
