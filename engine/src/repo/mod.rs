@@ -604,8 +604,9 @@ impl VolumeRepo {
             req.target.clone(),
             req.verify_existing,
         );
+        let on_s3 = self.store.url().starts_with("s3://");
         let workers = match self.options.restore_workers {
-            0 if self.store.url().starts_with("s3://") => restore::DEFAULT_S3_RESTORE_WORKERS,
+            0 if on_s3 => restore::DEFAULT_S3_RESTORE_WORKERS,
             0 => restore::DEFAULT_RESTORE_WORKERS,
             n => n,
         };
@@ -637,9 +638,12 @@ impl VolumeRepo {
                     &repo,
                     ls.clone(),
                     &dest_path,
-                    !node.is_dir(),
-                    verify,
-                    workers,
+                    restore::ContentOptions {
+                        single_file: !node.is_dir(),
+                        verify,
+                        workers,
+                        leave_small_files: on_s3,
+                    },
                     activity,
                 )?;
                 // What is left for rustic: metadata, and contents only where `verify` found
@@ -648,7 +652,9 @@ impl VolumeRepo {
                 let rewritten = plan.stats.files.restore + plan.stats.files.modify;
                 let summary = RestoreSummary {
                     files_restored: written.files_written + rewritten,
-                    files_unchanged: written.files_skipped + plan.stats.files.verified,
+                    // rustic also counts the files written just now as unchanged.
+                    files_unchanged: (plan.stats.files.unchanged + plan.stats.files.verified)
+                        .saturating_sub(written.files_written),
                     dirs: plan.stats.dirs.restore + plan.stats.dirs.modify,
                     bytes_restored: written.bytes_written + plan.restore_size,
                 };
