@@ -443,3 +443,92 @@ async fn a_failed_volume_does_not_undo_the_volumes_finished_before_it() {
     assert_eq!(snapshots.len(), 1);
     assert_eq!(snapshots[0].id, done.snapshot_id);
 }
+
+/// Set in the child process of `a_backup_killed_mid_way_...`: the location, key and source.
+const KILL_CHILD_ENV: &str = "VBACKUP_TEST_KILLED_BACKUP";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_killed_mid_way_leaves_the_repository_usable_and_loses_nothing() {
+    // The child half: this same test binary, started by the parent below, runs the backup.
+    if let Ok(spec) = std::env::var(KILL_CHILD_ENV) {
+        let parts: Vec<&str> = spec.split('\n').collect();
+        let key = LocationKey::parse(parts[1]).unwrap();
+        let store = fs_store(std::path::Path::new(parts[0]));
+        let repo = VolumeRepo::open(&store, "prod", &key, RepoOptions::default())
+            .await
+            .unwrap();
+        repo.backup_dir(volume(std::path::Path::new(parts[2]), "killed"))
+            .await
+            .unwrap();
+        return;
+    }
+
+    let work = tempfile::tempdir().unwrap();
+    let location = work.path().join("location");
+    let store = fs_store(&location);
+    let source = work.path().join("source");
+    small_tree(&source, 31);
+    let key = LocationKey::generate().unwrap();
+    let (repo, _) = VolumeRepo::open_or_init(&store, "prod", &key, RepoOptions::default())
+        .await
+        .unwrap();
+    let first = repo.backup_dir(volume(&source, "before")).await.unwrap();
+    for i in 0..12u64 {
+        write_random(&source.join(format!("a/big-{i}.bin")), 8 << 20, 1000 + i);
+    }
+    let packs_before = walk_files(&location.join("repos/prod/data")).len();
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_backup_killed_mid_way_leaves_the_repository_usable_and_loses_nothing",
+            "--nocapture",
+        ])
+        .env(
+            KILL_CHILD_ENV,
+            format!(
+                "{}\n{}\n{}",
+                location.display(),
+                key.to_text(),
+                source.display()
+            ),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL, no clean-up) as soon as it has uploaded some new packs.
+    let mut killed_mid_way = false;
+    for _ in 0..3000 {
+        if walk_files(&location.join("repos/prod/data")).len() >= packs_before + 2 {
+            child.kill().unwrap();
+            killed_mid_way = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait().unwrap();
+    assert!(
+        killed_mid_way,
+        "the child finished before it could be killed"
+    );
+
+    // No snapshot of the killed backup, the earlier one intact, the repository sound.
+    let snapshots = repo.snapshots().await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].id, first.snapshot_id);
+    let report = repo.check(ReadData::All).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+
+    // The next backup completes, and both snapshots restore exactly.
+    let second = repo.backup_dir(volume(&source, "after")).await.unwrap();
+    let target = work.path().join("restored");
+    repo.restore(restore_all(&second.snapshot_id, &target))
+        .await
+        .unwrap();
+    assert_same_tree(&source, &target);
+    assert!(repo.check(ReadData::All).await.unwrap().is_ok());
+}

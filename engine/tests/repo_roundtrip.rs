@@ -204,3 +204,54 @@ async fn a_streamed_dump_is_stored_as_one_file_and_dumped_back() {
     assert_eq!(n, dump.len() as u64);
     assert!(*out.lock().unwrap() == dump);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rustic_cache_goes_only_where_it_is_told() {
+    let work = tempfile::tempdir().unwrap();
+    let store = fs_store(&work.path().join("location"));
+    let source = work.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("a.txt"), "cached\n").unwrap();
+    let key = LocationKey::generate().unwrap();
+    let cache = work.path().join("cache");
+    let options = RepoOptions {
+        cache_dir: Some(cache.clone()),
+        ..RepoOptions::default()
+    };
+    let (repo, _) = VolumeRepo::open_or_init(&store, "cached", &key, options)
+        .await
+        .unwrap();
+    repo.backup_dir(volume(&source, "b1")).await.unwrap();
+    assert_eq!(repo.snapshots().await.unwrap().len(), 1);
+    let cached: Vec<_> = walkdir(&cache);
+    assert!(
+        cached
+            .iter()
+            .any(|p| p.to_string_lossy().contains("snapshots")),
+        "snapshots are cached in the given directory: {cached:?}"
+    );
+
+    // Without a cache directory, rustic's default cache (~/.cache/rustic) is left alone.
+    let default_cache = std::path::Path::new(&std::env::var("HOME").unwrap()).join(".cache/rustic");
+    let before = walkdir(&default_cache);
+    let (repo, _) = VolumeRepo::open_or_init(&store, "uncached", &key, RepoOptions::default())
+        .await
+        .unwrap();
+    repo.backup_dir(volume(&source, "b1")).await.unwrap();
+    assert_eq!(repo.snapshots().await.unwrap().len(), 1);
+    assert_eq!(walkdir(&default_cache), before);
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walkdir(&path));
+            }
+            out.push(path);
+        }
+    }
+    out
+}

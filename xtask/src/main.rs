@@ -141,7 +141,31 @@ fn main() -> Result<()> {
     }
 }
 
+/// A directory location, or with `VBACKUP_BENCH_S3=http://host:port/bucket` an S3 location
+/// (the directory name becomes the prefix), for measuring against moto.
 fn store(location: &Path) -> Store {
+    if let Ok(url) = std::env::var("VBACKUP_BENCH_S3")
+        && let Some((endpoint, bucket)) = url.rsplit_once('/')
+    {
+        let spec = vbackup_engine::store::location::S3Spec {
+            bucket: bucket.into(),
+            prefix: location
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+            region: None,
+            endpoint: Some(endpoint.into()),
+            force_path_style: true,
+            credentials_secret: None,
+        };
+        let credentials = vbackup_engine::store::s3::S3Credentials {
+            access_key_id: "bench".into(),
+            secret_access_key: "bench".into(),
+            session_token: None,
+        };
+        if let Ok(backend) = vbackup_engine::store::s3::S3Backend::new(&spec, credentials) {
+            return Store::new("bench-s3", Arc::new(backend), AccessMode::ReadWrite);
+        }
+    }
     Store::new(
         "bench",
         Arc::new(FsBackend::new(location)),

@@ -79,13 +79,14 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// Measured on the benchmark dataset (BENCHMARKS.md): zstd level 3 (restic's), 16 MiB
-    /// packs growing to 64 MiB, no extra verification.
+    /// Measured on the benchmark dataset (BENCHMARKS.md): zstd level 3 (restic's), 8 MiB
+    /// packs growing to at most 32 MiB (a backup holds about three packs in memory, so this
+    /// caps that part at ~100 MiB whatever the repository size), no extra verification.
     fn default() -> Self {
         Tuning {
             compression: 3,
-            datapack_size: 16 * 1024 * 1024,
-            datapack_size_limit: 64 * 1024 * 1024,
+            datapack_size: 8 * 1024 * 1024,
+            datapack_size_limit: 32 * 1024 * 1024,
             extra_verify: false,
         }
     }
@@ -99,8 +100,8 @@ pub struct RepoOptions {
     pub cache_dir: Option<PathBuf>,
     /// Settings for repositories this call creates (ignored when opening an existing one).
     pub tuning: Tuning,
-    /// Files a restore writes at once (0: [`restore::DEFAULT_RESTORE_WORKERS`]); raise it
-    /// for high-latency object stores, lower it to save memory.
+    /// Files a restore writes at once (0: [`restore::DEFAULT_RESTORE_WORKERS`], or
+    /// [`restore::DEFAULT_S3_RESTORE_WORKERS`] on S3); lower it to save memory.
     pub restore_workers: usize,
 }
 
@@ -603,7 +604,9 @@ impl VolumeRepo {
             req.target.clone(),
             req.verify_existing,
         );
+        let on_s3 = self.store.url().starts_with("s3://");
         let workers = match self.options.restore_workers {
+            0 if on_s3 => restore::DEFAULT_S3_RESTORE_WORKERS,
             0 => restore::DEFAULT_RESTORE_WORKERS,
             n => n,
         };
@@ -635,9 +638,12 @@ impl VolumeRepo {
                     &repo,
                     ls.clone(),
                     &dest_path,
-                    !node.is_dir(),
-                    verify,
-                    workers,
+                    restore::ContentOptions {
+                        single_file: !node.is_dir(),
+                        verify,
+                        workers,
+                        leave_small_files: on_s3,
+                    },
                     activity,
                 )?;
                 // What is left for rustic: metadata, and contents only where `verify` found
@@ -646,7 +652,9 @@ impl VolumeRepo {
                 let rewritten = plan.stats.files.restore + plan.stats.files.modify;
                 let summary = RestoreSummary {
                     files_restored: written.files_written + rewritten,
-                    files_unchanged: written.files_skipped + plan.stats.files.verified,
+                    // rustic also counts the files written just now as unchanged.
+                    files_unchanged: (plan.stats.files.unchanged + plan.stats.files.verified)
+                        .saturating_sub(written.files_written),
                     dirs: plan.stats.dirs.restore + plan.stats.dirs.modify,
                     bytes_restored: written.bytes_written + plan.restore_size,
                 };

@@ -7,6 +7,10 @@
 //! rustic's restore do everything else (directories, symlinks, special files, owners,
 //! permissions, times, hard links): it finds every file already present with the right size
 //! and mtime and leaves its contents alone.
+//!
+//! On S3, one request per blob is too many for volumes of small files, so there files of a
+//! single blob (≤ 8 MiB) are left to rustic's restore, which reads each pack range (≤ the
+//! 8–32 MiB pack size) once for all the files in it; only multi-blob files are streamed.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -22,9 +26,14 @@ use rustic_core::{BlobId, IndexedFull, Repository, RusticResult};
 use super::progress::Activity;
 use crate::{Error, Result};
 
-/// Files restored at once by default. Each holds at most a few blobs (chunks average 1 MiB,
-/// 8 MiB at most) in memory; more workers hide object-store latency on small files.
+/// Files restored at once by default from a directory location. Each worker holds one blob
+/// (chunks average 1 MiB, 8 MiB at most) compressed and decrypted; 4 keep 2 cores and the disk
+/// busy (BENCHMARKS.md).
 pub const DEFAULT_RESTORE_WORKERS: usize = 4;
+
+/// Files restored at once by default from S3: every blob is one ranged GET, so more workers
+/// hide the per-request latency (worst case 16 × 16 MiB in memory).
+pub const DEFAULT_S3_RESTORE_WORKERS: usize = 16;
 
 /// What the contents phase did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,6 +51,19 @@ impl ContentStats {
     }
 }
 
+/// How [`write_contents`] works.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ContentOptions {
+    /// `dest` is the file itself, not a directory.
+    pub(crate) single_file: bool,
+    /// Leave files of the same size but another mtime to rustic's content comparison.
+    pub(crate) verify: bool,
+    /// Files written at once.
+    pub(crate) workers: usize,
+    /// Leave single-blob files to rustic's pack-wise restore (object stores).
+    pub(crate) leave_small_files: bool,
+}
+
 /// Writes the contents of every regular file among `nodes` below `dest`, or into `dest`
 /// itself when restoring a `single_file`. Files that exist with the snapshot's size and mtime are
 /// skipped, unless `verify` asks for a content comparison, which rustic's restore then does.
@@ -49,11 +71,15 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
     repo: &Repository<S>,
     nodes: impl Iterator<Item = RusticResult<(PathBuf, Node)>>,
     dest: &Path,
-    single_file: bool,
-    verify: bool,
-    workers: usize,
+    how: ContentOptions,
     activity: &Activity,
 ) -> Result<ContentStats> {
+    let ContentOptions {
+        single_file,
+        verify,
+        workers,
+        leave_small_files,
+    } = how;
     let workers_count = workers.max(1);
     let (tx, rx) = mpsc::sync_channel::<(PathBuf, Node)>(workers_count * 4);
     let rx = Mutex::new(rx);
@@ -96,6 +122,11 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                 }
             };
             if node.node_type != NodeType::File {
+                continue;
+            }
+            // On object stores, files of one blob go to rustic's restore, which reads each
+            // pack range once for all of them instead of one request per file.
+            if leave_small_files && node.content.as_ref().is_some_and(|c| c.len() <= 1) {
                 continue;
             }
             let meta = &node.meta;
