@@ -5,7 +5,7 @@ mod repo_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use repo_support::{Moto, assert_same_tree, fs_store, make_tree};
+use repo_support::{assert_same_tree, fs_store, make_tree, s3_store};
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::repo::{
     EntryKind, ProgressUpdate, ReadData, RepoOptions, RestoreRequest, StreamBackup, VolumeBackup,
@@ -166,8 +166,7 @@ async fn directory_location_round_trips_a_tree_byte_for_byte_with_metadata() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_location_round_trips_a_tree_byte_for_byte_with_metadata() {
-    let moto = Moto::start();
-    let store = moto.store("vbackup-roundtrip", "cluster-a").await;
+    let store = s3_store("roundtrip", "cluster-a").await;
     let work = tempfile::tempdir().unwrap();
     round_trip(&store, work.path()).await;
 }

@@ -1,14 +1,12 @@
-//! Shared set-up for the repository tests: stores, a moto S3 server, generated trees and a
+//! Shared set-up for the repository tests: stores (on disk and on the shared test S3 server), generated trees and a
 //! tree comparison that checks bytes and metadata.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, FileTimes};
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,90 +24,27 @@ pub fn fs_store(dir: &Path) -> Store {
     )
 }
 
-/// A moto S3 server on a free local port, killed on drop.
-pub struct Moto {
-    child: Child,
-    pub endpoint: String,
-}
-
-impl Moto {
-    /// Starts moto and waits until it answers.
-    pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto is installed (python3 -m moto.server)");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return moto;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("moto did not start on port {port}");
-    }
-
-    /// Creates `bucket` and returns a read-write store on it under `prefix`.
-    pub async fn store(&self, bucket: &str, prefix: &str) -> Store {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version_latest()
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
-            .create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap();
-        let spec = S3Spec {
-            bucket: bucket.into(),
-            prefix: Some(prefix.into()),
-            region: None,
-            endpoint: Some(self.endpoint.clone()),
-            force_path_style: true,
-            credentials_secret: None,
-        };
-        let credentials = S3Credentials {
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
-            session_token: None,
-        };
-        Store::new(
-            "test-s3",
-            Arc::new(S3Backend::new(&spec, credentials).unwrap()),
-            AccessMode::ReadWrite,
-        )
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A read-write store in a fresh bucket of the shared test S3 server, under `prefix`.
+pub async fn s3_store(label: &str, prefix: &str) -> Store {
+    let server = vbackup_test_support::S3Server::shared().unwrap();
+    let spec = S3Spec {
+        bucket: server.bucket(label).await.unwrap(),
+        prefix: Some(prefix.into()),
+        region: None,
+        endpoint: Some(server.endpoint.clone()),
+        force_path_style: true,
+        credentials_secret: None,
+    };
+    let credentials = S3Credentials {
+        access_key_id: server.access_key_id.clone(),
+        secret_access_key: server.secret_access_key.clone(),
+        session_token: None,
+    };
+    Store::new(
+        "test-s3",
+        Arc::new(S3Backend::new(&spec, credentials).unwrap()),
+        AccessMode::ReadWrite,
+    )
 }
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible like real media files.
