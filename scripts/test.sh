@@ -54,4 +54,4 @@ stop_s3() {
 install_prerequisites
 trap stop_s3 EXIT
 start_s3
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

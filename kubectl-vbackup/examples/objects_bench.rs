@@ -87,8 +87,7 @@ async fn run(plugin: &Path, configmaps: usize, secrets: usize) -> anyhow::Result
         kubeconfig: Some(kubeconfig.clone()),
         context: None,
     })
-    .await?
-    .client;
+    .await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (_, crd) in vbackup_engine::crds::all() {
         crds.create(&PostParams::default(), &crd).await?;

@@ -16,17 +16,8 @@ pub struct ClusterOptions {
     pub context: Option<String>,
 }
 
-/// A connected client and the namespace the kubeconfig context selects.
-#[derive(Clone)]
-pub struct Connection {
-    /// The API client.
-    pub client: Client,
-    /// The context's default namespace (or `default`).
-    pub default_namespace: String,
-}
-
 /// Builds a client from the options; installs the process-wide TLS provider first.
-pub async fn connect(opts: &ClusterOptions) -> Result<Connection> {
+pub async fn connect(opts: &ClusterOptions) -> Result<Client> {
     install_crypto_provider();
     let kube_opts = KubeConfigOptions {
         context: opts.context.clone(),
@@ -46,13 +37,7 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Connection> {
             .map_err(config_error)?,
         None => Config::infer().await.map_err(config_error)?,
     };
-    let default_namespace = config.default_namespace.clone();
-    let client =
-        Client::try_from(config).map_err(Error::kube("cannot build the Kubernetes client"))?;
-    Ok(Connection {
-        client,
-        default_namespace,
-    })
+    Client::try_from(config).map_err(Error::kube("cannot build the Kubernetes client"))
 }
 
 fn config_error(e: impl std::fmt::Display) -> Error {

@@ -2,4 +2,4 @@
 
 pub mod client;
 
-pub use client::{ClusterOptions, Connection, connect, install_crypto_provider};
+pub use client::{ClusterOptions, connect, install_crypto_provider};

@@ -448,11 +448,6 @@ impl Locations {
         Ok(())
     }
 
-    /// The location's namespace (where its key Secret lives too).
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
     fn patch_params(&self) -> PatchParams {
         PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),

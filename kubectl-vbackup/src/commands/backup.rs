@@ -154,8 +154,8 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
         BackupCommand::Create(args) => Some(args.request(ctx.global.namespace.as_deref())?),
         _ => None,
     };
-    let conn = ctx.connect().await?;
-    let locations = Locations::new(conn.client.clone(), &ctx.global.vbackup_namespace);
+    let client = ctx.connect().await?;
+    let locations = Locations::new(client.clone(), &ctx.global.vbackup_namespace);
     if let (Some(request), BackupCommand::Create(args)) = (&request, &command)
         && !args.wait
         && std::env::var_os(DETACHED_ENV).is_none()
@@ -166,7 +166,7 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             .resolve(request.storage_location.as_deref())
             .await?;
         let store = locations.open(&location).await?;
-        preflight(&conn.client, &store, request).await?;
+        preflight(&client, &store, request).await?;
         return detach("backup", &args.name, &[]);
     }
     match command {
@@ -183,7 +183,7 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
                     bar.set_message(p.resource.clone());
                 }
             };
-            let record = run_backup(&conn.client, &store, &request, &on_progress).await;
+            let record = run_backup(&client, &store, &request, &on_progress).await;
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }

@@ -209,8 +209,8 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
         }
         _ => None,
     };
-    let conn = ctx.connect().await?;
-    let locations = Locations::new(conn.client, &ctx.global.vbackup_namespace);
+    let client = ctx.connect().await?;
+    let locations = Locations::new(client, &ctx.global.vbackup_namespace);
     match command {
         LocationCommand::Create(args) => {
             let (spec, key) = spec.context("spec computed above")?;

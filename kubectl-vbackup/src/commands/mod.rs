@@ -9,7 +9,7 @@ pub mod version;
 
 use std::process::ExitCode;
 
-use vbackup_engine::cluster::{self, ClusterOptions, Connection};
+use vbackup_engine::cluster::{self, ClusterOptions};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 
@@ -33,7 +33,7 @@ pub struct Context {
 
 impl Context {
     /// Connects to the cluster the global flags select.
-    pub async fn connect(&self) -> anyhow::Result<Connection> {
+    pub async fn connect(&self) -> anyhow::Result<kube::Client> {
         let opts = ClusterOptions {
             kubeconfig: self.global.kubeconfig.clone(),
             context: self.global.context.clone(),

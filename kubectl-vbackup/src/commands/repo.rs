@@ -23,8 +23,8 @@ pub enum RepoCommand {
 
 /// Runs a `repo` subcommand.
 pub async fn run(ctx: &Context, command: RepoCommand) -> anyhow::Result<ExitCode> {
-    let conn = ctx.connect().await?;
-    let locations = Locations::new(conn.client, &ctx.global.vbackup_namespace);
+    let client = ctx.connect().await?;
+    let locations = Locations::new(client, &ctx.global.vbackup_namespace);
     match command {
         RepoCommand::Password {
             namespace,

@@ -140,9 +140,9 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
         RestoreCommand::Create(args) => Some(args.request()?),
         _ => None,
     };
-    let conn = ctx.connect().await?;
+    let client = ctx.connect().await?;
     let ns = &ctx.global.vbackup_namespace;
-    let locations = Locations::new(conn.client.clone(), ns);
+    let locations = Locations::new(client.clone(), ns);
     match command {
         RestoreCommand::Create(args) => {
             let name_defaulted = args.name.is_none();
@@ -153,10 +153,10 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
                 request.storage_location.as_deref(),
             )
             .await?;
-            let mut classes = class_config::read(&conn.client, ns).await?;
+            let mut classes = class_config::read(&client, ns).await?;
             classes.append(&mut request.storage_class_mappings);
             request.storage_class_mappings = classes;
-            let records = RestoreRecords::new(&conn.client, ns, store.clone());
+            let records = RestoreRecords::new(&client, ns, store.clone());
             if name_defaulted {
                 request.name = records.unused_name(&request.name).await?;
             }
@@ -174,7 +174,7 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
                     bar.set_message(p.resource.clone());
                 }
             };
-            let record = run_restore(&conn.client, &store, &records, &request, &on_progress).await;
+            let record = run_restore(&client, &store, &records, &request, &on_progress).await;
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
@@ -200,7 +200,7 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
             let mut all: Vec<RestoreRecord> = Vec::new();
             for l in locations.list().await? {
                 let store = locations.open(&l).await?;
-                for r in RestoreRecords::new(&conn.client, ns, store).list().await? {
+                for r in RestoreRecords::new(&client, ns, store).list().await? {
                     if !all.iter().any(|a| a.spec.name == r.spec.name)
                         && name.as_deref().is_none_or(|n| n == r.spec.name)
                     {
@@ -227,14 +227,14 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         RestoreCommand::Describe { name, details } => {
-            let (_, record) = find_restore(&conn.client, ns, &locations, &name).await?;
+            let (_, record) = find_restore(&client, ns, &locations, &name).await?;
             if !print_structured(ctx.global.output, &record)? {
                 print!("{}", describe(&record, details));
             }
             Ok(exit_code(record.status.phase))
         }
         RestoreCommand::Logs { name } => {
-            let (records, _) = find_restore(&conn.client, ns, &locations, &name).await?;
+            let (records, _) = find_restore(&client, ns, &locations, &name).await?;
             let gz = records.log_gz(&name).await?.with_context(|| {
                 format!("restore {name} has no item log (it was too large to keep in the cluster)")
             })?;
@@ -245,7 +245,7 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         RestoreCommand::Delete { name } => {
-            let (records, _) = find_restore(&conn.client, ns, &locations, &name).await?;
+            let (records, _) = find_restore(&client, ns, &locations, &name).await?;
             records.delete(&name).await?;
             println!("restore record {name} deleted (restored objects are not touched)");
             Ok(ExitCode::SUCCESS)

@@ -20,8 +20,7 @@ struct Versions {
 /// Prints the plugin's version and the cluster's when it can be reached.
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let server = match ctx.connect().await {
-        Ok(conn) => conn
-            .client
+        Ok(client) => client
             .apiserver_version()
             .await
             .map(|info| info.git_version)

@@ -51,8 +51,7 @@ impl Env {
             context: None,
         })
         .await
-        .expect("connect to the test cluster")
-        .client;
+        .expect("connect to the test cluster");
         let dir = tempfile::tempdir().unwrap();
         let store_dir = store_dir.map_or_else(|| dir.path().join("store"), Path::to_path_buf);
         let env = Env {
