@@ -18,6 +18,20 @@ fn cluster() -> PluginCluster {
     cluster
 }
 
+/// `kubectl vbackup location create shared --provider filesystem --path PATH EXTRA…`.
+fn create_shared(cluster: &PluginCluster, path: &str, extra: &[&str]) -> (bool, String, String) {
+    let args = [
+        "location",
+        "create",
+        "shared",
+        "--provider",
+        "filesystem",
+        "--path",
+        path,
+    ];
+    cluster.vbackup(&[&args[..], extra].concat())
+}
+
 fn printed_key(stdout: &str) -> LocationKey {
     let line = stdout
         .lines()
@@ -51,15 +65,7 @@ async fn a_second_cluster_reads_the_first_clusters_location_only_with_its_key() 
 
     // Cluster A creates the location: the key is printed once and kept in a Secret.
     let a = cluster();
-    let (ok, stdout, stderr) = a.vbackup(&[
-        "location",
-        "create",
-        "shared",
-        "--provider",
-        "filesystem",
-        "--path",
-        path,
-    ]);
+    let (ok, stdout, stderr) = create_shared(&a, path, &[]);
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("Location key (shown once)") && stdout.contains("outside this cluster"),
@@ -80,15 +86,7 @@ async fn a_second_cluster_reads_the_first_clusters_location_only_with_its_key() 
 
     // Cluster B cannot silently start a second key in the same location.
     let b = cluster();
-    let (ok, _, stderr) = b.vbackup(&[
-        "location",
-        "create",
-        "shared",
-        "--provider",
-        "filesystem",
-        "--path",
-        path,
-    ]);
+    let (ok, _, stderr) = create_shared(&b, path, &[]);
     assert!(
         !ok && stderr.contains("sealed with another key") && stderr.contains("--key-file"),
         "{stderr}"
@@ -102,52 +100,24 @@ async fn a_second_cluster_reads_the_first_clusters_location_only_with_its_key() 
 
     // A wrong key is refused; a malformed one is named as such; the right one works.
     let wrong = write_key(work.path(), "wrong", &LocationKey::generate().unwrap());
-    let (ok, _, stderr) = b.vbackup(&[
-        "location",
-        "create",
-        "shared",
-        "--provider",
-        "filesystem",
-        "--path",
-        path,
-        "--key-file",
-        &wrong,
-    ]);
+    let (ok, _, stderr) = create_shared(&b, path, &["--key-file", &wrong]);
     assert!(
         !ok && stderr.contains("does not open the repository of namespace prod"),
         "{stderr}"
     );
     std::fs::write(work.path().join("garbled"), "vbk1_not-a-key").unwrap();
     let garbled = work.path().join("garbled");
-    let (ok, _, stderr) = b.vbackup(&[
-        "location",
-        "create",
-        "shared",
-        "--provider",
-        "filesystem",
-        "--path",
-        path,
-        "--key-file",
-        garbled.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = create_shared(&b, path, &["--key-file", garbled.to_str().unwrap()]);
     assert!(
         !ok && stderr.contains("not a vbackup location key"),
         "{stderr}"
     );
     let right = write_key(work.path(), "right", &key);
-    let (ok, stdout, stderr) = b.vbackup(&[
-        "location",
-        "create",
-        "shared",
-        "--provider",
-        "filesystem",
-        "--path",
+    let (ok, stdout, stderr) = create_shared(
+        &b,
         path,
-        "--key-file",
-        &right,
-        "--access-mode",
-        "ReadOnly",
-    ]);
+        &["--key-file", &right, "--access-mode", "ReadOnly"],
+    );
     assert!(
         ok && stdout.contains("using the location key from --key-file"),
         "{stdout}{stderr}"
