@@ -279,6 +279,31 @@ impl Locations {
         Ok((new, namespaces))
     }
 
+    /// Forgets the volume snapshots that `backup` made, in every namespace repository of the
+    /// location behind `store`; returns each namespace with the forgotten snapshot ids. The
+    /// data they alone used is freed by the next prune.
+    pub async fn forget_backup_snapshots(
+        &self,
+        store: &Store,
+        backup: &str,
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        store.ensure_writable()?;
+        let namespaces = repo::list_repositories(store).await?;
+        if namespaces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.current(store.name()).await?;
+        let mut forgotten = Vec::with_capacity(namespaces.len());
+        for namespace in namespaces {
+            let repo = VolumeRepo::open(store, &namespace, &key, RepoOptions::default()).await?;
+            let ids = repo.forget_backup(backup).await?;
+            if !ids.is_empty() {
+                forgotten.push((namespace, ids));
+            }
+        }
+        Ok(forgotten)
+    }
+
     /// The password of a namespace's repository, for the stock `restic`/`rustic` tools.
     pub async fn repo_password(&self, name: &str, namespace: &str) -> Result<RepoPassword> {
         let location = self.get(name).await?;

@@ -53,7 +53,7 @@ pub enum BackupCommand {
         #[arg(long, value_name = "NAME")]
         storage_location: Option<String>,
     },
-    /// Delete a backup: its archive, log and metadata (refused on a ReadOnly location).
+    /// Delete a backup: its volume snapshots, archive, log and metadata (refused on a ReadOnly location).
     Delete {
         /// The backup.
         name: String,
@@ -253,9 +253,13 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
                     None => return Err(e),
                 },
             };
+            // Snapshots first: if that fails the archive is still there and the command can
+            // simply be run again.
+            let forgotten = locations.forget_backup_snapshots(&store, &name).await?;
             let removed = Catalog::new(store.clone()).delete_backup(&name).await?;
+            let snapshots: usize = forgotten.iter().map(|(_, ids)| ids.len()).sum();
             println!(
-                "backup {name} deleted from location {} ({removed} objects)",
+                "backup {name} deleted from location {} ({removed} objects, {snapshots} volume snapshots)",
                 store.name()
             );
             Ok(ExitCode::SUCCESS)
