@@ -36,13 +36,7 @@ async fn unknown_backup_unknown_resource_and_malformed_mapping_are_refused() {
         env.vbackup(&["backup", "get", "b"]).stdout.is_empty(),
         "a refused backup left something behind"
     );
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     fails_with(
         &env.vbackup(&[
             "restore",
@@ -79,13 +73,7 @@ async fn unknown_backup_unknown_resource_and_malformed_mapping_are_refused() {
 async fn truncated_or_corrupt_archive_is_refused_before_anything_is_applied() {
     let env = Env::start().await;
     env.create_nextcloud();
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let archive = env.fs_root().join("backups/nc1/resources.tar.gz");
     let whole = std::fs::read(&archive).unwrap();
 

@@ -15,13 +15,7 @@ use vbackup_engine::store::SYSTEM_NAMESPACE;
 async fn restore_recreates_a_deleted_crd_before_its_objects() {
     let env = Env::start().await;
     env.create_nextcloud();
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let out = env.kubectl(&["delete", "crd", "certificates.acme.example.io"]);
     assert!(out.status.success(), "{}", show(&out));
     env.delete_namespace("nextcloud");
@@ -104,13 +98,7 @@ async fn objects_labelled_exclude_from_backup_are_left_out() {
         let out = env.kubectl(&["-n", "nextcloud", "label", "configmap", name, label]);
         assert!(out.status.success(), "{}", show(&out));
     }
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let record: Value =
         serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "nc1", "-o", "json"]))
             .unwrap();
@@ -131,13 +119,7 @@ async fn objects_labelled_exclude_from_backup_are_left_out() {
 async fn storage_class_mappings_are_read_from_a_labelled_configmap_too() {
     let env = Env::start().await;
     env.create_nextcloud();
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), SYSTEM_NAMESPACE);
     let mapping = ConfigMap {
         metadata: ObjectMeta {
@@ -276,13 +258,7 @@ async fn pods_owned_by_a_controller_are_left_to_it_and_bare_pods_are_kept() {
         .await
         .unwrap();
 
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let record: Value =
         serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "nc1", "-o", "json"]))
             .unwrap();
@@ -375,13 +351,7 @@ spec:
     .unwrap();
     let out = env.kubectl(&["create", "-f", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", show(&out));
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let record: Value =
         serde_json::from_str(&env.vbackup_ok(&["backup", "describe", "nc1", "-o", "json"]))
             .unwrap();

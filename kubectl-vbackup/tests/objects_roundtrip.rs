@@ -18,13 +18,7 @@ async fn deleted_namespace_comes_back_equal_to_the_original() {
         before.keys()
     );
 
-    let out = env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    let out = env.backup_nextcloud("nc1");
     assert!(out.contains("backup nc1 Completed"), "{out}");
     env.delete_namespace("nextcloud");
     assert!(env.snapshot("nextcloud").await.is_empty());
@@ -45,13 +39,7 @@ async fn deleted_namespace_comes_back_equal_to_the_original() {
 async fn backup_records_counts_skips_and_the_cluster_objects_the_namespace_needs() {
     let env = Env::start().await;
     env.create_nextcloud();
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let out = env.vbackup_ok(&["backup", "describe", "nc1", "-o", "json"]);
     let record: Value = serde_json::from_str(&out).unwrap();
     let status = &record["status"];
@@ -113,13 +101,7 @@ async fn backup_records_counts_skips_and_the_cluster_objects_the_namespace_needs
 async fn restore_into_another_namespace_maps_storage_classes_and_binding_subjects() {
     let env = Env::start().await;
     env.create_nextcloud();
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let out = env.vbackup_ok(&[
         "restore",
         "create",
@@ -179,13 +161,7 @@ async fn restore_into_another_namespace_maps_storage_classes_and_binding_subject
 async fn existing_objects_are_left_with_a_warning_or_updated_on_request() {
     let env = Env::start().await;
     env.create_nextcloud();
-    env.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    env.backup_nextcloud("nc1");
     let out = env.kubectl(&[
         "-n",
         "nextcloud",
@@ -329,13 +305,7 @@ async fn a_second_cluster_sees_the_backups_and_restores_them_without_writing() {
     let first = Env::start().await;
     first.create_nextcloud();
     let before = first.snapshot("nextcloud").await;
-    first.vbackup_ok(&[
-        "backup",
-        "create",
-        "nc1",
-        "--include-namespaces",
-        "nextcloud",
-    ]);
+    first.backup_nextcloud("nc1");
 
     let root = first.fs_root();
     let second = Env::start_with_location(Some(&root), AccessMode::ReadOnly).await;

@@ -170,6 +170,17 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `kubectl vbackup backup create NAME --include-namespaces nextcloud`, which must succeed.
+    pub fn backup_nextcloud(&self, name: &str) -> String {
+        self.vbackup_ok(&[
+            "backup",
+            "create",
+            name,
+            "--include-namespaces",
+            "nextcloud",
+        ])
+    }
+
     /// Creates the objects of a fixture file with `kubectl create -f`.
     pub fn create_fixture(&self, file: &str) {
         let path = fixture(file);
