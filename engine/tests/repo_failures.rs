@@ -8,34 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use repo_support::{assert_same_tree, fs_store, write_random};
+use repo_support::{assert_same_tree, fs_store, restore_all, volume, write_random};
 use tokio::io::AsyncRead;
 use vbackup_engine::Error;
 use vbackup_engine::keys::LocationKey;
-use vbackup_engine::repo::{self, ReadData, RepoOptions, RestoreRequest, VolumeBackup, VolumeRepo};
+use vbackup_engine::repo::{self, ReadData, RepoOptions, VolumeRepo};
 use vbackup_engine::store::fs::FsBackend;
 use vbackup_engine::store::{AccessMode, ObjectBackend, ObjectMeta, ObjectReader, Store};
-
-fn volume(source: &std::path::Path, backup: &str) -> VolumeBackup {
-    VolumeBackup {
-        source: source.to_path_buf(),
-        volume: "pvc/data".into(),
-        backup: backup.into(),
-        progress: None,
-        stall_after: Some(Duration::from_secs(120)),
-    }
-}
-
-fn restore_all(snapshot: &str, target: &std::path::Path) -> RestoreRequest {
-    RestoreRequest {
-        snapshot: snapshot.into(),
-        path: None,
-        target: target.to_path_buf(),
-        verify_existing: false,
-        progress: None,
-        stall_after: Some(Duration::from_secs(120)),
-    }
-}
 
 /// A few MiB of incompressible files in a couple of directories.
 fn small_tree(root: &std::path::Path, seed: u64) {

@@ -5,34 +5,12 @@ mod repo_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use repo_support::{assert_same_tree, fs_store, make_tree, s3_store};
+use repo_support::{assert_same_tree, fs_store, make_tree, restore_all, s3_store, volume};
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::repo::{
-    EntryKind, ProgressUpdate, ReadData, RepoOptions, RestoreRequest, StreamBackup, VolumeBackup,
-    VolumeRepo,
+    EntryKind, ProgressUpdate, ReadData, RepoOptions, RestoreRequest, StreamBackup, VolumeRepo,
 };
 use vbackup_engine::store::Store;
-
-fn volume(source: &std::path::Path, backup: &str) -> VolumeBackup {
-    VolumeBackup {
-        source: source.to_path_buf(),
-        volume: "pvc/data".into(),
-        backup: backup.into(),
-        progress: None,
-        stall_after: Some(Duration::from_secs(120)),
-    }
-}
-
-fn restore_all(snapshot: &str, target: &std::path::Path) -> RestoreRequest {
-    RestoreRequest {
-        snapshot: snapshot.into(),
-        path: None,
-        target: target.to_path_buf(),
-        verify_existing: false,
-        progress: None,
-        stall_after: Some(Duration::from_secs(120)),
-    }
-}
 
 /// Backs a generated tree up twice and restores it; shared by both location kinds.
 async fn round_trip(store: &Store, work: &std::path::Path) {

@@ -10,10 +10,34 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use vbackup_engine::repo::{RestoreRequest, VolumeBackup};
 use vbackup_engine::store::fs::FsBackend;
 use vbackup_engine::store::location::S3Spec;
 use vbackup_engine::store::s3::{S3Backend, S3Credentials};
 use vbackup_engine::store::{AccessMode, Store};
+
+/// A backup of `source` as volume `pvc/data` of `backup`.
+pub fn volume(source: &std::path::Path, backup: &str) -> VolumeBackup {
+    VolumeBackup {
+        source: source.to_path_buf(),
+        volume: "pvc/data".into(),
+        backup: backup.into(),
+        progress: None,
+        stall_after: Some(Duration::from_secs(120)),
+    }
+}
+
+/// A restore of the whole of `snapshot` into `target`.
+pub fn restore_all(snapshot: &str, target: &std::path::Path) -> RestoreRequest {
+    RestoreRequest {
+        snapshot: snapshot.into(),
+        path: None,
+        target: target.to_path_buf(),
+        verify_existing: false,
+        progress: None,
+        stall_after: Some(Duration::from_secs(120)),
+    }
+}
 
 /// A read-write store in a local directory.
 pub fn fs_store(dir: &Path) -> Store {
