@@ -18,7 +18,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
 /// One CRD as the YAML document kept in `manifests/crds/`.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> crate::Result<String> {
     let yaml = serde_saphyr::to_string(crd)
-        .map_err(|e| crate::Error::Invalid(format!("cannot render CRD as YAML: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("cannot render CRD as YAML: {e}")))?;
     Ok(format!(
         "# Generated from the Rust types by vbackup-engine; do not edit.\n# Regenerate: VBACKUP_UPDATE_CRDS=1 cargo test -p vbackup-engine --test crds\n{yaml}"
     ))

@@ -56,9 +56,44 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// User-supplied configuration is invalid; the message says what to fix.
+    /// Bad input: a flag, a name, a selector, a key or configuration the user gave; the
+    /// message says what to fix.
     #[error("{0}")]
-    Invalid(String),
+    BadInput(String),
+
+    /// No backup of that name (in the named location, or in any location).
+    #[error(
+        "backup {name} not found in {}: list backups with `kubectl vbackup backup get`",
+        location.as_deref().map_or_else(|| "any storage location".to_string(), |l| format!("location {l}"))
+    )]
+    BackupNotFound {
+        name: String,
+        location: Option<String>,
+    },
+
+    /// No restore record of that name.
+    #[error("restore {name} not found: list restores with `kubectl vbackup restore get`")]
+    RestoreNotFound { name: String },
+
+    /// No storage location of that name.
+    #[error(
+        "storage location {name} not found in namespace {namespace}: list them with \
+         `kubectl vbackup location get`"
+    )]
+    LocationNotFound { name: String, namespace: String },
+
+    /// Stored data is damaged, truncated or not what it claims to be.
+    #[error("{0}")]
+    Corrupt(String),
+
+    /// A backup or restore ran, but its record could not be saved; the message says what
+    /// happened to it and how to clean up.
+    #[error("{0}")]
+    RecordNotSaved(String),
+
+    /// A failure inside vbackup itself (encoding, a worker that died, the random generator).
+    #[error("internal error: {0}")]
+    Internal(String),
 
     /// The Kubernetes API refused or failed a request.
     #[error("{context}: {source}")]

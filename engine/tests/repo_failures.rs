@@ -203,7 +203,10 @@ impl ObjectBackend for Interrupted {
             if self.hang {
                 std::future::pending::<()>().await;
             }
-            return Err(Error::Invalid("connection reset (simulated crash)".into()));
+            return Err(Error::Unreachable {
+                endpoint: "test store".into(),
+                detail: "connection reset (simulated crash)".into(),
+            });
         }
         self.writes_left.store(left - 1, Ordering::SeqCst);
         self.inner.put(key, body).await

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {}", output::error_chain(&error));
-            ExitCode::FAILURE
+            ExitCode::from(commands::EXIT_ERROR)
         }
     }
 }

@@ -57,19 +57,23 @@ impl Catalog {
 
     /// One backup's metadata; a clear error when it does not exist.
     pub async fn backup(&self, name: &str) -> Result<BackupRecord> {
-        self.backup_opt(name).await?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "backup {name} not found in location {}: list backups with `kubectl vbackup backup get`",
-                self.store.name()
-            ))
-        })
+        self.backup_opt(name)
+            .await?
+            .ok_or_else(|| self.backup_not_found(name))
+    }
+
+    fn backup_not_found(&self, name: &str) -> Error {
+        Error::BackupNotFound {
+            name: name.into(),
+            location: Some(self.store.name().into()),
+        }
     }
 
     async fn backup_opt(&self, name: &str) -> Result<Option<BackupRecord>> {
         let key = layout::backup_metadata(name);
         match self.store.get_bytes(&key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                Error::Invalid(format!(
+                Error::Corrupt(format!(
                     "the metadata of backup {name} ({key}) is unreadable: {e}"
                 ))
             }),
@@ -88,10 +92,7 @@ impl Catalog {
     pub async fn delete_backup(&self, name: &str) -> Result<usize> {
         self.store.ensure_writable()?;
         if !self.backup_exists(name).await? {
-            return Err(Error::Invalid(format!(
-                "backup {name} not found in location {}: list backups with `kubectl vbackup backup get`",
-                self.store.name()
-            )));
+            return Err(self.backup_not_found(name));
         }
         self.store.delete(&layout::backup_metadata(name)).await?;
         Ok(1 + self.store.delete_prefix(&layout::backup_dir(name)).await?)
@@ -115,7 +116,7 @@ impl Catalog {
         let key = layout::restore_metadata(name);
         match self.store.get_bytes(&key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                Error::Invalid(format!(
+                Error::Corrupt(format!(
                     "the record of restore {name} ({key}) is unreadable: {e}"
                 ))
             }),

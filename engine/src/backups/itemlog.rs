@@ -28,7 +28,7 @@ pub struct LogEntry {
 /// The log being written.
 pub struct ItemLog {
     encoder: GzEncoder<BufWriter<std::fs::File>>,
-    failed: Option<String>,
+    failed: Option<std::io::Error>,
 }
 
 impl ItemLog {
@@ -56,14 +56,14 @@ impl ItemLog {
         let mut line = serde_json::to_vec(&entry).unwrap_or_default();
         line.push(b'\n');
         if let Err(e) = self.encoder.write_all(&line) {
-            self.failed = Some(e.to_string());
+            self.failed = Some(e);
         }
     }
 
     /// Finishes the log and uploads it to `key`.
     pub async fn upload(self, store: &Store, key: &str) -> Result<u64> {
         if let Some(e) = self.failed {
-            return Err(Error::Invalid(format!("cannot write the item log: {e}")));
+            return Err(Error::io("write the item log in", std::env::temp_dir())(e));
         }
         let finish = || -> std::io::Result<std::fs::File> {
             let mut file = self
@@ -84,7 +84,7 @@ impl ItemLog {
     /// Finishes the log and returns its compressed bytes (for small in-cluster records).
     pub fn into_bytes(self) -> Result<Vec<u8>> {
         if let Some(e) = self.failed {
-            return Err(Error::Invalid(format!("cannot write the item log: {e}")));
+            return Err(Error::io("write the item log in", std::env::temp_dir())(e));
         }
         let read = || -> std::io::Result<Vec<u8>> {
             let mut file = self
@@ -115,7 +115,7 @@ pub async fn copy_log(
         loop {
             let n = gz
                 .read(&mut buf)
-                .map_err(|e| Error::Invalid(format!("the log is corrupt: {e}")))?;
+                .map_err(|e| Error::Corrupt(format!("the log is corrupt: {e}")))?;
             if n == 0 {
                 return Ok(());
             }
@@ -124,7 +124,7 @@ pub async fn copy_log(
         }
     })
     .await
-    .map_err(|e| Error::Invalid(format!("log reader failed: {e}")))?
+    .map_err(|e| Error::Internal(format!("log reader failed: {e}")))?
 }
 
 /// A reader that decompresses an in-memory gzip log.

@@ -26,7 +26,7 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Client> {
     let config = match &opts.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                Error::Invalid(format!("cannot read kubeconfig {}: {e}", path.display()))
+                Error::BadInput(format!("cannot read kubeconfig {}: {e}", path.display()))
             })?;
             Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
                 .await
@@ -41,7 +41,7 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Client> {
 }
 
 fn config_error(e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("cannot load the cluster configuration: {e}"))
+    Error::BadInput(format!("cannot load the cluster configuration: {e}"))
 }
 
 /// Makes rustls use aws-lc-rs; without it rustls panics when two providers are linked.

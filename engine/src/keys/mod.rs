@@ -72,7 +72,7 @@ impl LocationKey {
     pub fn parse(text: &str) -> Result<Self> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         let invalid = |why: &str| {
-            Error::Invalid(format!(
+            Error::BadInput(format!(
                 "this is not a vbackup location key ({why}): a key looks like `vbk1_` followed \
                  by 48 characters, exactly as `kubectl vbackup location create` printed it"
             ))
@@ -171,7 +171,7 @@ pub fn seal(key: &LocationKey, namespace: &str, secrets: &RepoSecrets) -> Result
         password: secrets.password.0.clone(),
         master_key: secrets.master_key.clone(),
     })
-    .map_err(|e| Error::Invalid(format!("encoding the repository secrets failed: {e}")))?;
+    .map_err(|e| Error::Internal(format!("encoding the repository secrets failed: {e}")))?;
     let ciphertext = key
         .cipher()
         .encrypt(
@@ -181,7 +181,7 @@ pub fn seal(key: &LocationKey, namespace: &str, secrets: &RepoSecrets) -> Result
                 aad: &aad,
             },
         )
-        .map_err(|_| Error::Invalid("sealing the repository password failed".into()))?;
+        .map_err(|_| Error::Internal("sealing the repository password failed".into()))?;
     let mut out = Vec::with_capacity(SEALED_MAGIC.len() + NONCE_LEN + ciphertext.len());
     out.extend_from_slice(SEALED_MAGIC);
     out.extend_from_slice(&nonce);
@@ -242,7 +242,7 @@ fn checksum(key: &[u8; 32]) -> [u8; KEY_CHECKSUM_LEN] {
 
 fn fill_random(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| {
-        Error::Invalid(format!(
+        Error::Internal(format!(
             "the operating system's random generator failed ({e}); cannot create keys"
         ))
     })

@@ -441,7 +441,7 @@ impl VolumeRepo {
         let source = std::fs::canonicalize(&req.source)
             .map_err(Error::io("open backup source", &req.source))?;
         if !source.is_dir() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::BadInput(format!(
                 "backup source {} is not a directory",
                 source.display()
             )));
@@ -498,7 +498,7 @@ impl VolumeRepo {
         R: AsyncRead + Send + Unpin + 'static,
     {
         if req.file_name.is_empty() || req.file_name.contains('/') {
-            return Err(Error::Invalid(format!(
+            return Err(Error::BadInput(format!(
                 "stream file name {:?} must be a plain file name",
                 req.file_name
             )));
@@ -576,7 +576,7 @@ impl VolumeRepo {
             let snap = repo.get_snapshot_from_str(&snapshot, |_| true)?;
             let node = repo.node_from_snapshot_and_path(&snap, &inner)?;
             if node.node_type != NodeType::File {
-                return Err(Error::Invalid(format!(
+                return Err(Error::BadInput(format!(
                     "{shown} in snapshot {snapshot} of namespace {ns} is not a regular file"
                 )));
             }
@@ -691,7 +691,7 @@ impl VolumeRepo {
             let opts = PruneOptions::default().keep_delete(
                 PRUNE_KEEP_MARKED
                     .parse::<jiff::Span>()
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
+                    .map_err(|e| Error::Internal(e.to_string()))?,
             );
             let plan = repo.prune_plan(&opts)?;
             let stats = &plan.stats;
@@ -1081,7 +1081,7 @@ fn unlink_second_hardlink_names(
 fn snapshot_path(path: &str) -> Result<String> {
     let rel = path.trim_matches('/');
     if rel.split('/').any(|c| c == "..") {
-        return Err(Error::Invalid(format!(
+        return Err(Error::BadInput(format!(
             "path {path:?} must stay inside the volume (no `..`)"
         )));
     }
@@ -1104,7 +1104,7 @@ fn validate_namespace(namespace: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::BadInput(format!(
             "{namespace:?} is not a Kubernetes namespace name (lowercase letters, digits, `-`)"
         )))
     }
@@ -1113,7 +1113,7 @@ fn validate_namespace(namespace: &str) -> Result<()> {
 /// Tags are comma-separated in the restic format.
 fn validate_tag_value(what: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.contains(',') || value.chars().any(char::is_whitespace) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::BadInput(format!(
             "{what} {value:?} must be non-empty, without commas or spaces"
         )));
     }

@@ -165,7 +165,7 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                     first_error.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_error.get_or_insert(Error::Invalid(
+                    first_error.get_or_insert(Error::Internal(
                         "a restore worker panicked while writing file contents".into(),
                     ));
                 }

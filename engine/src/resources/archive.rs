@@ -83,7 +83,7 @@ impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
             format_version: FORMAT_VERSION,
             backup: backup.to_string(),
         };
-        let bytes = serde_json::to_vec(&header).map_err(|e| Error::Invalid(e.to_string()))?;
+        let bytes = serde_json::to_vec(&header).map_err(|e| Error::Internal(e.to_string()))?;
         writer.append(HEADER_PATH, &bytes).await?;
         writer.entries = 0;
         Ok(writer)
@@ -140,11 +140,11 @@ impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
 }
 
 fn archive_write_error(e: std::io::Error) -> Error {
-    Error::Invalid(format!("cannot build the archive: {e}"))
+    Error::Internal(format!("cannot build the archive: {e}"))
 }
 
 fn sink_error(e: std::io::Error) -> Error {
-    Error::Invalid(format!("the upload of the archive stopped: {e}"))
+    Error::Internal(format!("the upload of the archive stopped: {e}"))
 }
 
 /// An archive unpacked on local disk: every object checked to be JSON before anything is
@@ -184,7 +184,7 @@ fn local_path(dir: &Path, object: &ObjectRef) -> PathBuf {
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!(
+    Error::Corrupt(format!(
         "the backup archive is corrupt or truncated ({what}: {e}); nothing was restored — \
          check the location, or restore from another backup"
     ))
@@ -195,7 +195,7 @@ pub async fn unpack(reader: impl AsyncRead + Send + Unpin + 'static) -> Result<U
     let bridge = tokio_util::io::SyncIoBridge::new(reader);
     tokio::task::spawn_blocking(move || unpack_sync(bridge))
         .await
-        .map_err(|e| Error::Invalid(format!("archive reader failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("archive reader failed: {e}")))?
 }
 
 /// Unpacks from a synchronous reader (the blocking half of [`unpack`]).
@@ -224,13 +224,13 @@ pub fn unpack_sync(reader: impl Read) -> Result<UnpackedArchive> {
             .map_err(|e| corrupt(&path, e))?;
         if header.is_none() {
             if path != HEADER_PATH {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Corrupt(format!(
                     "this is not a vbackup archive (first entry is {path:?}, expected {HEADER_PATH})"
                 )));
             }
             let h: ArchiveHeader = serde_json::from_slice(&data).map_err(|e| corrupt(&path, e))?;
             if h.format_version > FORMAT_VERSION {
-                return Err(Error::Invalid(format!(
+                return Err(Error::BadInput(format!(
                     "the archive uses format {} but this vbackup reads up to {FORMAT_VERSION}: \
                      upgrade kubectl-vbackup",
                     h.format_version

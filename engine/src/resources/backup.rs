@@ -63,7 +63,7 @@ pub async fn preflight(
         .backup_exists(&request.name)
         .await?
     {
-        return Err(Error::Invalid(format!(
+        return Err(Error::BadInput(format!(
             "backup {} already exists in location {}: pick another name or delete it first",
             request.name,
             store.name()
@@ -288,7 +288,7 @@ async fn save(store: &Store, record: BackupRecord, log: ItemLog) -> Result<Backu
         Some(f) if *f == e.to_string() => "for the same reason".to_string(),
         _ => format!("({e})"),
     };
-    Err(Error::Invalid(format!(
+    Err(Error::RecordNotSaved(format!(
         "backup {} {}{}; its metadata could not be written to location {} either {why}, so it \
          is listed as Incomplete: delete it with `kubectl vbackup backup delete {}` once the \
          location is reachable",
@@ -311,7 +311,7 @@ pub async fn write_record(store: &Store, record: &BackupRecord, log: ItemLog) ->
             .tally
             .warn(format!("the item log could not be written: {e}"));
     }
-    let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::Invalid(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::Internal(e.to_string()))?;
     store.put(&layout::backup_metadata(name), json).await
 }
 
@@ -505,7 +505,7 @@ impl<'a> Walk<'a> {
             };
             for item in page.items {
                 let mut object =
-                    serde_json::to_value(&item).map_err(|e| Error::Invalid(e.to_string()))?;
+                    serde_json::to_value(&item).map_err(|e| Error::Internal(e.to_string()))?;
                 object["apiVersion"] = Value::String(rt.api_version());
                 object["kind"] = Value::String(rt.kind.clone());
                 if let Some(ns) = item.metadata.namespace.as_deref()
@@ -553,7 +553,7 @@ impl<'a> Walk<'a> {
             self.collect_dependencies(rt, &gr, &object);
         }
         sanitize(&mut object, rt.has_status_subresource);
-        let json = serde_json::to_vec(&object).map_err(|e| Error::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec(&object).map_err(|e| Error::Internal(e.to_string()))?;
         self.archive.add(&r, &json).await?;
         self.tally.count(&gr);
         self.log.record(&r, "backed-up", None);
@@ -723,7 +723,7 @@ impl<'a> Walk<'a> {
                 .map_err(Error::kube(format!("cannot list {}", rt.group_resource())))?;
             for item in page.items {
                 let mut v =
-                    serde_json::to_value(&item).map_err(|e| Error::Invalid(e.to_string()))?;
+                    serde_json::to_value(&item).map_err(|e| Error::Internal(e.to_string()))?;
                 v["apiVersion"] = Value::String(rt.api_version());
                 v["kind"] = Value::String(rt.kind.clone());
                 out.push(v);
@@ -763,7 +763,7 @@ impl<'a> Walk<'a> {
             match api.get_opt(&r.name).await {
                 Ok(Some(item)) => {
                     let mut v =
-                        serde_json::to_value(&item).map_err(|e| Error::Invalid(e.to_string()))?;
+                        serde_json::to_value(&item).map_err(|e| Error::Internal(e.to_string()))?;
                     v["apiVersion"] = Value::String(rt.api_version());
                     v["kind"] = Value::String(rt.kind.clone());
                     self.take(&rt, v, progress).await?;

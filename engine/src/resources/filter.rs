@@ -108,7 +108,7 @@ fn unknown_error(unknown: &[&str], what: &str) -> Result<()> {
     if unknown.is_empty() {
         return Ok(());
     }
-    Err(Error::Invalid(format!(
+    Err(Error::BadInput(format!(
         "unknown resource {} in {what}: no type {} known to {}; use names from \
          `kubectl api-resources` (resource, resource.group, kind or short name)",
         unknown.join(", "),

@@ -34,7 +34,7 @@ impl std::str::FromStr for ClusterResources {
             "auto" => Ok(ClusterResources::Auto),
             "true" => Ok(ClusterResources::True),
             "false" => Ok(ClusterResources::False),
-            other => Err(Error::Invalid(format!(
+            other => Err(Error::BadInput(format!(
                 "--include-cluster-resources must be auto, true or false, not {other:?}"
             ))),
         }
@@ -147,7 +147,7 @@ pub fn validate_name(name: &str, what: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::BadInput(format!(
             "invalid {what} name {name:?}: use up to 63 lower-case letters, digits and '-', \
              starting and ending with a letter or digit"
         )))
@@ -162,7 +162,7 @@ pub fn parse_labels(values: &[String]) -> Result<BTreeMap<String, String>> {
             Some((k, v)) if !k.trim().is_empty() => {
                 Ok((k.trim().to_string(), v.trim().to_string()))
             }
-            _ => Err(Error::Invalid(format!(
+            _ => Err(Error::BadInput(format!(
                 "invalid label {kv:?}: use key=value"
             ))),
         })

@@ -34,7 +34,7 @@ impl LabelSelector {
                 continue;
             }
             requirements.push(parse_requirement(part).ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::BadInput(format!(
                     "invalid label selector {text:?}: cannot read {part:?}; use forms like \
                      `app=web`, `tier!=db`, `env in (prod,staging)`, `release`, `!legacy`"
                 ))

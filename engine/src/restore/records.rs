@@ -65,7 +65,7 @@ impl RestoreRecords {
     /// Saves a record and its item log.
     pub async fn save(&self, record: &RestoreRecord, log: ItemLog) -> Result<()> {
         let name = &record.spec.name;
-        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Internal(e.to_string()))?;
         if !self.in_cluster() {
             let mut record = record.clone();
             let logged = log.upload(&self.store, &layout::restore_log(name)).await;
@@ -76,7 +76,7 @@ impl RestoreRecords {
                     .warn(format!("the item log could not be written: {e}"));
             }
             let json =
-                serde_json::to_vec_pretty(&record).map_err(|e| Error::Invalid(e.to_string()))?;
+                serde_json::to_vec_pretty(&record).map_err(|e| Error::Internal(e.to_string()))?;
             return self.store.put(&layout::restore_metadata(name), json).await;
         }
         let log_bytes = log.into_bytes()?;
@@ -124,11 +124,9 @@ impl RestoreRecords {
 
     /// One record, or a clear error.
     pub async fn get(&self, name: &str) -> Result<RestoreRecord> {
-        self.get_opt(name).await?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "restore {name} not found: list restores with `kubectl vbackup restore get`"
-            ))
-        })
+        self.get_opt(name)
+            .await?
+            .ok_or_else(|| Error::RestoreNotFound { name: name.into() })
     }
 
     /// Every record, from the location and the cluster, by name.
@@ -170,9 +168,7 @@ impl RestoreRecords {
     /// Deletes a record (never the restored objects).
     pub async fn delete(&self, name: &str) -> Result<()> {
         if !self.exists(name).await? {
-            return Err(Error::Invalid(format!(
-                "restore {name} not found: list restores with `kubectl vbackup restore get`"
-            )));
+            return Err(Error::RestoreNotFound { name: name.into() });
         }
         if Catalog::new(self.store.clone())
             .restore_opt(name)
@@ -201,11 +197,11 @@ fn parse_configmap(cm: &ConfigMap) -> Result<RestoreRecord> {
         .as_ref()
         .and_then(|d| d.get(RECORD_KEY))
         .ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Corrupt(format!(
                 "restore record ConfigMap {} has no {RECORD_KEY}",
                 cm.metadata.name.clone().unwrap_or_default()
             ))
         })?;
     serde_json::from_str(json)
-        .map_err(|e| Error::Invalid(format!("unreadable restore record: {e}")))
+        .map_err(|e| Error::Corrupt(format!("unreadable restore record: {e}")))
 }

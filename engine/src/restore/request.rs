@@ -25,7 +25,7 @@ impl std::str::FromStr for ExistingResourcePolicy {
         match s {
             "none" => Ok(ExistingResourcePolicy::None),
             "update" => Ok(ExistingResourcePolicy::Update),
-            other => Err(Error::Invalid(format!(
+            other => Err(Error::BadInput(format!(
                 "--existing-resource-policy must be none or update, not {other:?}"
             ))),
         }
@@ -122,14 +122,14 @@ pub fn parse_mappings(values: &[String], what: &str) -> Result<BTreeMap<String, 
             .map(|(o, n)| (o.trim(), n.trim()))
             .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains(':'))
             .ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::BadInput(format!(
                     "malformed {what} entry {pair:?}: use old:new[,old2:new2…]"
                 ))
             })?;
         if let Some(previous) = out.insert(old.to_string(), new.to_string())
             && previous != new
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::BadInput(format!(
                 "{what} maps {old} twice (to {previous} and to {new}): keep one"
             )));
         }

@@ -51,14 +51,14 @@ pub async fn preflight(
 ) -> Result<(LabelSelector, BackupRecord)> {
     let selector = request.validate()?;
     if records.exists(&request.name).await? {
-        return Err(Error::Invalid(format!(
+        return Err(Error::BadInput(format!(
             "restore {} already exists: pick another name or delete its record with `kubectl vbackup restore delete {}`",
             request.name, request.name
         )));
     }
     let backup = Catalog::new(store.clone()).backup(&request.backup).await?;
     if backup.status.phase == Phase::Failed {
-        return Err(Error::Invalid(format!(
+        return Err(Error::BadInput(format!(
             "backup {} failed ({}): it cannot be restored; pick another backup",
             request.backup,
             backup
@@ -146,7 +146,7 @@ pub async fn run_restore_with_volumes(
     };
     if let Err(e) = records.save(&record, done.log).await {
         let s = &record.status;
-        return Err(Error::Invalid(format!(
+        return Err(Error::RecordNotSaved(format!(
             "restore {} {} ({} objects created or updated, {} item errors) but its record could \
              not be saved: {e}",
             request.name,

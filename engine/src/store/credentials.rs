@@ -27,7 +27,7 @@ pub fn from_secret_data(
                 String::from_utf8(v.0.clone())
                     .map(|s| s.trim().to_string())
                     .map_err(|_| {
-                        Error::Invalid(format!("key {key} of Secret {secret} is not UTF-8 text"))
+                        Error::BadInput(format!("key {key} of Secret {secret} is not UTF-8 text"))
                     })
             })
             .transpose()
@@ -42,7 +42,7 @@ pub fn from_secret_data(
     if let Some(file) = text(VELERO_CLOUD)? {
         return parse_credentials_file(secret, &file);
     }
-    Err(Error::Invalid(format!(
+    Err(Error::BadInput(format!(
         "Secret {secret} has neither {ACCESS_KEY} + {SECRET_KEY} nor a Velero `{VELERO_CLOUD}` key: \
          create it with `kubectl create secret generic {secret} -n vbackup-system \
          --from-literal={ACCESS_KEY}=… --from-literal={SECRET_KEY}=…`"
@@ -74,7 +74,7 @@ fn parse_credentials_file(secret: &str, file: &str) -> Result<S3Credentials> {
             secret_access_key,
             session_token: values.remove("aws_session_token"),
         }),
-        _ => Err(Error::Invalid(format!(
+        _ => Err(Error::BadInput(format!(
             "the `{VELERO_CLOUD}` key of Secret {secret} has no aws_access_key_id and \
              aws_secret_access_key in its [default] profile"
         ))),

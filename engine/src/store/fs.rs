@@ -38,7 +38,7 @@ impl FsBackend {
                 .components()
                 .all(|c| matches!(c, Component::Normal(_)));
         if !safe {
-            return Err(Error::Invalid(format!(
+            return Err(Error::BadInput(format!(
                 "object key {key:?} is not a relative path inside the location"
             )));
         }
@@ -125,7 +125,7 @@ impl ObjectBackend for FsBackend {
             Err(e) => return Err(Error::io("open", path)(e)),
         };
         let len = usize::try_from(len)
-            .map_err(|_| Error::Invalid(format!("range of {len} bytes is too large")))?;
+            .map_err(|_| Error::Internal(format!("range of {len} bytes is too large")))?;
         let mut buf = vec![0; len];
         let read = async {
             file.seek(SeekFrom::Start(offset)).await?;
@@ -218,11 +218,11 @@ impl ObjectBackend for FsBackend {
     async fn check_reachable(&self) -> Result<()> {
         match tokio::fs::metadata(&self.root).await {
             Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(Error::Invalid(format!(
+            Ok(_) => Err(Error::BadInput(format!(
                 "{} is not a directory: fix the location's --path",
                 self.root.display()
             ))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Invalid(format!(
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::BadInput(format!(
                 "directory {} does not exist: create it or fix the location's --path",
                 self.root.display()
             ))),
@@ -245,7 +245,7 @@ mod tests {
         let store = FsBackend::new(dir.path());
         for key in ["../x", "/etc/passwd", "a/../../b", ""] {
             assert!(
-                matches!(store.put(key, Bytes::new()).await, Err(Error::Invalid(_))),
+                matches!(store.put(key, Bytes::new()).await, Err(Error::BadInput(_))),
                 "{key}"
             );
         }

@@ -57,16 +57,16 @@ impl KeySecrets {
             return Ok(None);
         };
         let text = String::from_utf8(value.0)
-            .map_err(|_| Error::Invalid(format!("field {field} of Secret {name} is not text")))?;
+            .map_err(|_| Error::Corrupt(format!("field {field} of Secret {name} is not text")))?;
         LocationKey::parse(&text)
             .map(Some)
-            .map_err(|e| Error::Invalid(format!("field {field} of Secret {name}: {e}")))
+            .map_err(|e| Error::Corrupt(format!("field {field} of Secret {name}: {e}")))
     }
 
     /// The current key, or an error that says how to import it.
     pub async fn current(&self, location: &str) -> Result<LocationKey> {
         self.read(location, CURRENT).await?.ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::BadInput(format!(
                 "location {location} has no key in Secret {}/{}: import the key printed when the \
                  location was created with `kubectl vbackup location import-key {location} --key-file FILE`",
                 self.namespace,

@@ -147,14 +147,14 @@ impl std::fmt::Display for Provider {
 impl BackupStorageLocationSpec {
     /// Checks the spec is complete and well-formed, without touching the network.
     pub fn validate(&self) -> crate::Result<()> {
-        use crate::Error::Invalid;
+        use crate::Error::BadInput;
         match self.provider {
             Provider::S3 => {
                 let s3 = self.s3.as_ref().ok_or_else(|| {
-                    Invalid("provider s3 needs a bucket: add --bucket NAME".into())
+                    BadInput("provider s3 needs a bucket: add --bucket NAME".into())
                 })?;
                 if s3.bucket.trim().is_empty() {
-                    return Err(Invalid(
+                    return Err(BadInput(
                         "provider s3 needs a bucket: add --bucket NAME".into(),
                     ));
                 }
@@ -162,21 +162,21 @@ impl BackupStorageLocationSpec {
                     super::s3::validate_endpoint(endpoint)?;
                 }
                 if self.filesystem.is_some() {
-                    return Err(Invalid("--path is for provider filesystem, not s3".into()));
+                    return Err(BadInput("--path is for provider filesystem, not s3".into()));
                 }
             }
             Provider::Filesystem => {
                 let fs = self.filesystem.as_ref().ok_or_else(|| {
-                    Invalid("provider filesystem needs a directory: add --path DIR".into())
+                    BadInput("provider filesystem needs a directory: add --path DIR".into())
                 })?;
                 if !std::path::Path::new(&fs.path).is_absolute() {
-                    return Err(Invalid(format!(
+                    return Err(BadInput(format!(
                         "--path {:?} must be an absolute directory path",
                         fs.path
                     )));
                 }
                 if self.s3.is_some() {
-                    return Err(Invalid(
+                    return Err(BadInput(
                         "--bucket, --endpoint and the other S3 flags are for provider s3".into(),
                     ));
                 }

@@ -93,12 +93,9 @@ impl Locations {
             .get_opt(name)
             .await
             .map_err(Error::kube(format!("cannot read location {name}")))?
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "storage location {name} not found in namespace {}: list them with \
-                     `kubectl vbackup location get`",
-                    self.namespace
-                ))
+            .ok_or_else(|| Error::LocationNotFound {
+                name: name.into(),
+                namespace: self.namespace.clone(),
             })
     }
 
@@ -124,15 +121,15 @@ impl Locations {
         let mut defaults = all.iter().filter(|l| l.spec.default);
         match (defaults.next(), defaults.next(), all.len()) {
             (Some(only), None, _) => Ok(only.clone()),
-            (Some(_), Some(_), _) => Err(Error::Invalid(
+            (Some(_), Some(_), _) => Err(Error::BadInput(
                 "several storage locations are marked default: pass --storage-location NAME".into(),
             )),
             // A single location is unambiguous even when nobody marked it default.
             (None, _, 1) => Ok(all[0].clone()),
-            (None, _, 0) => Err(Error::Invalid(
+            (None, _, 0) => Err(Error::BadInput(
                 "no storage location: create one with `kubectl vbackup location create`".into(),
             )),
-            (None, _, _) => Err(Error::Invalid(
+            (None, _, _) => Err(Error::BadInput(
                 "no default storage location: pass --storage-location NAME, or mark one with \
                  `kubectl vbackup location create … --default`"
                     .into(),
@@ -162,7 +159,7 @@ impl Locations {
             .map_err(Error::kube("cannot read locations"))?
             .is_some()
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::BadInput(format!(
                 "storage location {name} already exists: delete it first or pick another name"
             )));
         }
@@ -191,7 +188,7 @@ impl Locations {
             if let Err(e) = verify_key(&store, &key).await {
                 return Err(match (&origin, e) {
                     (KeyOrigin::Generated(_), Error::WrongLocationKey { .. }) => {
-                        Error::Invalid(format!(
+                        Error::BadInput(format!(
                             "{} already holds volume repositories sealed with another key: pass \
                          --key-file FILE with the key printed when that location was first created",
                             store.url()
@@ -361,7 +358,7 @@ impl Locations {
         let backend: Arc<dyn ObjectBackend> = match (spec.provider, &spec.s3, &spec.filesystem) {
             (Provider::S3, Some(s3), _) => {
                 let secret_name = s3.credentials_secret.as_ref().map(|s| s.name.as_str()).ok_or_else(|| {
-                    Error::Invalid(format!(
+                    Error::BadInput(format!(
                         "location {name} has no credentials Secret: recreate it with --credentials-secret NAME"
                     ))
                 })?;
@@ -372,7 +369,7 @@ impl Locations {
             }
             (Provider::Filesystem, _, Some(fs)) => Arc::new(FsBackend::new(&fs.path)),
             _ => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::BadInput(format!(
                     "location {name} is incomplete: recreate it"
                 )));
             }
@@ -383,7 +380,7 @@ impl Locations {
     async fn secret(&self, name: &str) -> Result<Secret> {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         secrets.get_opt(name).await.map_err(Error::kube(format!("cannot read Secret {name}")))?.ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::BadInput(format!(
                 "Secret {name} not found in namespace {ns}: create it with `kubectl create secret \
                  generic {name} -n {ns} --from-literal=AWS_ACCESS_KEY_ID=… \
                  --from-literal=AWS_SECRET_ACCESS_KEY=…`",

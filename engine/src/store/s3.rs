@@ -234,7 +234,7 @@ fn validate_bucket_name(bucket: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::BadInput(format!(
             "bucket name {bucket:?} is not valid: 3 to 63 lowercase letters, digits, '-' or '.'"
         )))
     }
@@ -243,7 +243,7 @@ fn validate_bucket_name(bucket: &str) -> Result<()> {
 /// Checks an endpoint URL is `http(s)://host[:port][/]` and returns it without a trailing slash.
 pub fn validate_endpoint(url: &str) -> Result<String> {
     let invalid = |why: &str| {
-        Error::Invalid(format!(
+        Error::BadInput(format!(
             "endpoint {url:?} is not a valid URL ({why}): use e.g. https://s3.gra.io.cloud.ovh.net"
         ))
     };

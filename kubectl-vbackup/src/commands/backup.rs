@@ -231,7 +231,8 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             if !print_structured(ctx.global.output, &record)? {
                 print!("{}", describe(&record, details));
             }
-            Ok(exit_code(record.status.phase))
+            // Describing worked, whatever the backup's phase.
+            Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Logs {
             name,
@@ -299,12 +300,12 @@ fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Exit code scripts can rely on: success only for `Completed`.
+/// Exit code of a backup or restore that ran: 0 only for `Completed`, 1 otherwise.
 pub fn exit_code(phase: Phase) -> ExitCode {
     if phase == Phase::Completed {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(super::EXIT_INCOMPLETE)
     }
 }
 

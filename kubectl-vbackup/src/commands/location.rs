@@ -288,10 +288,11 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
                     Err(e) => eprintln!("storage location {name} is unavailable: {e}"),
                 }
             }
+            // The check ran; an unavailable location is its result, not an error.
             return Ok(if outcome.is_ok() {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::FAILURE
+                ExitCode::from(super::EXIT_INCOMPLETE)
             });
         }
     }

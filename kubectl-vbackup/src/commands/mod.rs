@@ -13,7 +13,13 @@ use vbackup_engine::cluster::{self, ClusterOptions};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 
-/// Runs the parsed command; the exit code tells scripts whether it fully succeeded.
+/// Exit code of a job (backup, restore, check) that ran but did not complete.
+pub const EXIT_INCOMPLETE: u8 = 1;
+/// Exit code of an error: bad flags, no cluster or location, nothing of that name.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Runs the parsed command. Exit codes, as ripgrep's: 0 the job completed, 1 it ran but did
+/// not complete ([`EXIT_INCOMPLETE`]), 2 an error stopped the command ([`EXIT_ERROR`]).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Context { global: cli.global };
     match cli.command {
