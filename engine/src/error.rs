@@ -141,6 +141,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// A mover pod could not start; `reason` is the cluster's own.
+    #[error("{what} could not start: {reason}")]
+    MoverNotStarted { what: String, reason: String },
+
+    /// A CSI snapshot failed or made no progress.
+    #[error("{0}")]
+    Snapshot(String),
+
+    /// The user stopped the operation (Ctrl-C).
+    #[error("{0}")]
+    Cancelled(String),
+
     /// A volume copy made no progress for longer than the configured stall period.
     #[error(
         "{what} made no progress for {stalled_for:?} (stall period): the source or the \

@@ -13,5 +13,6 @@ pub mod repo;
 pub mod resources;
 pub mod restore;
 pub mod store;
+pub mod volumes;
 
 pub use error::{Error, Result};

@@ -43,6 +43,7 @@ async fn stock_restic_lists_checks_and_restores_a_directory_location_repository(
             source: source.clone(),
             volume: "pvc/data".into(),
             backup: "nightly".into(),
+            excludes: Vec::new(),
             progress: None,
             stall_after: Some(Duration::from_secs(120)),
         })

@@ -14,6 +14,7 @@ async fn snapshot(repo: &VolumeRepo, source: &std::path::Path, backup: &str) {
         source: source.to_path_buf(),
         volume: "pvc/data".into(),
         backup: backup.into(),
+        excludes: Vec::new(),
         progress: None,
         stall_after: None,
     })

@@ -26,12 +26,8 @@ struct Observer {
 
 fn volume(namespace: &str, name: &str, phase: &str) -> VolumeRecord {
     VolumeRecord {
-        namespace: namespace.into(),
-        name: name.into(),
-        phase: phase.into(),
         message: (phase == "Failed").then(|| "mover pod evicted".to_string()),
-        snapshot: None,
-        bytes: 0,
+        ..VolumeRecord::new(namespace, name, phase)
     }
 }
 

@@ -200,6 +200,7 @@ async fn run_op(op: Op) -> Result<()> {
                     source,
                     volume: "pvc/data".into(),
                     backup,
+                    excludes: Vec::new(),
                     progress: None,
                     stall_after: None,
                 })

@@ -83,6 +83,53 @@ pub struct VolumeRecord {
     /// Bytes copied.
     #[serde(default)]
     pub bytes: u64,
+    /// How it was copied (file copy, CSI snapshot, snapshot + data move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<crate::policy::Method>,
+    /// The pods that mounted it, as `POD/VOLUME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
+    /// Files copied.
+    #[serde(default)]
+    pub files: u64,
+    /// New data stored in the repository (compressed, encrypted).
+    #[serde(default)]
+    pub bytes_added: u64,
+    /// How long the copy took, in seconds.
+    #[serde(default)]
+    pub duration_seconds: u64,
+    /// What could not be copied inside the volume, or a choice worth knowing about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The identity of the application that used the claim, for restore movers in namespaces
+    /// whose Pod Security level forbids root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<crate::volumes::AppSecurity>,
+    /// The CSI VolumeSnapshot kept in the cluster (method `snapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot: Option<String>,
+}
+
+impl VolumeRecord {
+    /// A record of `namespace/name` in `phase`, everything else empty.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>, phase: &str) -> Self {
+        VolumeRecord {
+            namespace: namespace.into(),
+            name: name.into(),
+            phase: phase.into(),
+            message: None,
+            snapshot: None,
+            bytes: 0,
+            method: None,
+            pods: Vec::new(),
+            files: 0,
+            bytes_added: 0,
+            duration_seconds: 0,
+            warnings: Vec::new(),
+            app: None,
+            volume_snapshot: None,
+        }
+    }
 }
 
 /// Counts, errors and warnings common to backups and restores.

@@ -124,6 +124,11 @@ impl RepoPassword {
         Ok(RepoPassword(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
+    /// A password handed over in text (a mover's job).
+    pub fn from_text(text: String) -> Self {
+        RepoPassword(text)
+    }
+
     /// The password text, for `kubectl vbackup repo password NS` and for opening the repository.
     pub fn reveal(&self) -> &str {
         &self.0

@@ -29,8 +29,8 @@ pub const EXCLUDE_PATHS: &str = "vbackup.io/exclude-paths";
 pub const K8UP_RESTIC_ARGS: &str = "k8up.io/backup-restic-args";
 
 /// Which annotation named a volume in a list.
-pub fn listing_annotation<'a>(
-    annotations: &'a BTreeMap<String, String>,
+pub fn listing_annotation(
+    annotations: &BTreeMap<String, String>,
     keys: &[&'static str],
     volume: &str,
 ) -> Option<&'static str> {

@@ -173,10 +173,10 @@ impl ResourcePolicies {
     /// ConfigMap). Every error names the line to fix.
     pub fn parse(source: &str, yaml: &str) -> Result<ResourcePolicies> {
         let doc: Document = serde_saphyr::from_str(yaml).map_err(|e| {
-            Error::Invalid(format!("volume policies in {source} are not valid: {e}"))
+            Error::BadInput(format!("volume policies in {source} are not valid: {e}"))
         })?;
         let bad = |line: u64, what: String| {
-            Error::Invalid(format!("volume policies in {source}, line {line}: {what}"))
+            Error::BadInput(format!("volume policies in {source}, line {line}: {what}"))
         };
         if doc.version.value != "v1" {
             return Err(bad(
@@ -260,7 +260,7 @@ impl ResourcePolicies {
             (Some((key, yaml)), None) => {
                 ResourcePolicies::parse(&format!("ConfigMap {name}, key {key}"), yaml)
             }
-            _ => Err(Error::Invalid(format!(
+            _ => Err(Error::BadInput(format!(
                 "ConfigMap {name} must hold exactly one data key with the volume policies YAML (it has {})",
                 data.len()
             ))),

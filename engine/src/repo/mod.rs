@@ -38,9 +38,9 @@ use std::time::Duration;
 
 use rustic_core::repofile::{MasterKey, NodeType, SnapshotFile};
 use rustic_core::{
-    BackupOptions, CheckOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination,
-    LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions, LsOptions, OpenStatus,
-    ParentOptions, PruneOptions, ReadSubsetOption, Repository, RepositoryBackends,
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeyOptions,
+    LocalDestination, LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions, LsOptions,
+    OpenStatus, ParentOptions, PruneOptions, ReadSubsetOption, Repository, RepositoryBackends,
     RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
 };
 use tokio::io::AsyncRead;
@@ -110,7 +110,9 @@ pub struct RepoOptions {
 pub struct VolumeRepo {
     store: Store,
     namespace: String,
-    location_key: LocationKey,
+    /// The location key, to seal the master key once known; movers open repositories from
+    /// handed-over secrets and never see it.
+    location_key: Option<LocationKey>,
     password: RepoPassword,
     options: RepoOptions,
     /// The repository's master key once a first open derived it from the password
@@ -138,6 +140,8 @@ pub struct VolumeBackup {
     pub volume: String,
     /// The vbackup backup this snapshot belongs to.
     pub backup: String,
+    /// gitignore-style patterns, relative to the volume root, of paths not to copy.
+    pub excludes: Vec<String>,
     /// Called about once a second with the counts so far.
     pub progress: Option<ProgressFn>,
     /// Fail when nothing moves for this long; `None` never gives up.
@@ -182,6 +186,10 @@ pub struct BackupSummary {
     pub data_added: u64,
     /// New data added to the repository, as stored (compressed, encrypted).
     pub data_added_stored: u64,
+    /// Entries that could not be read (and are not in the snapshot), in all.
+    pub warning_count: u64,
+    /// The first of them, each naming the path and the reason.
+    pub warnings: Vec<String>,
 }
 
 /// A snapshot in a repository.
@@ -342,7 +350,7 @@ impl VolumeRepo {
                 secrets
             }
         };
-        let repo = VolumeRepo::new(store, namespace, key, &secrets, options)?;
+        let repo = VolumeRepo::new(store, namespace, Some(key), &secrets, options)?;
         let created = repo.init_if_missing().await?;
         repo.keep_master_key(&secrets).await?;
         Ok((repo, created))
@@ -365,7 +373,7 @@ impl VolumeRepo {
                 key_object: layout::repo_config(namespace),
             });
         }
-        let repo = VolumeRepo::new(store, namespace, key, &secrets, options)?;
+        let repo = VolumeRepo::new(store, namespace, Some(key), &secrets, options)?;
         // Fail here, not in the first operation, if the password does not open it.
         repo.run("open", None, None, |_, _| Ok(())).await?;
         repo.keep_master_key(&secrets).await?;
@@ -375,7 +383,7 @@ impl VolumeRepo {
     fn new(
         store: &Store,
         namespace: &str,
-        key: &LocationKey,
+        key: Option<&LocationKey>,
         secrets: &RepoSecrets,
         options: RepoOptions,
     ) -> Result<VolumeRepo> {
@@ -389,7 +397,7 @@ impl VolumeRepo {
         Ok(VolumeRepo {
             store: store.clone(),
             namespace: namespace.into(),
-            location_key: key.clone(),
+            location_key: key.cloned(),
             password: secrets.password.clone(),
             options,
             master_key,
@@ -399,6 +407,9 @@ impl VolumeRepo {
     /// Seals the master key next to the password once it is known, so later opens skip
     /// scrypt. Skipped on read-only locations.
     async fn keep_master_key(&self, sealed: &RepoSecrets) -> Result<()> {
+        let Some(location_key) = &self.location_key else {
+            return Ok(());
+        };
         if sealed.master_key.is_some() || self.store.ensure_writable().is_err() {
             return Ok(());
         }
@@ -417,9 +428,34 @@ impl VolumeRepo {
         self.store
             .put(
                 &layout::repo_sealed_key(&self.namespace),
-                keys::seal(&self.location_key, &self.namespace, &secrets)?,
+                keys::seal(location_key, &self.namespace, &secrets)?,
             )
             .await
+    }
+
+    /// Opens a namespace's existing repository with secrets unsealed elsewhere (a mover's
+    /// job): no location key is needed or kept.
+    pub async fn from_secrets(
+        store: &Store,
+        namespace: &str,
+        secrets: &RepoSecrets,
+        options: RepoOptions,
+    ) -> Result<VolumeRepo> {
+        validate_namespace(namespace)?;
+        let repo = VolumeRepo::new(store, namespace, None, secrets, options)?;
+        repo.run("open", None, None, |_, _| Ok(())).await?;
+        Ok(repo)
+    }
+
+    /// The repository's password and master key, to hand to a mover.
+    pub fn secrets(&self) -> RepoSecrets {
+        RepoSecrets {
+            password: self.password.clone(),
+            master_key: self
+                .master_key
+                .get()
+                .and_then(|k| serde_json::to_string(k).ok()),
+        }
     }
 
     /// The namespace this repository belongs to.
@@ -451,6 +487,8 @@ impl VolumeRepo {
         self.store.ensure_writable()?;
         let ns = self.namespace.clone();
         let (volume, backup) = (req.volume.clone(), req.backup.clone());
+        let mut excludes = Excludes::default();
+        excludes.globs = exclude_globs(&source, &req.excludes);
         self.run(
             "backup",
             req.stall_after,
@@ -464,7 +502,7 @@ impl VolumeRepo {
                 let src = CountedSource {
                     inner: LocalSource::new(
                         LocalSourceSaveOptions::default(),
-                        &Default::default(),
+                        &excludes,
                         &LocalSourceFilterOptions::default(),
                         &[&source],
                     )?,
@@ -1010,6 +1048,8 @@ fn summarize_backup(snap: &SnapshotFile, activity: &Activity) -> BackupSummary {
         bytes_total: s.total_bytes_processed,
         data_added: s.data_added,
         data_added_stored: s.data_added_packed,
+        warning_count: activity.warnings().0,
+        warnings: activity.warnings().1,
     }
 }
 
@@ -1075,6 +1115,30 @@ fn unlink_second_hardlink_names(
         }
     }
     Ok(())
+}
+
+/// Turns gitignore-style excludes relative to the volume root into rustic's override globs,
+/// which match absolute paths: anchored patterns (a `/` before the end) are rooted at the
+/// source, the others match at any depth below it (never in the source's own path), and `!`
+/// makes each an exclusion.
+fn exclude_globs(source: &Path, patterns: &[String]) -> Vec<String> {
+    let root = source.to_string_lossy();
+    let root = root.trim_end_matches('/');
+    patterns
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty() && !p.starts_with('!'))
+        .map(|p| {
+            let dir_only = p.ends_with('/');
+            let body = p.trim_end_matches('/');
+            let glob = if body.contains('/') {
+                format!("{root}/{}", body.trim_start_matches('/'))
+            } else {
+                format!("{root}/**/{body}")
+            };
+            format!("!{glob}{}", if dir_only { "/" } else { "" })
+        })
+        .collect()
 }
 
 /// Maps a path relative to the volume root onto the snapshot's tree.

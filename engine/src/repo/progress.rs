@@ -29,6 +29,9 @@ pub struct ProgressUpdate {
     pub files_read: u64,
 }
 
+/// Messages kept of entries that could not be read (all are counted).
+pub const MAX_WARNINGS: usize = 20;
+
 /// The caller's progress callback; called from a tokio task about once a second.
 pub type ProgressFn = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
 
@@ -38,6 +41,8 @@ pub struct Activity(Arc<Counters>);
 
 #[derive(Default)]
 struct Counters {
+    warnings: std::sync::Mutex<Vec<String>>,
+    warning_count: AtomicU64,
     started: Option<Instant>,
     last_move_ms: AtomicU64,
     bytes_done: AtomicU64,
@@ -67,6 +72,27 @@ impl Activity {
             let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.0.last_move_ms.fetch_max(ms, Ordering::Relaxed);
         }
+    }
+
+    /// Records an entry that could not be read, keeping the first [`MAX_WARNINGS`] messages.
+    pub fn warn(&self, message: String) {
+        self.0.warning_count.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut w) = self.0.warnings.lock()
+            && w.len() < MAX_WARNINGS
+        {
+            w.push(message);
+        }
+    }
+
+    /// The entries that could not be read: their count and the first messages.
+    pub fn warnings(&self) -> (u64, Vec<String>) {
+        let kept = self
+            .0
+            .warnings
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default();
+        (self.0.warning_count.load(Ordering::Relaxed), kept)
     }
 
     /// Adds processed bytes.

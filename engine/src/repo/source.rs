@@ -20,9 +20,11 @@ pub(crate) struct CountedSource {
     pub(crate) activity: Activity,
 }
 
-/// Opens a file of a [`CountedSource`], counting it as read.
+/// Opens a file of a [`CountedSource`], counting it as read and recording why it could not
+/// be opened (rustic skips such a file; the backup must say so).
 pub(crate) struct CountedOpen<O> {
     inner: O,
+    path: PathBuf,
     activity: Activity,
 }
 
@@ -31,8 +33,22 @@ impl<O: ReadSourceOpen> ReadSourceOpen for CountedOpen<O> {
 
     fn open(self) -> RusticResult<Self::Reader> {
         self.activity.add_file_read();
-        self.inner.open()
+        self.inner.open().inspect_err(|e| {
+            self.activity
+                .warn(format!("{}: {}", self.path.display(), one_line(e)));
+        })
     }
+}
+
+/// rustic's error without its advice lines.
+fn one_line(e: &RusticError) -> String {
+    e.display_log()
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unreadable")
+        .trim_start_matches("Error: ")
+        .to_string()
 }
 
 impl ReadSource for CountedSource
@@ -49,15 +65,16 @@ where
     fn entries(&self) -> Self::Iter {
         let activity = self.activity.clone();
         Box::new(self.inner.entries().map(move |entry| {
-            let entry = entry?;
+            let entry = entry.inspect_err(|e| activity.warn(one_line(e)))?;
             activity.add_file();
             Ok(ReadSourceEntry {
-                path: entry.path,
-                node: entry.node,
                 open: entry.open.map(|inner| CountedOpen {
                     inner,
+                    path: entry.path.clone(),
                     activity: activity.clone(),
                 }),
+                path: entry.path,
+                node: entry.node,
             })
         }))
     }

@@ -82,6 +82,53 @@ pub struct S3Spec {
 pub struct FilesystemSpec {
     /// Absolute path of the directory.
     pub path: String,
+    /// How pods (the movers that copy volume data) reach the directory; without it only the
+    /// machine running the plugin can, and volume data cannot be backed up to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_access: Option<PodAccess>,
+}
+
+/// How a pod mounts a filesystem location.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PodAccess {
+    /// The same directory on the node (one-node clusters, the demo); Pod Security's baseline
+    /// level forbids hostPath volumes.
+    HostPath,
+    /// An NFS export holding the directory.
+    Nfs {
+        /// The NFS server.
+        server: String,
+        /// The exported path.
+        path: String,
+    },
+}
+
+impl FilesystemSpec {
+    /// The volume that gives a pod this directory, when pods can reach it.
+    pub fn pod_volume(&self) -> Option<k8s_openapi::api::core::v1::Volume> {
+        use k8s_openapi::api::core::v1::{HostPathVolumeSource, NFSVolumeSource, Volume};
+        let mut volume = Volume {
+            name: "location".into(),
+            ..Default::default()
+        };
+        match self.pod_access.as_ref()? {
+            PodAccess::HostPath => {
+                volume.host_path = Some(HostPathVolumeSource {
+                    path: self.path.clone(),
+                    type_: Some("Directory".into()),
+                });
+            }
+            PodAccess::Nfs { server, path } => {
+                volume.nfs = Some(NFSVolumeSource {
+                    server: server.clone(),
+                    path: path.clone(),
+                    read_only: None,
+                });
+            }
+        }
+        Some(volume)
+    }
 }
 
 /// A reference to a Secret in the location's namespace.
@@ -251,6 +298,7 @@ mod tests {
             s3: None,
             filesystem: Some(FilesystemSpec {
                 path: "relative/dir".into(),
+                pod_access: None,
             }),
             access_mode: AccessMode::ReadOnly,
             default: true,
@@ -263,6 +311,7 @@ mod tests {
         );
         spec.filesystem = Some(FilesystemSpec {
             path: "/var/backups".into(),
+            pod_access: None,
         });
         assert!(spec.validate().is_ok());
         assert_eq!(spec.url(), "file:///var/backups");

@@ -95,7 +95,7 @@ pub enum Work {
 
 /// A progress line a mover prints on stdout (one JSON object per line). Anything else on the
 /// mover's output is log text and ignored by the reader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressLine {
     /// Marks the line as vbackup's (`1`).
@@ -207,7 +207,9 @@ mod tests {
     fn a_result_always_fits_the_termination_message() {
         let result = MoverResult {
             error: Some("e".repeat(10_000)),
-            warnings: (0..500).map(|i| format!("/data/file-{i}: permission denied")).collect(),
+            warnings: (0..500)
+                .map(|i| format!("/data/file-{i}: permission denied"))
+                .collect(),
             warning_count: 500,
             ..Default::default()
         };
@@ -243,6 +245,10 @@ mod tests {
             stall_seconds: 300,
         };
         let debug = format!("{job:?}");
-        assert!(!debug.contains("very-secret") && !debug.contains("repo-secret") && !debug.contains("mac"));
+        assert!(
+            !debug.contains("very-secret")
+                && !debug.contains("repo-secret")
+                && !debug.contains("mac")
+        );
     }
 }

@@ -9,15 +9,15 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, EmptyDirVolumeSource, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource, Pod,
-    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, Secret,
-    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::ByteString;
 
 use crate::policy::annotations::MOVER_LABEL;
 
@@ -107,11 +107,7 @@ const BASELINE_CAPABILITIES: &[&str] = &[
 /// Who a mover runs as: root with the direction's capabilities where the namespace's Pod
 /// Security level allows them, else the application pod's user (`app` is its security
 /// context, effective for its first container).
-pub fn identity(
-    direction: Direction,
-    level: PodSecurityLevel,
-    app: &AppSecurity,
-) -> MoverIdentity {
+pub fn identity(direction: Direction, level: PodSecurityLevel, app: &AppSecurity) -> MoverIdentity {
     let capabilities: &[&str] = match direction {
         Direction::Backup => &["DAC_READ_SEARCH"],
         Direction::Restore => &["CHOWN", "FOWNER", "DAC_OVERRIDE"],
@@ -119,7 +115,9 @@ pub fn identity(
     };
     let allowed = match level {
         PodSecurityLevel::Privileged => true,
-        PodSecurityLevel::Baseline => capabilities.iter().all(|c| BASELINE_CAPABILITIES.contains(c)),
+        PodSecurityLevel::Baseline => capabilities
+            .iter()
+            .all(|c| BASELINE_CAPABILITIES.contains(c)),
         // Restricted admits no root container at all.
         PodSecurityLevel::Restricted => false,
     };
@@ -165,10 +163,16 @@ impl AppSecurity {
             .and_then(|s| s.containers.first())
             .and_then(|c| c.security_context.as_ref());
         AppSecurity {
-            uid: csc.and_then(|c| c.run_as_user).or(psc.and_then(|p| p.run_as_user)),
-            gid: csc.and_then(|c| c.run_as_group).or(psc.and_then(|p| p.run_as_group)),
+            uid: csc
+                .and_then(|c| c.run_as_user)
+                .or(psc.and_then(|p| p.run_as_user)),
+            gid: csc
+                .and_then(|c| c.run_as_group)
+                .or(psc.and_then(|p| p.run_as_group)),
             fs_group: psc.and_then(|p| p.fs_group),
-            supplemental_groups: psc.and_then(|p| p.supplemental_groups.clone()).unwrap_or_default(),
+            supplemental_groups: psc
+                .and_then(|p| p.supplemental_groups.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -385,7 +389,10 @@ impl MoverPod {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
                 namespace: Some(self.namespace.clone()),
-                labels: Some(BTreeMap::from([(MOVER_LABEL.to_string(), "true".to_string())])),
+                labels: Some(BTreeMap::from([(
+                    MOVER_LABEL.to_string(),
+                    "true".to_string(),
+                )])),
                 owner_references: Some(vec![OwnerReference {
                     api_version: "v1".into(),
                     kind: "Pod".into(),
@@ -397,7 +404,10 @@ impl MoverPod {
                 ..Default::default()
             },
             immutable: Some(true),
-            data: Some(BTreeMap::from([(JOB_FILE.to_string(), ByteString(job_json))])),
+            data: Some(BTreeMap::from([(
+                JOB_FILE.to_string(),
+                ByteString(job_json),
+            )])),
             type_: Some("Opaque".into()),
             ..Default::default()
         }
@@ -408,8 +418,9 @@ impl MoverPod {
 pub fn mover_name() -> crate::Result<String> {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut bytes = [0u8; 10];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| crate::Error::Invalid(format!("the system's random generator failed: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        crate::Error::BadInput(format!("the system's random generator failed: {e}"))
+    })?;
     let suffix: String = bytes
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
@@ -444,28 +455,62 @@ mod tests {
 
     #[test]
     fn a_backup_mover_reads_the_claim_read_only_with_one_capability() {
-        let id = identity(Direction::Backup, PodSecurityLevel::Privileged, &AppSecurity::default());
+        let id = identity(
+            Direction::Backup,
+            PodSecurityLevel::Privileged,
+            &AppSecurity::default(),
+        );
         let pod = mover(Direction::Backup, id).pod();
         let spec = pod.spec.unwrap();
         let c = &spec.containers[0];
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.run_as_user, Some(0));
-        assert_eq!(sc.capabilities.as_ref().unwrap().add, Some(vec!["DAC_READ_SEARCH".to_string()]));
-        assert_eq!(sc.capabilities.as_ref().unwrap().drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().add,
+            Some(vec!["DAC_READ_SEARCH".to_string()])
+        );
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop,
+            Some(vec!["ALL".to_string()])
+        );
         assert_eq!(sc.privileged, None);
-        let claim = spec.volumes.unwrap().into_iter().find(|v| v.name == "volume").unwrap();
+        let claim = spec
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "volume")
+            .unwrap();
         assert_eq!(claim.persistent_volume_claim.unwrap().read_only, Some(true));
-        assert!(c.volume_mounts.as_ref().unwrap().iter().all(|m| m.mount_path != "/var/lib/kubelet"));
+        assert!(
+            c.volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|m| m.mount_path != "/var/lib/kubelet")
+        );
         assert_eq!(spec.automount_service_account_token, Some(false));
         assert_eq!(spec.tolerations.unwrap().len(), 1);
-        let terms = spec.affinity.unwrap().node_affinity.unwrap().required_during_scheduling_ignored_during_execution.unwrap();
-        assert_eq!(terms.node_selector_terms[0].match_fields.as_ref().unwrap()[0].values, Some(vec!["testnode-2".to_string()]));
+        let terms = spec
+            .affinity
+            .unwrap()
+            .node_affinity
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .unwrap();
+        assert_eq!(
+            terms.node_selector_terms[0].match_fields.as_ref().unwrap()[0].values,
+            Some(vec!["testnode-2".to_string()])
+        );
         assert_eq!(pod.metadata.labels.unwrap()["vbackup.io/mover"], "true");
     }
 
     #[test]
     fn restores_write_with_owner_capabilities_allowed_by_baseline() {
-        let id = identity(Direction::Restore, PodSecurityLevel::Baseline, &AppSecurity::default());
+        let id = identity(
+            Direction::Restore,
+            PodSecurityLevel::Baseline,
+            &AppSecurity::default(),
+        );
         assert_eq!(
             id,
             MoverIdentity::Root {
@@ -474,8 +519,16 @@ mod tests {
         );
         let pod = mover(Direction::Restore, id).pod();
         let spec = pod.spec.unwrap();
-        let claim = spec.volumes.unwrap().into_iter().find(|v| v.name == "volume").unwrap();
-        assert_eq!(claim.persistent_volume_claim.unwrap().read_only, Some(false));
+        let claim = spec
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "volume")
+            .unwrap();
+        assert_eq!(
+            claim.persistent_volume_claim.unwrap().read_only,
+            Some(false)
+        );
     }
 
     #[test]
@@ -490,7 +543,12 @@ mod tests {
             let id = identity(Direction::Backup, level, &app);
             assert_eq!(
                 id,
-                MoverIdentity::AppUser { uid: 1001, gid: Some(1001), fs_group: Some(2000), supplemental_groups: vec![] }
+                MoverIdentity::AppUser {
+                    uid: 1001,
+                    gid: Some(1001),
+                    fs_group: Some(2000),
+                    supplemental_groups: vec![]
+                }
             );
             let spec = mover(Direction::Backup, id).pod().spec.unwrap();
             let sc = spec.containers[0].security_context.clone().unwrap();
@@ -502,7 +560,13 @@ mod tests {
 
     #[test]
     fn the_secret_is_owned_by_its_pod() {
-        let s = mover(Direction::Backup, MoverIdentity::Root { capabilities: vec![] }).secret("uid-1", b"{}".to_vec());
+        let s = mover(
+            Direction::Backup,
+            MoverIdentity::Root {
+                capabilities: vec![],
+            },
+        )
+        .secret("uid-1", b"{}".to_vec());
         let owner = &s.metadata.owner_references.unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Pod", "uid-1"));
     }
@@ -511,6 +575,10 @@ mod tests {
     fn names_are_valid_and_distinct() {
         let (a, b) = (mover_name().unwrap(), mover_name().unwrap());
         assert_ne!(a, b);
-        assert!(a.len() <= 63 && a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+        assert!(
+            a.len() <= 63
+                && a.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        );
     }
 }

@@ -22,6 +22,7 @@ pub fn volume(source: &std::path::Path, backup: &str) -> VolumeBackup {
         source: source.to_path_buf(),
         volume: "pvc/data".into(),
         backup: backup.into(),
+        excludes: Vec::new(),
         progress: None,
         stall_after: Some(Duration::from_secs(120)),
     }

@@ -3,7 +3,7 @@
 //! runs [`transform`].
 
 mod bindings;
-mod common;
+pub mod common;
 mod namespace_mapping;
 mod pod;
 mod pv;
