@@ -66,4 +66,7 @@ pub enum Command {
     /// Volume-data repositories (restic format): access for the stock tools.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Runs inside a mover pod: copies one volume (started by backups and restores).
+    #[command(hide = true)]
+    Mover(crate::commands::mover::MoverArgs),
 }

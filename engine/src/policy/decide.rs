@@ -60,6 +60,8 @@ pub enum Reason {
     Unsupported { volume_type: String },
     /// The claim the pod names does not exist.
     ClaimMissing { claim: String },
+    /// The claim is not bound to a volume yet, so it holds no data.
+    Unbound { phase: String },
     /// A volume policy matched.
     Policy {
         index: usize,
@@ -98,6 +100,12 @@ impl std::fmt::Display for Reason {
                 "inline {volume_type} volume: mount it through a PersistentVolumeClaim to have it copied"
             ),
             Reason::ClaimMissing { claim } => write!(f, "claim {claim} does not exist"),
+            Reason::Unbound { phase } => {
+                write!(
+                    f,
+                    "the claim is {phase}, not bound to a volume: it holds no data yet"
+                )
+            }
             Reason::Policy {
                 index,
                 line,
@@ -338,6 +346,15 @@ fn decide_volume(
                             label,
                         },
                     );
+                }
+                let phase = c
+                    .pvc
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_else(|| "Pending".into());
+                if phase != "Bound" {
+                    return skip(v, claim_name, Reason::Unbound { phase });
                 }
                 claim_facts(c)
             }

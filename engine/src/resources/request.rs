@@ -42,12 +42,55 @@ impl std::str::FromStr for ClusterResources {
 }
 
 /// Volume-data options: the volume work reads these; the object backup records them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeOptions {
-    /// Copy pod volume data (`None` = the policy's default).
+    /// Copy pod volume data (`None` = the policy's default: yes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub back_up_volumes: Option<bool>,
+    /// Copy every claim-backed volume unless opted out (false: only opted-in volumes).
+    #[serde(default = "yes")]
+    pub default_volumes_to_fs_backup: bool,
+    /// Copy claims through CSI snapshots by default.
+    #[serde(default)]
+    pub snapshot_volumes: bool,
+    /// Move snapshot data into the location (and delete the snapshot).
+    #[serde(default)]
+    pub snapshot_move_data: bool,
+    /// The snapshot class for every snapshot (default: the class fitting each driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_class: Option<String>,
+    /// ConfigMap (in the vbackup namespace) holding Velero-style volume policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policies_configmap: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for VolumeOptions {
+    fn default() -> Self {
+        VolumeOptions {
+            back_up_volumes: None,
+            default_volumes_to_fs_backup: true,
+            snapshot_volumes: false,
+            snapshot_move_data: false,
+            snapshot_class: None,
+            resource_policies_configmap: None,
+        }
+    }
+}
+
+impl VolumeOptions {
+    /// The switches the shared volume policy reads.
+    pub fn policy(&self) -> crate::policy::PolicyOptions {
+        crate::policy::PolicyOptions {
+            default_volumes_to_fs_backup: self.default_volumes_to_fs_backup,
+            snapshot_volumes: self.snapshot_volumes,
+            snapshot_move_data: self.snapshot_move_data,
+        }
+    }
 }
 
 /// Everything that defines one backup.

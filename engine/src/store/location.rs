@@ -88,20 +88,27 @@ pub struct FilesystemSpec {
     pub pod_access: Option<PodAccess>,
 }
 
-/// How a pod mounts a filesystem location.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// How a pod mounts a filesystem location: exactly one of the two.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum PodAccess {
+pub struct PodAccess {
     /// The same directory on the node (one-node clusters, the demo); Pod Security's baseline
     /// level forbids hostPath volumes.
-    HostPath,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_path: bool,
     /// An NFS export holding the directory.
-    Nfs {
-        /// The NFS server.
-        server: String,
-        /// The exported path.
-        path: String,
-    },
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<NfsExport>,
+}
+
+/// An NFS export.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NfsExport {
+    /// The NFS server.
+    pub server: String,
+    /// The exported path.
+    pub path: String,
 }
 
 impl FilesystemSpec {
@@ -112,20 +119,20 @@ impl FilesystemSpec {
             name: "location".into(),
             ..Default::default()
         };
-        match self.pod_access.as_ref()? {
-            PodAccess::HostPath => {
-                volume.host_path = Some(HostPathVolumeSource {
-                    path: self.path.clone(),
-                    type_: Some("Directory".into()),
-                });
-            }
-            PodAccess::Nfs { server, path } => {
-                volume.nfs = Some(NFSVolumeSource {
-                    server: server.clone(),
-                    path: path.clone(),
-                    read_only: None,
-                });
-            }
+        let access = self.pod_access.as_ref()?;
+        if let Some(nfs) = &access.nfs {
+            volume.nfs = Some(NFSVolumeSource {
+                server: nfs.server.clone(),
+                path: nfs.path.clone(),
+                read_only: None,
+            });
+        } else if access.host_path {
+            volume.host_path = Some(HostPathVolumeSource {
+                path: self.path.clone(),
+                type_: Some("Directory".into()),
+            });
+        } else {
+            return None;
         }
         Some(volume)
     }

@@ -12,7 +12,8 @@ use super::location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus,
     LocationPhase, Provider,
 };
-use super::{CheckReport, ObjectBackend, Store, credentials, fs::FsBackend, s3::S3Backend};
+use super::s3::{S3Backend, S3Credentials};
+use super::{CheckReport, ObjectBackend, Store, credentials, fs::FsBackend};
 use crate::keys::{self, LocationKey, RepoPassword};
 use crate::repo::{self, RepoOptions, VolumeRepo};
 use crate::{Error, Result};
@@ -357,14 +358,11 @@ impl Locations {
         spec.validate()?;
         let backend: Arc<dyn ObjectBackend> = match (spec.provider, &spec.s3, &spec.filesystem) {
             (Provider::S3, Some(s3), _) => {
-                let secret_name = s3.credentials_secret.as_ref().map(|s| s.name.as_str()).ok_or_else(|| {
-                    Error::BadInput(format!(
-                        "location {name} has no credentials Secret: recreate it with --credentials-secret NAME"
+                let creds = self.credentials(location).await?.ok_or_else(|| {
+                    Error::Internal(format!(
+                        "location {name}: no credentials for an S3 location"
                     ))
                 })?;
-                let secret = self.secret(secret_name).await?;
-                let creds =
-                    credentials::from_secret_data(secret_name, &secret.data.unwrap_or_default())?;
                 Arc::new(S3Backend::new(s3, creds)?)
             }
             (Provider::Filesystem, _, Some(fs)) => Arc::new(FsBackend::new(&fs.path)),
@@ -375,6 +373,24 @@ impl Locations {
             }
         };
         Ok(Store::new(name, backend, spec.access_mode))
+    }
+
+    /// The S3 credentials of a location, from its Secret (`None` for a directory).
+    pub async fn credentials(
+        &self,
+        location: &BackupStorageLocation,
+    ) -> Result<Option<S3Credentials>> {
+        let name = location.metadata.name.clone().unwrap_or_default();
+        let Some(s3) = &location.spec.s3 else {
+            return Ok(None);
+        };
+        let secret_name = s3.credentials_secret.as_ref().map(|s| s.name.as_str()).ok_or_else(|| {
+            Error::BadInput(format!(
+                "location {name} has no credentials Secret: recreate it with --credentials-secret NAME"
+            ))
+        })?;
+        let secret = self.secret(secret_name).await?;
+        credentials::from_secret_data(secret_name, &secret.data.unwrap_or_default()).map(Some)
     }
 
     async fn secret(&self, name: &str) -> Result<Secret> {

@@ -8,9 +8,10 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog, Phase, itemlog};
 use vbackup_engine::resources::backup::preflight;
+use vbackup_engine::resources::backup::run_backup_with_volumes;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::resources::request::parse_labels;
-use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress, run_backup};
+use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress};
 use vbackup_engine::store::{Locations, Store, layout};
 
 use super::Context;
@@ -111,13 +112,11 @@ pub struct CreateArgs {
     /// and the backup runs on in the background.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub wait: bool,
-    /// Copy pod volume data. Recorded in the backup; the copying itself is done by the
-    /// volume-data support, which is not part of this build yet.
-    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
-    pub backup_volumes: Option<bool>,
+    #[command(flatten)]
+    pub volumes: super::volumes::BackupVolumeArgs,
 }
 
-fn humantime_duration(s: &str) -> Result<Duration, String> {
+pub fn humantime_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 720h, 30d, 1h30m)"))
 }
 
@@ -142,7 +141,7 @@ impl CreateArgs {
         r.storage_location = self.storage_location.clone();
         r.ttl = self.ttl;
         r.labels = parse_labels(&self.labels)?;
-        r.volumes.back_up_volumes = self.backup_volumes;
+        r.volumes = self.volumes.options();
         r.validate()?;
         Ok(r)
     }
@@ -170,7 +169,7 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
         return detach("backup", &args.name, &[]);
     }
     match command {
-        BackupCommand::Create(_) => {
+        BackupCommand::Create(args) => {
             let request = request.context("request built above")?;
             let location = locations
                 .resolve(request.storage_location.as_deref())
@@ -183,7 +182,22 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
                     bar.set_message(p.resource.clone());
                 }
             };
-            let record = run_backup(&client, &store, &request, &on_progress).await;
+            let policies = super::volumes::read_policies(
+                &client,
+                &ctx.global.vbackup_namespace,
+                request.volumes.resource_policies_configmap.as_deref(),
+            )
+            .await?;
+            let step = super::volumes::mover_step(
+                &locations,
+                &location,
+                &args.volumes.movers,
+                Some((&request.volumes, policies, args.volumes.snapshot_timeout)),
+                super::volumes::Bars::new(bar.is_some()),
+            )
+            .await?;
+            let record =
+                run_backup_with_volumes(&client, &store, &request, Some(&step), &on_progress).await;
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }

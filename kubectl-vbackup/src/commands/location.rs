@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::store::location::{
-    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, FilesystemSpec, Provider, S3Spec,
-    SecretRef,
+    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, FilesystemSpec, NfsExport,
+    PodAccess, Provider, S3Spec, SecretRef,
 };
 use vbackup_engine::store::{Created, KeyOrigin, Locations};
 
@@ -73,6 +73,14 @@ pub enum ProviderArg {
     Filesystem,
 }
 
+/// Values of `--pod-access`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PodAccessArg {
+    /// The same directory on the node.
+    #[value(name = "hostPath", alias = "hostpath")]
+    HostPath,
+}
+
 /// Access modes accepted by `--access-mode`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AccessModeArg {
@@ -112,6 +120,14 @@ pub struct CreateArgs {
     /// Directory for provider filesystem (absolute).
     #[arg(long, value_name = "DIR")]
     pub path: Option<String>,
+    /// How mover pods reach a filesystem location: hostPath (the same directory on the node:
+    /// one-node clusters and the demo). Without it or --nfs, volume data cannot be copied to
+    /// the directory.
+    #[arg(long, value_name = "hostPath")]
+    pub pod_access: Option<PodAccessArg>,
+    /// Mover pods reach a filesystem location through this NFS export (SERVER:/PATH).
+    #[arg(long, value_name = "SERVER:/PATH", conflicts_with = "pod_access")]
+    pub nfs: Option<String>,
     /// ReadOnly for a cluster that only restores.
     #[arg(long, value_enum, default_value = "ReadWrite")]
     pub access_mode: AccessModeArg,
@@ -135,6 +151,13 @@ impl CreateArgs {
             || self.endpoint.is_some()
             || self.path_style
             || self.credentials_secret.is_some();
+        if matches!(self.provider, ProviderArg::S3)
+            && (self.pod_access.is_some() || self.nfs.is_some())
+        {
+            anyhow::bail!(
+                "--pod-access and --nfs are for --provider filesystem: movers reach S3 at its endpoint"
+            );
+        }
         let (provider, s3, filesystem) = match self.provider {
             ProviderArg::S3 => {
                 let bucket = self
@@ -158,7 +181,10 @@ impl CreateArgs {
                 (
                     Provider::S3,
                     Some(s3),
-                    self.path.clone().map(|path| FilesystemSpec { path }),
+                    self.path.clone().map(|path| FilesystemSpec {
+                        path,
+                        pod_access: None,
+                    }),
                 )
             }
             ProviderArg::Filesystem => {
@@ -172,7 +198,30 @@ impl CreateArgs {
                     .clone()
                     .context("provider filesystem needs a directory: add --path DIR")?;
                 let path = absolute(&path)?;
-                (Provider::Filesystem, None, Some(FilesystemSpec { path }))
+                let pod_access = match (&self.pod_access, &self.nfs) {
+                    (Some(PodAccessArg::HostPath), _) => Some(PodAccess {
+                        host_path: true,
+                        nfs: None,
+                    }),
+                    (None, Some(nfs)) => {
+                        let (server, export) = nfs.split_once(':').filter(|(s, p)| !s.is_empty() && p.starts_with('/')).with_context(|| {
+                            format!("--nfs {nfs:?}: expected SERVER:/PATH, e.g. 10.0.0.5:/exports/backups")
+                        })?;
+                        Some(PodAccess {
+                            host_path: false,
+                            nfs: Some(NfsExport {
+                                server: server.into(),
+                                path: export.into(),
+                            }),
+                        })
+                    }
+                    (None, None) => None,
+                };
+                (
+                    Provider::Filesystem,
+                    None,
+                    Some(FilesystemSpec { path, pod_access }),
+                )
             }
         };
         let access_mode = match self.access_mode {

@@ -3,9 +3,11 @@
 pub mod backup;
 pub mod completion;
 pub mod location;
+pub mod mover;
 pub mod repo;
 pub mod restore;
 pub mod version;
+pub mod volumes;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(command) => backup::run(&ctx, command).await,
         Command::Restore(command) => restore::run(&ctx, command).await,
         Command::Repo(command) => repo::run(&ctx, command).await,
+        Command::Mover(args) => mover::run(&args).await,
     }
 }
 

@@ -11,7 +11,7 @@ use vbackup_engine::resources::Progress;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::restore::{
     ExistingResourcePolicy, RestoreRecords, RestoreRequest, class_config, parse_mappings,
-    run::preflight, run_restore,
+    run::preflight, run::run_restore_with_volumes,
 };
 use vbackup_engine::store::Locations;
 
@@ -85,10 +85,12 @@ pub struct CreateArgs {
     /// (patch them to the backed-up state).
     #[arg(long, value_name = "none|update", default_value = "none")]
     pub existing_resource_policy: ExistingResourcePolicy,
-    /// Restore volume data. Recorded in the restore; the data itself is brought back by the
-    /// volume-data support, which is not part of this build yet.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Restore volume data: each restored claim is filled by a mover pod before the
+    /// workloads that mount it are created.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub restore_volumes: bool,
+    #[command(flatten)]
+    pub movers: super::volumes::MoverArgs,
     /// Keep Services' node ports instead of letting the cluster pick new ones.
     #[arg(long)]
     pub preserve_nodeports: bool,
@@ -174,7 +176,24 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
                     bar.set_message(p.resource.clone());
                 }
             };
-            let record = run_restore(&client, &store, &records, &request, &on_progress).await;
+            let location = locations.get(store.name()).await?;
+            let step = super::volumes::mover_step(
+                &locations,
+                &location,
+                &args.movers,
+                None,
+                super::volumes::Bars::new(bar.is_some()),
+            )
+            .await?;
+            let record = run_restore_with_volumes(
+                &client,
+                &store,
+                &records,
+                &request,
+                Some(&step),
+                &on_progress,
+            )
+            .await;
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
