@@ -98,6 +98,7 @@ async fn run(plugin: &Path, configmaps: usize, secrets: usize) -> anyhow::Result
         s3: None,
         filesystem: Some(FilesystemSpec {
             path: dir.path().join("store").display().to_string(),
+            pod_access: None,
         }),
         access_mode: AccessMode::ReadWrite,
         default: true,

@@ -65,6 +65,7 @@ impl Env {
             s3: None,
             filesystem: Some(FilesystemSpec {
                 path: env.fs_root().display().to_string(),
+                pod_access: None,
             }),
             access_mode,
             default: true,
