@@ -66,6 +66,11 @@ pub enum Command {
     /// Volume-data repositories (restic format): access for the stock tools.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// List or restore single files of a backed-up volume.
+    #[command(subcommand)]
+    Snapshot(crate::commands::snapshot::SnapshotCommand),
+    /// Show, per volume of a pod or claim, whether backups copy it, how, and why.
+    Explain(crate::commands::explain::ExplainArgs),
     /// Runs inside a mover pod: copies one volume (started by backups and restores).
     #[command(hide = true)]
     Mover(crate::commands::mover::MoverArgs),

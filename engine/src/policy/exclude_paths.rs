@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::annotations::{EXCLUDE_PATHS, K8UP_RESTIC_ARGS, list};
 
 /// The excludes of one claim, and what could not be used (each a warning for the backup).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExcludePaths {
     /// gitignore-style patterns relative to the volume root (`/x` anchored, `x` anywhere).
     pub patterns: Vec<String>,

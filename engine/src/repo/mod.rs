@@ -212,7 +212,8 @@ pub struct SnapshotInfo {
 }
 
 /// Kind of an entry in a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum EntryKind {
     /// A regular file.
     File,
@@ -225,7 +226,8 @@ pub enum EntryKind {
 }
 
 /// One entry of a snapshot listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LsEntry {
     /// Path relative to the volume root (`""` for the root itself).
     pub path: String,

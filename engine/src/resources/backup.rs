@@ -225,13 +225,19 @@ pub async fn run_backup_with_volumes(
     save(store, record, log).await
 }
 
-/// Counts each failed volume as an item error, so the phase reflects it.
+/// Counts each failed volume as an item error, so the phase reflects it, and carries each
+/// volume's warnings into the tally.
 pub fn record_volume_failures(tally: &mut Tally, volumes: &[VolumeRecord]) {
-    for v in volumes.iter().filter(|v| v.phase == volume_step::FAILED) {
-        tally.error(
-            &ObjectRef::namespaced("persistentvolumeclaims", &v.namespace, &v.name),
-            format!("volume data: {}", v.message.as_deref().unwrap_or("failed")),
-        );
+    for v in volumes {
+        if v.phase == volume_step::FAILED {
+            tally.error(
+                &ObjectRef::namespaced("persistentvolumeclaims", &v.namespace, &v.name),
+                format!("volume data: {}", v.message.as_deref().unwrap_or("failed")),
+            );
+        }
+        for w in &v.warnings {
+            tally.warn(format!("volume {}/{}: {w}", v.namespace, v.name));
+        }
     }
 }
 

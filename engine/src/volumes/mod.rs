@@ -9,6 +9,8 @@
 //! by the pod; progress comes back as JSON lines on its output, the result as its termination
 //! message.
 
+pub mod explain;
+pub mod files;
 pub mod job;
 pub mod launch;
 pub mod mover_pod;

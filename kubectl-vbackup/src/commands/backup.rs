@@ -489,19 +489,7 @@ fn describe(r: &BackupRecord, details: bool) -> String {
             }
         }
     }
-    out += &format!("\nVolumes ({}):\n", s.volumes.len());
-    if s.volumes.is_empty() {
-        out += "  none recorded (volume data is not copied by this build)\n";
-    }
-    for v in &s.volumes {
-        out += &format!(
-            "  {}/{}: {} {}\n",
-            v.namespace,
-            v.name,
-            v.phase,
-            v.message.as_deref().unwrap_or("")
-        );
-    }
+    out += &super::volumes::describe_volumes(&s.volumes, details);
     out += &format!("\nErrors ({}):\n", s.tally.error_count);
     let shown = if details {
         s.tally.errors.len()

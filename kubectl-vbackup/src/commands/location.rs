@@ -47,6 +47,12 @@ pub enum LocationCommand {
     Check {
         /// The location.
         name: String,
+        /// Also check from inside the cluster: a probe mover pod (in the vbackup namespace)
+        /// must reach the location too, as every volume copy will.
+        #[arg(long)]
+        from_cluster: bool,
+        #[command(flatten)]
+        movers: super::volumes::MoverArgs,
     },
     /// Use an existing location key (e.g. a new cluster reading an old cluster's backups);
     /// it must open every repository in the location.
@@ -259,7 +265,7 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
         _ => None,
     };
     let client = ctx.connect().await?;
-    let locations = Locations::new(client, &ctx.global.vbackup_namespace);
+    let locations = Locations::new(client.clone(), &ctx.global.vbackup_namespace);
     match command {
         LocationCommand::Create(args) => {
             let (spec, key) = spec.context("spec computed above")?;
@@ -322,8 +328,25 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
                 println!("storage location {name} is now {mode}");
             }
         }
-        LocationCommand::Check { name } => {
-            let (updated, outcome) = locations.check(&name).await?;
+        LocationCommand::Check {
+            name,
+            from_cluster,
+            movers,
+        } => {
+            let (updated, mut outcome) = locations.check(&name).await?;
+            if from_cluster && outcome.is_ok() {
+                let step = super::volumes::mover_step(
+                    &locations,
+                    &updated,
+                    &movers,
+                    None,
+                    std::sync::Arc::new(vbackup_engine::volumes::step::Quiet),
+                )
+                .await?;
+                if let Err(e) = step.probe(&client, &ctx.global.vbackup_namespace).await {
+                    outcome = Err(e);
+                }
+            }
             if !print_structured(ctx.global.output, &updated)? {
                 match &outcome {
                     Ok(r) if r.probe_round_trip => {

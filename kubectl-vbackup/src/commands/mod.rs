@@ -2,10 +2,12 @@
 
 pub mod backup;
 pub mod completion;
+pub mod explain;
 pub mod location;
 pub mod mover;
 pub mod repo;
 pub mod restore;
+pub mod snapshot;
 pub mod version;
 pub mod volumes;
 
@@ -32,6 +34,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(command) => restore::run(&ctx, command).await,
         Command::Repo(command) => repo::run(&ctx, command).await,
         Command::Mover(args) => mover::run(&args).await,
+        Command::Explain(args) => explain::run(&ctx, &args).await,
+        Command::Snapshot(command) => snapshot::run(&ctx, command).await,
     }
 }
 
@@ -48,5 +52,13 @@ impl Context {
             context: self.global.context.clone(),
         };
         Ok(cluster::connect(&opts).await?)
+    }
+
+    /// The namespace a command acts on: `-n`, else the kubeconfig context's.
+    pub fn namespace(&self, client: &kube::Client) -> String {
+        self.global
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string())
     }
 }

@@ -214,3 +214,73 @@ impl VolumeObserver for Bars {
         }
     }
 }
+
+/// The volumes of a backup or restore, for `describe`: a line per volume, and with
+/// `details` its pods, snapshot id, message and warnings.
+pub fn describe_volumes(volumes: &[VolumeRecord], details: bool) -> String {
+    let mut out = format!("\nVolumes ({}):\n", volumes.len());
+    if volumes.is_empty() {
+        out += "  none\n";
+        return out;
+    }
+    let rows: Vec<Vec<String>> = volumes
+        .iter()
+        .map(|v| {
+            vec![
+                format!("{}/{}", v.namespace, v.name),
+                v.phase.clone(),
+                v.method.map_or("-", |m| m.describe()).to_string(),
+                v.files.to_string(),
+                bytesize::ByteSize::b(v.bytes).to_string(),
+                bytesize::ByteSize::b(v.bytes_added).to_string(),
+                humantime::format_duration(Duration::from_secs(v.duration_seconds)).to_string(),
+                v.snapshot
+                    .as_deref()
+                    .map_or("-", |s| &s[..s.len().min(8)])
+                    .to_string(),
+            ]
+        })
+        .collect();
+    for line in crate::output::table(
+        &[
+            "CLAIM", "PHASE", "METHOD", "FILES", "SIZE", "ADDED", "DURATION", "SNAPSHOT",
+        ],
+        &rows,
+    )
+    .lines()
+    {
+        out += &format!("  {line}\n");
+    }
+    for v in volumes {
+        let why = v.message.as_deref().filter(|_| v.phase != "Completed");
+        if !details && why.is_none() {
+            continue;
+        }
+        out += &format!("  {}/{}:\n", v.namespace, v.name);
+        if let Some(m) = &v.message {
+            out += &format!(
+                "    {}: {m}\n",
+                if v.phase == "Failed" {
+                    "error"
+                } else {
+                    "reason"
+                }
+            );
+        }
+        if details {
+            if !v.pods.is_empty() {
+                out += &format!("    pods: {}\n", v.pods.join(", "));
+            }
+            if let Some(s) = &v.snapshot {
+                out += &format!("    snapshot: {s}\n");
+            }
+            if let Some(s) = &v.volume_snapshot {
+                out += &format!("    VolumeSnapshot: {s}\n");
+            }
+            for w in &v.warnings {
+                out += &format!("    warning: {w}\n");
+            }
+        }
+    }
+    out
+}
