@@ -8,7 +8,7 @@ use std::time::Duration;
 use repo_support::{assert_same_tree, fs_store, make_tree, restore_all, s3_store, volume};
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::repo::{
-    EntryKind, ProgressUpdate, ReadData, RepoOptions, RestoreRequest, StreamBackup, VolumeRepo,
+    EntryKind, ProgressUpdate, ReadData, RepoOptions, StreamBackup, VolumeRepo, VolumeRestore,
 };
 use vbackup_engine::store::Store;
 
@@ -98,7 +98,7 @@ async fn round_trip(store: &Store, work: &std::path::Path) {
 
     // One file restored on its own, and dumped.
     let single = work.join("single");
-    repo.restore(RestoreRequest {
+    repo.restore(VolumeRestore {
         path: Some("small/file-007.txt".into()),
         ..restore_all(&first.snapshot_id, &single)
     })

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use vbackup_engine::keys::LocationKey;
-use vbackup_engine::repo::{RepoOptions, RestoreRequest, Tuning, VolumeBackup, VolumeRepo};
+use vbackup_engine::repo::{RepoOptions, Tuning, VolumeBackup, VolumeRepo, VolumeRestore};
 use vbackup_engine::store::fs::FsBackend;
 use vbackup_engine::store::{AccessMode, Store};
 
@@ -222,7 +222,7 @@ async fn run_op(op: Op) -> Result<()> {
         } => {
             let repo = open_with(&location, &key_file, restore_workers).await?;
             let summary = repo
-                .restore(RestoreRequest {
+                .restore(VolumeRestore {
                     snapshot: "latest".into(),
                     path: None,
                     target,

@@ -16,7 +16,7 @@ use crate::store::{Store, layout};
 
 /// A namespace repository (`repos/<ns>/`) of a [`Store`], seen through rustic's traits.
 #[derive(Clone, Debug)]
-pub struct StoreBackend {
+pub(crate) struct StoreBackend {
     store: Store,
     namespace: String,
     handle: Handle,
@@ -29,7 +29,7 @@ pub struct StoreBackend {
 
 impl StoreBackend {
     /// The repository of `namespace` in `store`; async calls run on `handle`.
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         namespace: &str,
         handle: Handle,
@@ -164,6 +164,20 @@ impl WriteBackend for StoreBackend {
             }
             Bytes::from(joined)
         };
+        if tpe == FileType::Config {
+            // Two first backups of a namespace may both create its repository: only one
+            // config may win, and the other opens it (see `VolumeRepo::open_or_init`).
+            let created = self.run("write", &key, self.store.put_if_absent(&key, body))?;
+            return if created {
+                Ok(())
+            } else {
+                Err(RusticError::new(
+                    ErrorKind::Backend,
+                    "`{key}` exists already: another writer created the repository",
+                )
+                .attach_context("key", key))
+            };
+        }
         self.run("write", &key, self.store.put(&key, body))
     }
 

@@ -66,6 +66,20 @@ impl Activity {
         }))
     }
 
+    /// Starts counting a new operation of the same session: counts back to zero, and the
+    /// stall clock restarts now.
+    pub(crate) fn reset(&self) {
+        for counter in [
+            &self.0.bytes_done,
+            &self.0.bytes_total,
+            &self.0.files_done,
+            &self.0.files_read,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.touch();
+    }
+
     /// Records that something moved (a store call finished, a chunk was read).
     pub fn touch(&self) {
         if let Some(started) = self.0.started {

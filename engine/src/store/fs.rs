@@ -14,6 +14,13 @@ use crate::{Error, Result};
 /// Marks files being written; they are renamed into place when complete and never listed.
 const TEMP_MARKER: &str = ".vbackup-tmp-";
 
+/// How a finished temporary file takes its key.
+#[derive(Clone, Copy)]
+enum Publish {
+    Replace,
+    IfAbsent,
+}
+
 /// Object store in a local directory; each key is a file below the root.
 #[derive(Debug, Clone)]
 pub struct FsBackend {
@@ -50,6 +57,19 @@ impl FsBackend {
     where
         F: AsyncFnOnce(&mut tokio::fs::File) -> std::io::Result<u64>,
     {
+        self.write_via_temp(key, Publish::Replace, write)
+            .await
+            .map(|written| written.unwrap_or_default())
+    }
+
+    /// Writes a temporary file, then publishes it under `key`: renamed over whatever is there
+    /// (`Replace`), or hard-linked only if nothing is (`IfAbsent`: `link(2)` fails with
+    /// `EEXIST` atomically, like `O_EXCL`, and readers still never see half an object).
+    /// `None` when `IfAbsent` found the key taken.
+    async fn write_via_temp<F>(&self, key: &str, publish: Publish, write: F) -> Result<Option<u64>>
+    where
+        F: AsyncFnOnce(&mut tokio::fs::File) -> std::io::Result<u64>,
+    {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
@@ -70,8 +90,21 @@ impl FsBackend {
             let written = write(&mut file).await?;
             file.flush().await?;
             file.sync_all().await?;
-            tokio::fs::rename(&temp, &path).await?;
-            Ok(written)
+            match publish {
+                Publish::Replace => {
+                    tokio::fs::rename(&temp, &path).await?;
+                    Ok(Some(written))
+                }
+                Publish::IfAbsent => {
+                    let linked = match tokio::fs::hard_link(&temp, &path).await {
+                        Ok(()) => Some(written),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                        Err(e) => return Err(e),
+                    };
+                    tokio::fs::remove_file(&temp).await?;
+                    Ok(linked)
+                }
+            }
         }
         .await;
         if result.is_err() {
@@ -97,6 +130,16 @@ impl ObjectBackend for FsBackend {
         })
         .await
         .map(drop)
+    }
+
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+        let written = self
+            .write_via_temp(key, Publish::IfAbsent, async |file| {
+                file.write_all(&body).await?;
+                Ok(body.len() as u64)
+            })
+            .await?;
+        Ok(written.is_some())
     }
 
     async fn put_stream(

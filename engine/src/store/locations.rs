@@ -13,7 +13,7 @@ use super::location::{
     LocationPhase, Provider,
 };
 use super::s3::{S3Backend, S3Credentials};
-use super::{CheckReport, ObjectBackend, Store, credentials, fs::FsBackend};
+use super::{LocationCheck, ObjectBackend, Store, credentials, fs::FsBackend};
 use crate::keys::{self, LocationKey, RepoPassword};
 use crate::repo::{self, RepoOptions, VolumeRepo};
 use crate::{Error, Result};
@@ -35,7 +35,7 @@ pub struct Created {
     /// The saved location.
     pub location: BackupStorageLocation,
     /// What the check found; `None` when it was skipped.
-    pub check: Option<CheckReport>,
+    pub check: Option<LocationCheck>,
     /// Where the location key came from.
     pub key: KeyOrigin,
 }
@@ -308,6 +308,9 @@ impl Locations {
         let store = self.open(&location).await?;
         let key = self.keys.current(name).await?;
         let repo = VolumeRepo::open(&store, namespace, &key, RepoOptions::default()).await?;
+        if store.ensure_writable().is_ok() {
+            repo.ensure_password_key().await?;
+        }
         Ok(repo.password().clone())
     }
 
@@ -340,7 +343,10 @@ impl Locations {
 
     /// Checks a location (reachability, bucket, probe round trip when writable) and records
     /// the outcome in its status.
-    pub async fn check(&self, name: &str) -> Result<(BackupStorageLocation, Result<CheckReport>)> {
+    pub async fn check(
+        &self,
+        name: &str,
+    ) -> Result<(BackupStorageLocation, Result<LocationCheck>)> {
         let location = self.get(name).await?;
         let outcome = match self.open(&location).await {
             Ok(store) => store.check().await,

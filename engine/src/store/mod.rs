@@ -46,6 +46,18 @@ pub trait ObjectBackend: Send + Sync {
     /// Writes a small object from memory (metadata, keys, repository files).
     async fn put(&self, key: &str, body: Bytes) -> Result<()>;
 
+    /// Writes a small object only if no object of that key exists; true when written.
+    ///
+    /// This default, for stores without conditional writes, checks then writes: two
+    /// writers may both succeed, and callers read the object back to learn which one won.
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+        if self.head(key).await?.is_some() {
+            return Ok(false);
+        }
+        self.put(key, body).await?;
+        Ok(true)
+    }
+
     /// Writes an object from a stream of unknown length; large ones go up in parts.
     /// Returns the number of bytes written.
     async fn put_stream(&self, key: &str, body: &mut (dyn AsyncRead + Send + Unpin))
@@ -139,6 +151,13 @@ impl Store {
         self.backend.put(key, body.into()).await
     }
 
+    /// Writes a small object unless one of that key exists; true when this call wrote it.
+    /// Where two writers race, exactly one wins on S3 (`If-None-Match: *`) and on disk.
+    pub async fn put_if_absent(&self, key: &str, body: impl Into<Bytes>) -> Result<bool> {
+        self.ensure_writable()?;
+        self.backend.put_if_absent(key, body.into()).await
+    }
+
     /// Writes an object from a stream, in parts when large; returns the bytes written.
     pub async fn put_stream(
         &self,
@@ -203,10 +222,10 @@ impl Store {
 
     /// Reachability, bucket or directory existence, and for a `ReadWrite` location a
     /// write/read/delete round trip of a probe object.
-    pub async fn check(&self) -> Result<CheckReport> {
+    pub async fn check(&self) -> Result<LocationCheck> {
         self.backend.check_reachable().await?;
         if self.access == AccessMode::ReadOnly {
-            return Ok(CheckReport {
+            return Ok(LocationCheck {
                 probe_round_trip: false,
             });
         }
@@ -223,7 +242,7 @@ impl Store {
             });
         }
         deleted?;
-        Ok(CheckReport {
+        Ok(LocationCheck {
             probe_round_trip: true,
         })
     }
@@ -231,7 +250,7 @@ impl Store {
 
 /// What `Store::check` verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckReport {
+pub struct LocationCheck {
     /// A probe object was written, read back identical and deleted.
     pub probe_round_trip: bool,
 }

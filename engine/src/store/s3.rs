@@ -276,6 +276,36 @@ impl ObjectBackend for S3Backend {
         Ok(())
     }
 
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .if_none_match("*")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await;
+        let Err(err) = sent else {
+            return Ok(true);
+        };
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        match (err.code(), status) {
+            // Taken already (412), or another conditional write of the key in flight (409).
+            (Some("PreconditionFailed" | "ConditionalRequestConflict"), _)
+            | (_, Some(412 | 409)) => Ok(false),
+            // A store without conditional writes: check, write, and let the caller read back.
+            (Some("NotImplemented"), _) | (_, Some(501)) => {
+                if self.head(key).await?.is_some() {
+                    return Ok(false);
+                }
+                self.put(key, body).await?;
+                Ok(true)
+            }
+            _ => Err(self.error("write", key, err)),
+        }
+    }
+
     async fn put_stream(
         &self,
         key: &str,

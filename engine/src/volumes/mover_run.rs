@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::keys::{RepoPassword, RepoSecrets};
 use crate::repo::{
-    ProgressFn, ProgressUpdate, RepoOptions, RestoreRequest, VolumeBackup, VolumeRepo,
+    ProgressFn, ProgressUpdate, RepoOptions, VolumeBackup, VolumeRepo, VolumeRestore,
 };
 use crate::store::fs::FsBackend;
 use crate::store::s3::{S3Backend, S3Credentials};
@@ -82,7 +82,7 @@ async fn execute(job: &MoverJob, progress: ProgressFn) -> Result<MoverResult> {
             path,
         } => {
             let summary = repo
-                .restore(RestoreRequest {
+                .restore(VolumeRestore {
                     snapshot: snapshot.clone(),
                     path: path.clone(),
                     target: target.into(),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use vbackup_engine::repo::{RestoreRequest, VolumeBackup};
+use vbackup_engine::repo::{VolumeBackup, VolumeRestore};
 use vbackup_engine::store::fs::FsBackend;
 use vbackup_engine::store::location::S3Spec;
 use vbackup_engine::store::s3::{S3Backend, S3Credentials};
@@ -29,8 +29,8 @@ pub fn volume(source: &std::path::Path, backup: &str) -> VolumeBackup {
 }
 
 /// A restore of the whole of `snapshot` into `target`.
-pub fn restore_all(snapshot: &str, target: &std::path::Path) -> RestoreRequest {
-    RestoreRequest {
+pub fn restore_all(snapshot: &str, target: &std::path::Path) -> VolumeRestore {
+    VolumeRestore {
         snapshot: snapshot.into(),
         path: None,
         target: target.to_path_buf(),
@@ -51,6 +51,12 @@ pub fn fs_store(dir: &Path) -> Store {
 
 /// A read-write store in a fresh bucket of the shared test S3 server, under `prefix`.
 pub async fn s3_store(label: &str, prefix: &str) -> Store {
+    s3_stores(label, prefix, 1).await.remove(0)
+}
+
+/// `n` stores with clients of their own (as separate processes have) on one fresh bucket of
+/// the shared test S3 server, under `prefix`.
+pub async fn s3_stores(label: &str, prefix: &str, n: usize) -> Vec<Store> {
     let server = vbackup_test_support::S3Server::shared().unwrap();
     let spec = S3Spec {
         bucket: server.bucket(label).await.unwrap(),
@@ -65,11 +71,15 @@ pub async fn s3_store(label: &str, prefix: &str) -> Store {
         secret_access_key: server.secret_access_key.clone(),
         session_token: None,
     };
-    Store::new(
-        "test-s3",
-        Arc::new(S3Backend::new(&spec, credentials).unwrap()),
-        AccessMode::ReadWrite,
-    )
+    (0..n)
+        .map(|_| {
+            Store::new(
+                "test-s3",
+                Arc::new(S3Backend::new(&spec, credentials.clone()).unwrap()),
+                AccessMode::ReadWrite,
+            )
+        })
+        .collect()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible like real media files.

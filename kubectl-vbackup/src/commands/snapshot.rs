@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use vbackup_engine::repo::{EntryKind, RepoOptions, RestoreRequest, VolumeRepo};
+use vbackup_engine::repo::{EntryKind, RepoOptions, VolumeRepo, VolumeRestore};
 use vbackup_engine::store::Locations;
 use vbackup_engine::volumes::files::copied_volume;
 
@@ -131,7 +131,7 @@ pub async fn run(ctx: &Context, command: SnapshotCommand) -> anyhow::Result<Exit
             }
             if let Some(dir) = to {
                 let summary = repo
-                    .restore(RestoreRequest {
+                    .restore(VolumeRestore {
                         snapshot,
                         path: Some(path.clone()),
                         target: dir.clone(),
