@@ -137,6 +137,92 @@ impl VolumeEnv {
         );
     }
 
+    /// An S3 location on the shared moto server, created through the plugin as users do.
+    pub fn create_s3_location(&self, name: &str) -> String {
+        let s3 = vbackup_test_support::S3Server::shared().expect("start moto");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let bucket = rt.block_on(s3.bucket(name)).expect("create a bucket");
+        let secret = format!("{name}-credentials");
+        self.kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            &secret,
+            "-n",
+            "vbackup-system",
+            &format!("--from-literal=AWS_ACCESS_KEY_ID={}", s3.access_key_id),
+            &format!(
+                "--from-literal=AWS_SECRET_ACCESS_KEY={}",
+                s3.secret_access_key
+            ),
+        ]);
+        self.ok(&[
+            "location",
+            "create",
+            name,
+            "--provider",
+            "s3",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "cluster-a",
+            "--region",
+            "us-east-1",
+            "--endpoint",
+            &s3.endpoint,
+            "--path-style",
+            "--credentials-secret",
+            &secret,
+        ]);
+        bucket
+    }
+
+    /// `kubectl vbackup ARGS`, which must fail; returns (stdout, stderr).
+    pub fn fails(&self, args: &[&str]) -> (String, String) {
+        let (ok, out, err) = self.cluster.vbackup(args);
+        assert!(
+            !ok,
+            "kubectl vbackup {args:?} succeeded, expected a failure:\n{out}\n{err}"
+        );
+        (out, err)
+    }
+
+    /// A namespace with a Deployment `app` (one replica) mounting claim `data` at /data.
+    pub fn deploy_app(&self, ns: &str, class: Option<&str>, access_mode: &str) {
+        let class = class
+            .map(|c| format!("  storageClassName: {c}\n"))
+            .unwrap_or_default();
+        self.apply(&format!(
+            r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data, namespace: {ns}}}
+spec:
+{class}  accessModes: [{access_mode}]
+  resources: {{requests: {{storage: 1Gi}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: app}}}}
+  template:
+    metadata: {{labels: {{app: app}}}}
+    spec:
+      containers:
+      - {{name: app, image: nginx:1.27, volumeMounts: [{{name: data, mountPath: /data}}, {{name: cache, mountPath: /cache}}]}}
+      volumes:
+      - {{name: data, persistentVolumeClaim: {{claimName: data}}}}
+      - {{name: cache, emptyDir: {{}}}}
+"#
+        ));
+        self.wait_for(ns, "deployment/app", "{.status.readyReplicas}", "1");
+    }
+
     /// Mover pods left in a namespace.
     pub fn movers(&self, ns: &str) -> String {
         self.kubectl(&[
