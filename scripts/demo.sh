@@ -19,7 +19,9 @@ ln -sf "$BIN/kubectl-vbackup" "$DEMO_DIR/bin/kubectl-vbackup"
 export PATH="$DEMO_DIR/bin:$PATH"
 
 step "starting a local Kubernetes API server (state in $DEMO_DIR/cluster)"
+# vbackup's image (mover pods) runs the plugin just built.
 "$BIN/vbackup-testcluster" --node --port 0 --state-dir "$DEMO_DIR/cluster" \
+    --image-map "ghcr.io/vbackup/vbackup=$BIN/kubectl-vbackup" \
     --kubeconfig-out "$DEMO_DIR/kubeconfig" >"$DEMO_DIR/cluster.log" 2>&1 &
 CLUSTER_PID=$!
 trap 'kill $CLUSTER_PID 2>/dev/null || true' EXIT
@@ -31,20 +33,34 @@ run kubectl plugin list
 step "installing vbackup's custom resources"
 run kubectl apply -f manifests/crds/
 
-step "creating the default storage location: a local directory"
-run kubectl vbackup location create local --provider filesystem --path "$DEMO_DIR/store" --default
+step "creating the default storage location: a local directory mover pods reach by hostPath"
+mkdir -p "$DEMO_DIR/store"
+run kubectl vbackup location create local --provider filesystem --path "$DEMO_DIR/store" --pod-access hostPath --default
 run kubectl vbackup location get
 run kubectl vbackup location check local
 
 step "deploying the shop application"
 run kubectl apply -f manifests/examples/shop.yaml
-for _ in $(seq 50); do
-    [ "$(kubectl get pvc data-db-0 -n shop -o jsonpath='{.status.phase}' 2>/dev/null)" = Bound ] && break
+for _ in $(seq 300); do
+    [ "$(kubectl get statefulset db -n shop -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 1 ] &&
+        [ "$(kubectl get deployment web -n shop -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 2 ] && break
     sleep 0.2
 done
 run kubectl get deployments,statefulsets,services,pvc -n shop
 before=$(kubectl get configmaps,secrets,serviceaccounts,services,deployments,statefulsets,persistentvolumeclaims -n shop \
     -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}{"\n"}{end}' | grep -v kube-root-ca.crt | sort)
+
+step "the shop writes data into its volumes"
+run kubectl exec -n shop db-0 -- sh -c 'for i in 1 2 3; do echo "order $i: $((i * 3)) coffees" >> /var/lib/postgresql/data/orders.log; done'
+run kubectl exec -n shop deploy/web -- sh -c 'mkdir -p /srv/uploads/thumbnails && echo "the shop logo" > /srv/uploads/logo.txt && echo small > /srv/uploads/thumbnails/logo.png'
+orders=$(kubectl exec -n shop db-0 -- cat /var/lib/postgresql/data/orders.log)
+logo=$(kubectl exec -n shop deploy/web -- cat /srv/uploads/logo.txt)
+echo "$orders"
+
+step "why each volume is (or is not) copied: the policy the webhook and backups share"
+run kubectl vbackup explain pod/db-0 -n shop
+web_pod=$(kubectl get pods -n shop -l app=web -o jsonpath='{.items[0].metadata.name}')
+run kubectl vbackup explain "pod/$web_pod" -n shop
 
 step "backing up the namespace"
 run kubectl vbackup backup create shop-1 --include-namespaces shop
@@ -74,6 +90,27 @@ if [ "$before" != "$after" ]; then
     exit 1
 fi
 echo "every object of namespace shop is back: $(echo "$after" | wc -l) objects"
-echo "(volume data: backed up by the pod-volume work that lands next; objects only for now)"
+
+step "the data is back too, before the shop started"
+for _ in $(seq 300); do
+    [ "$(kubectl get statefulset db -n shop -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 1 ] &&
+        [ "$(kubectl get deployment web -n shop -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 2 ] && break
+    sleep 0.2
+done
+run kubectl exec -n shop db-0 -- cat /var/lib/postgresql/data/orders.log
+[ "$(kubectl exec -n shop db-0 -- cat /var/lib/postgresql/data/orders.log)" = "$orders" ] ||
+    { echo "demo failed: the orders are not back" >&2; exit 1; }
+[ "$(kubectl exec -n shop deploy/web -- cat /srv/uploads/logo.txt)" = "$logo" ] ||
+    { echo "demo failed: the uploads are not back" >&2; exit 1; }
+if kubectl exec -n shop deploy/web -- test -e /srv/uploads/thumbnails/logo.png 2>/dev/null; then
+    echo "demo failed: an excluded path was restored" >&2; exit 1
+fi
+echo "orders and uploads are back; the excluded thumbnails were not copied"
+
+step "one file deleted by mistake comes back on its own"
+run kubectl exec -n shop deploy/web -- rm /srv/uploads/logo.txt
+run kubectl vbackup snapshot ls --backup shop-1 -n shop --pvc uploads
+run kubectl vbackup snapshot restore --backup shop-1 -n shop --pvc uploads --path logo.txt --into-pvc
+run kubectl exec -n shop deploy/web -- cat /srv/uploads/logo.txt
 
 step "done: state in $DEMO_DIR (KUBECONFIG=$DEMO_DIR/kubeconfig)"
