@@ -18,6 +18,7 @@ pub mod bootstrap;
 pub mod connect;
 pub mod controllers;
 pub mod conversion;
+pub mod cron;
 pub mod defaults;
 pub mod discovery;
 pub mod error;

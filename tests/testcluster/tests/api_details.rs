@@ -3,8 +3,10 @@
 //! deletion defaults, CronJob validation.
 
 mod common;
+mod node_support;
 
 use common::Kubectl;
+use node_support::{node_cluster, wait};
 use serde_json::{Value, json};
 use vbackup_testcluster::TestCluster;
 
@@ -176,6 +178,152 @@ fn server_side_apply_merges_containers_env_and_ports_by_their_keys() {
         spec["tolerations"],
         json!([{"key": "a", "operator": "Exists"}])
     );
+}
+
+fn cronjob(name: &str, schedule: &str, time_zone: Option<&str>) -> String {
+    let tz = time_zone
+        .map(|z| format!("  timeZone: {z:?}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: {name}}}\nspec:\n  schedule: {schedule:?}\n{tz}  jobTemplate:\n    metadata: {{labels: {{cron: {name}}}}}\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: c, image: vbackup.test/shell, command: [sh, -c, 'true']}}]\n"
+    )
+}
+
+#[test]
+fn cronjob_names_schedules_and_time_zones_are_validated_as_upstream() {
+    let (_c, k) = cluster();
+    let refused = |name: &str, schedule: &str, tz: Option<&str>| {
+        k.fails(&["create", "-f", "-"], &cronjob(name, schedule, tz))
+    };
+    let long = "a".repeat(53);
+    assert_eq!(
+        refused(&long, "0 * * * *", None),
+        format!(
+            "The CronJob \"{long}\" is invalid: metadata.name: Invalid value: \"{long}\": must be no more than 52 characters\n"
+        )
+    );
+    k.ok_with(
+        &["create", "-f", "-"],
+        &cronjob(&"b".repeat(52), "0 * * * *", None),
+    );
+    assert_eq!(
+        refused("c", "0 * * *", None),
+        "The CronJob \"c\" is invalid: spec.schedule: Invalid value: \"0 * * *\": expected exactly 5 fields, found 4: [0 * * *]\n"
+    );
+    assert_eq!(
+        refused("c", "0 25 * * *", None),
+        "The CronJob \"c\" is invalid: spec.schedule: Invalid value: \"0 25 * * *\": end of range (25) above maximum (23): 25\n"
+    );
+    assert_eq!(
+        refused("c", "@fortnightly", None),
+        "The CronJob \"c\" is invalid: spec.schedule: Invalid value: \"@fortnightly\": unrecognized descriptor: @fortnightly\n"
+    );
+    assert_eq!(
+        refused("c", "TZ=Europe/Paris 0 * * * *", None),
+        "The CronJob \"c\" is invalid: spec.schedule: Invalid value: \"TZ=Europe/Paris 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead\n"
+    );
+    assert_eq!(
+        refused("c", "0 * * * *", Some("Mars/Olympus")),
+        "The CronJob \"c\" is invalid: spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus\n"
+    );
+    assert_eq!(
+        refused("c", "0 * * * *", Some("../etc")),
+        "The CronJob \"c\" is invalid: spec.timeZone: Invalid value: \"../etc\": unknown time zone ../etc\n"
+    );
+    k.ok_with(
+        &["create", "-f", "-"],
+        &cronjob("d", "30 2 * jan-mar mon-fri", Some("Europe/Paris")),
+    );
+}
+
+#[test]
+fn a_cronjob_fires_at_its_minute_in_its_time_zone() {
+    let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+    // Kathmandu is UTC+05:45: its minutes never line up with UTC's hour fields.
+    let zone = jiff::tz::TimeZone::get("Asia/Kathmandu").unwrap();
+    let target = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(120))
+        .unwrap()
+        .to_zoned(zone.clone())
+        .round(jiff::Unit::Minute)
+        .unwrap();
+    let schedule = format!("{} {} * * *", target.minute(), target.hour());
+    k.ok_with(
+        &["create", "-f", "-"],
+        &cronjob("kathmandu", &schedule, Some("Asia/Kathmandu")),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let job = loop {
+        let jobs = k.json(&["get", "jobs", "-l", "cron=kathmandu"]);
+        if let Some(j) = jobs["items"].as_array().unwrap().first() {
+            break j.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no Job was started");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let scheduled: jiff::Timestamp = value(
+        &job,
+        "/metadata/annotations/batch.kubernetes.io~1cronjob-scheduled-timestamp",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(scheduled, target.timestamp());
+}
+
+#[test]
+fn jobs_deleted_without_a_propagation_policy_orphan_their_pods() {
+    let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+    let job = |name: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  template:\n    metadata: {{labels: {{job: {name}}}}}\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 1\n      containers: [{{name: c, image: vbackup.test/shell, command: [sh, -c, 'sleep 600']}}]\n"
+        )
+    };
+    let pods = |name: &str| k.json(&["get", "pods", "-l", &format!("job={name}")]);
+    for name in ["raw", "kubectl"] {
+        k.ok_with(&["create", "-f", "-"], &job(name));
+        wait(
+            &k,
+            "default",
+            &format!("job/{name}"),
+            "jsonpath={.status.active}=1",
+        );
+    }
+    // The API's own default for batch/v1 (no propagationPolicy sent): the pods stay,
+    // without their owner, and the server says so.
+    let out = k.run_with(
+        &[
+            "delete",
+            "--raw",
+            "/apis/batch/v1/namespaces/default/jobs/raw",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "Warning: child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"
+        ),
+        "{out:?}"
+    );
+    k.ok(&["wait", "--for=delete", "job/raw", "--timeout=60s"]);
+    let orphans = pods("raw");
+    let orphans = orphans["items"].as_array().unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(orphans[0]["metadata"].get("ownerReferences"), None);
+    assert_eq!(orphans[0]["metadata"].get("deletionTimestamp"), None);
+    // kubectl sends propagationPolicy=Background itself: the pods go with the Job.
+    let out = k.run_with(&["delete", "job", "kubectl"], "");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("preserved"),
+        "{out:?}"
+    );
+    node_support::eventually("the Job's pods are deleted", || {
+        pods("kubectl")["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["metadata"].get("deletionTimestamp").is_some())
+    });
 }
 
 fn value(v: &Value, pointer: &str) -> String {
