@@ -30,6 +30,7 @@ run kubectl plugin list
 
 step "installing vbackup's custom resources"
 run kubectl apply -f manifests/crds/
+run kubectl wait --for condition=established --timeout=60s -f manifests/crds/
 
 step "creating the default storage location: a local directory"
 run kubectl vbackup location create local --provider filesystem --path "$DEMO_DIR/store" --default

@@ -29,6 +29,7 @@ pub fn builtin(ca_pem: Option<String>) -> Vec<Arc<dyn Controller>> {
     vec![
         Arc::new(Namespaces { ca }),
         Arc::new(CrdCleanup),
+        Arc::new(crate::crd_establish::CrdEstablishing),
         Arc::new(GarbageCollector),
     ]
 }

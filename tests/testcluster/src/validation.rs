@@ -409,6 +409,7 @@ fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
             if text("/spec/names/kind").is_empty() {
                 causes.push(required("spec.names.kind", ""));
             }
+            crate::crd_schema::crd_causes(obj, causes);
             if !matches!(text("/spec/scope").as_str(), "Namespaced" | "Cluster") {
                 causes.push(Cause {
                     reason: "FieldValueNotSupported".into(),
@@ -564,7 +565,8 @@ mod tests {
             .find(|t| t.plural == "customresourcedefinitions")
             .unwrap();
         let bad = json!({"metadata": {"name": "widgets.example.org"}, "spec": {"group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true}]}});
+            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
         let err = validate(&crd, &bad).unwrap_err();
         assert!(err.message.ends_with("metadata.name: Invalid value: \"widgets.example.org\": must be spec.names.plural+\".\"+spec.group"), "{}", err.message);
     }

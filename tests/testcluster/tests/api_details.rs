@@ -332,3 +332,123 @@ fn value(v: &Value, pointer: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+fn gadget_crd(name: &str, spec_schema: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {name}s.example.com}}\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {{plural: {name}s, kind: {kind}}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {spec_schema}\n",
+        kind = name[..1].to_uppercase() + &name[1..]
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crds_are_established_after_their_creation_and_serve_nothing_before() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, PostParams};
+    let cluster = TestCluster::start().unwrap();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(cluster.kubeconfig_yaml()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // Objects of a CRD whose names are not accepted yet are not served. Whether the
+    // request came before the acceptance is judged by reading the CRD after it.
+    let mut conclusive = 0;
+    for i in 0..5 {
+        let name = format!("gadget{i}");
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(&gadget_crd(
+            &name,
+            "{type: object, x-kubernetes-preserve-unknown-fields: true}",
+        ))
+        .unwrap();
+        let created = crds.create(&PostParams::default(), &crd).await.unwrap();
+        let status = serde_json::to_value(created.status).unwrap();
+        assert_eq!(status["conditions"], Value::Null, "{status}");
+        assert_eq!(status["acceptedNames"], json!({"plural": "", "kind": ""}));
+        let request =
+            http::Request::get(format!("/apis/example.com/v1/namespaces/default/{name}s"))
+                .body(Vec::new())
+                .unwrap();
+        let answer = client.request_text(request).await;
+        let after =
+            serde_json::to_value(crds.get(&format!("{name}s.example.com")).await.unwrap()).unwrap();
+        let accepted = after["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "NamesAccepted"));
+        if !accepted {
+            conclusive += 1;
+            let err = answer.unwrap_err().to_string();
+            assert!(
+                err.contains("the server could not find the requested resource"),
+                "{err}"
+            );
+        }
+    }
+    assert!(
+        conclusive > 0,
+        "every request came after the names were accepted"
+    );
+    let k2 = Kubectl::new(cluster.kubeconfig_path());
+    tokio::task::spawn_blocking(move || {
+        k2.ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/gadget0s.example.com",
+            "--timeout=60s",
+        ]);
+        let crd = k2.json(&["get", "crd", "gadget0s.example.com"]);
+        let conditions: Vec<(String, String, String)> = crd["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (value(c, "/type"), value(c, "/status"), value(c, "/reason")))
+            .collect();
+        let expect = |t: &str, s: &str, r: &str| (t.to_string(), s.to_string(), r.to_string());
+        assert_eq!(
+            conditions,
+            [
+                expect("NamesAccepted", "True", "NoConflicts"),
+                expect("Established", "True", "InitialNamesAccepted")
+            ]
+        );
+        assert_eq!(
+            crd["status"]["acceptedNames"],
+            json!({"plural": "gadget0s", "kind": "Gadget0", "singular": "gadget0", "listKind": "Gadget0List"})
+        );
+        k2.ok_with(
+            &["create", "-f", "-"],
+            "apiVersion: example.com/v1\nkind: Gadget0\nmetadata: {name: g}\nspec: {any: thing}\n",
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn non_structural_crd_schemas_are_refused_with_the_real_messages() {
+    let (_c, k) = cluster();
+    let err = k.fails(
+        &["apply", "-f", "-"],
+        &gadget_crd("widget", "{properties: {size: {type: integer}}}"),
+    );
+    assert_eq!(
+        err,
+        "The CustomResourceDefinition \"widgets.example.com\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields\n"
+    );
+    let err = k.fails(
+        &["apply", "-f", "-"],
+        &gadget_crd(
+            "widget",
+            "{type: object, x-kubernetes-preserve-unknown-fields: false, properties: {list: {type: array}}}",
+        ),
+    );
+    assert_eq!(
+        err,
+        "The CustomResourceDefinition \"widgets.example.com\" is invalid: \n* spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined\n* spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[list].items: Required value: must be specified\n"
+    );
+    // Fields left open with x-kubernetes-preserve-unknown-fields need no type.
+    k.ok_with(
+        &["apply", "-f", "-"],
+        &gadget_crd("widget", "{x-kubernetes-preserve-unknown-fields: true}"),
+    );
+}

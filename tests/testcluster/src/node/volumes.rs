@@ -36,23 +36,6 @@ pub fn claims(pod: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Whether every claim of the pod is bound (the scheduler's precondition).
-pub fn claims_bound(node: &Node, pod: &Value) -> Result<(), NotReady> {
-    let ns = objects::namespace(pod);
-    for c in claims(pod) {
-        match objects::get(&node.api, "", "persistentvolumeclaims", ns, &c) {
-            None => return Err(NotReady(format!("persistentvolumeclaim \"{c}\" not found"))),
-            Some(pvc) if s(&pvc, "/status/phase") != "Bound" => {
-                return Err(NotReady(
-                    "pod has unbound immediate PersistentVolumeClaims".into(),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
 fn write_file(dir: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), NotReady> {
     use std::os::unix::fs::PermissionsExt;
     if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
