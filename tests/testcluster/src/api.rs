@@ -1016,15 +1016,7 @@ impl Api {
             new["metadata"]["deletionTimestamp"] = json!(time::now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             if orphan {
-                let md = &mut new["metadata"];
-                if !md.get("finalizers").is_some_and(Value::is_array) {
-                    md["finalizers"] = json!([]);
-                }
-                if let Some(f) = md["finalizers"].as_array_mut()
-                    && !f.iter().any(|x| x == ORPHAN_FINALIZER)
-                {
-                    f.push(json!(ORPHAN_FINALIZER));
-                }
+                defaults::add_finalizer(&mut new, ORPHAN_FINALIZER);
             }
             if is_namespace {
                 new["status"]["phase"] = json!("Terminating");

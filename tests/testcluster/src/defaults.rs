@@ -293,7 +293,8 @@ fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
-fn add_finalizer(o: &mut Value, name: &str) {
+/// Adds a finalizer to an object's metadata unless present.
+pub fn add_finalizer(o: &mut Value, name: &str) {
     let md = &mut o["metadata"];
     if !md.get("finalizers").is_some_and(Value::is_array) {
         md["finalizers"] = json!([]);

@@ -42,6 +42,7 @@ pub mod schema_validation;
 pub mod selectors;
 pub mod server;
 pub mod services;
+pub mod storage_protection;
 pub mod store;
 pub mod tables;
 pub mod time;

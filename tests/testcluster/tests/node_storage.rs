@@ -95,6 +95,30 @@ mod testnode {
         k.ok_with(&["create", "-f", "-"], &pod("second", "data", ""));
         wait(&k, "default", "pod/second", "condition=Ready");
         assert_eq!(node_of(&k, "second"), "testnode-2");
+        // A pod put on the other node by hand cannot mount it there.
+        k.ok_with(
+            &["create", "-f", "-"],
+            &pod(
+                "misplaced",
+                "data",
+                "  nodeName: testnode
+",
+            ),
+        );
+        let failed = (
+            "FailedMount".to_string(),
+            format!(
+                "MountVolume.NodeAffinity check failed for volume \"{}\" : no matching NodeSelectorTerms",
+                text(&pvc, "/spec/volumeName")
+            ),
+        );
+        eventually("the FailedMount event", || {
+            event_messages(&k, "default", "misplaced").contains(&failed)
+        });
+        assert_eq!(
+            get(&k, &["get", "pod", "misplaced"])["status"]["phase"],
+            "Pending"
+        );
     }
 
     #[test]

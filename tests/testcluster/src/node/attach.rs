@@ -1,6 +1,7 @@
 //! What stands between a scheduled pod and its volumes on its node: the attach/detach
-//! controller's rule that a volume without multi-node access modes is attached to one node
-//! at a time (`Multi-Attach error`), and the kubelet's check of a volume's node affinity.
+//! controller's rule that an attachable volume (here: one not pinned to a node) without
+//! multi-node access modes is attached to one node at a time (`Multi-Attach error`), and
+//! the kubelet's check of a local volume's node affinity when mounting it.
 //! Both leave the pod in ContainerCreating with the real Warning events.
 
 use super::Node;
@@ -67,7 +68,10 @@ pub fn check(node: &Node, pod: &Value) -> Result<(), NotReady> {
             continue;
         };
         let pv_name = objects::name(&pv).to_string();
-        if !multi_attach_allowed(&pv) {
+        // Volumes pinned to a node are local disks: mounted, never attached. The others
+        // stand for network disks, attached to one node at a time unless multi-node.
+        let local = pv.pointer("/spec/nodeAffinity/required").is_some();
+        if !local && !multi_attach_allowed(&pv) {
             let all = pods.get_or_insert_with(|| objects::list(&node.api, "", "pods", None));
             let holders: Vec<&Value> = all
                 .iter()

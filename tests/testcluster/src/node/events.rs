@@ -46,14 +46,12 @@ pub fn record(
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let name = format!(
-        "{}.{:016x}",
-        objects::name(object),
-        u64::from(objects::fnv32a(
-            format!("{uid}{reason}{message}").as_bytes()
-        )) << 32
-            | u64::from(objects::fnv32a(now.as_bytes()))
-    );
+    // As client-go names events: the object's name and the time in hex nanoseconds.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!("{}.{nanos:x}", objects::name(object));
     let mut involved = json!({"kind": kind, "namespace": objects::namespace(object),
         "name": objects::name(object), "uid": uid,
         "apiVersion": object.get("apiVersion").cloned().unwrap_or(json!("v1")),

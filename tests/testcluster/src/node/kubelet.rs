@@ -315,13 +315,7 @@ fn write_status(api: &Api, mut pod: Value, status: Value) {
 /// Marks a pod that the scheduler could not place: Pending, `PodScheduled=False`.
 pub fn mark_unschedulable(node: &Node, pod: &Value, message: &str) {
     let _g = lock(&node.kubelet.status_lock);
-    let Some(current) = objects::get(
-        &node.api,
-        "",
-        "pods",
-        objects::namespace(pod),
-        objects::name(pod),
-    ) else {
+    let Some(current) = current(node, pod) else {
         return;
     };
     let mut status = current.get("status").cloned().unwrap_or(json!({}));
@@ -448,15 +442,20 @@ fn start(node: &Node, pod: &Value) {
     *lock(&rt.task) = Some(task);
 }
 
-fn waiting_for_volumes(node: &Node, pod: &Value) {
-    let _g = lock(&node.kubelet.status_lock);
-    let Some(current) = objects::get(
+/// The stored version of a pod.
+fn current(node: &Node, pod: &Value) -> Option<Value> {
+    objects::get(
         &node.api,
         "",
         "pods",
         objects::namespace(pod),
         objects::name(pod),
-    ) else {
+    )
+}
+
+fn waiting_for_volumes(node: &Node, pod: &Value) {
+    let _g = lock(&node.kubelet.status_lock);
+    let Some(current) = current(node, pod) else {
         return;
     };
     let mut status = current.get("status").cloned().unwrap_or(json!({}));

@@ -42,7 +42,6 @@ mod logs;
 mod nodeobject;
 pub mod objects;
 mod podenv;
-mod protection;
 pub mod sandbox;
 mod scheduler;
 mod snapshots;
@@ -323,21 +322,17 @@ impl Controller for Node {
                 if change.type_ == crate::api::ChangeType::Deleted
                     || (finished(&change.object) && !was_finished)
                 {
-                    protection::reconcile_claims(self, &k.namespace);
                     kubelet::retry_waiting_everywhere(self);
                 }
             }
             ("", "persistentvolumeclaims") => {
                 storage::on_claim_change(self, change);
-                protection::reconcile_claims(self, &k.namespace);
                 kubelet::retry_waiting(self, &k.namespace);
                 snapshots::reconcile_namespace(self, &k.namespace);
             }
-            ("", "persistentvolumes") => {
-                protection::reconcile_volume(self, &change.object);
+            ("", "persistentvolumes") | ("storage.k8s.io", "storageclasses") => {
                 storage::reconcile_all(self);
             }
-            ("storage.k8s.io", "storageclasses") => storage::reconcile_all(self),
             ("", "configmaps" | "secrets") => kubelet::retry_waiting(self, &k.namespace),
             // A new node label may let a pending pod's nodeSelector fit.
             ("", "nodes") => kubelet::reconcile_all(self),

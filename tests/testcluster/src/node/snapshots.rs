@@ -138,16 +138,7 @@ pub fn install_snapshot_crds(api: &Api) {
             );
         }
     }
-    if api.resource(GROUP, "volumesnapshotclasses").is_some()
-        && objects::get(
-            api,
-            GROUP,
-            "volumesnapshotclasses",
-            "",
-            "testnode-snapclass",
-        )
-        .is_none()
-    {
+    if api.resource(GROUP, "volumesnapshotclasses").is_some() && !default_class_exists(api) {
         let class = json!({
             "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
             "metadata": {"name": "testnode-snapclass", "annotations": {DEFAULT_ANNOTATION: "true"}},

@@ -24,16 +24,7 @@ pub struct NotReady(pub String);
 
 /// The claims a pod mounts.
 pub fn claims(pod: &Value) -> Vec<String> {
-    pod.pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| {
-            v.pointer("/persistentVolumeClaim/claimName")
-                .and_then(Value::as_str)
-        })
-        .map(str::to_string)
-        .collect()
+    crate::storage_protection::pod_claims(pod)
 }
 
 fn write_file(dir: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), NotReady> {
