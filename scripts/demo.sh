@@ -32,6 +32,7 @@ run kubectl plugin list
 
 step "installing vbackup's custom resources"
 run kubectl apply -f manifests/crds/
+run kubectl wait --for condition=established --timeout=60s -f manifests/crds/
 
 step "creating the default storage location: a local directory mover pods reach by hostPath"
 mkdir -p "$DEMO_DIR/store"

@@ -193,9 +193,19 @@ impl Env {
         );
     }
 
-    /// The Nextcloud-shaped namespace, CRD first.
+    /// The Nextcloud-shaped namespace, CRD first, established before its objects (as
+    /// helm waits for the CRDs it installs).
     pub fn create_nextcloud(&self) {
         self.create_fixture("certificates-crd.yaml");
+        let crd = fixture("certificates-crd.yaml");
+        let out = self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            crd.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "kubectl wait:\n{}", show(&out));
         self.create_fixture("nextcloud.yaml");
     }
 

@@ -51,13 +51,27 @@ impl PluginCluster {
         (out.status.success(), text(&out.stdout), text(&out.stderr))
     }
 
-    /// Applies `manifests/crds/` with kubectl, as users install vbackup's CRDs.
+    /// Applies `manifests/crds/` with kubectl and waits for them to be established, as
+    /// users install vbackup's CRDs (a new CRD serves its objects only once established).
     pub fn install_crds(&self) {
         let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/crds");
-        let out = self.kubectl(&["apply", "-f", &crds.to_string_lossy()]);
+        let crds = crds.to_string_lossy();
+        let out = self.kubectl(&["apply", "-f", &crds]);
         assert!(
             out.status.success(),
             "kubectl apply -f manifests/crds: {}",
+            text(&out.stderr)
+        );
+        let out = self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            &crds,
+        ]);
+        assert!(
+            out.status.success(),
+            "kubectl wait --for=condition=Established -f manifests/crds: {}",
             text(&out.stderr)
         );
     }

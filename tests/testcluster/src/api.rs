@@ -18,6 +18,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
+/// The finalizer of an object whose dependents are being orphaned.
+pub const ORPHAN_FINALIZER: &str = "orphan";
+
 /// How many past changes are kept for watches resuming from a resourceVersion.
 const LOG_CAPACITY: usize = 4096;
 
@@ -917,7 +920,7 @@ impl Api {
         if rt.group.is_empty() && rt.plural == "services" {
             crate::services::allocate(&inner.store, &mut new, Some(&old))?;
         }
-        validation::validate(rt, &new)?;
+        validation::validate_update(rt, &new, &old)?;
         if record_fields {
             managed_fields::record_update(
                 rt,
@@ -1005,10 +1008,16 @@ impl Api {
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
-        if is_namespace || has_finalizers {
+        // Orphaning goes through the `orphan` finalizer: the garbage collector removes the
+        // owner references from the dependents, then the finalizer.
+        let orphan = opts.propagation.as_deref() == Some("Orphan");
+        if is_namespace || has_finalizers || orphan {
             let mut new = current.clone();
             new["metadata"]["deletionTimestamp"] = json!(time::now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if orphan {
+                defaults::add_finalizer(&mut new, ORPHAN_FINALIZER);
+            }
             if is_namespace {
                 new["status"]["phase"] = json!("Terminating");
             }
@@ -1021,9 +1030,6 @@ impl Api {
         if opts.dry_run {
             return Ok((current, true));
         }
-        if opts.propagation.as_deref() == Some("Orphan") {
-            self.orphan_dependents(&mut inner, md_str(&current, "uid"))?;
-        }
         let out = self.commit(
             &mut inner,
             ChangeType::Deleted,
@@ -1032,26 +1038,6 @@ impl Api {
             Some(current),
         )?;
         Ok((out, true))
-    }
-
-    fn orphan_dependents(&self, inner: &mut Inner, uid: &str) -> ApiResult<()> {
-        let dependents: Vec<(ObjectKey, Value)> = inner
-            .store
-            .iter()
-            .filter(|(_, v)| owner_uids(v).iter().any(|u| u == uid))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, old) in dependents {
-            let mut new = old.clone();
-            if let Some(refs) = new
-                .pointer_mut("/metadata/ownerReferences")
-                .and_then(Value::as_array_mut)
-            {
-                refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-            }
-            self.commit(inner, ChangeType::Modified, k, new, Some(old))?;
-        }
-        Ok(())
     }
 
     /// Removes an object outright (controllers finishing a deletion).

@@ -29,6 +29,8 @@ pub fn builtin(ca_pem: Option<String>) -> Vec<Arc<dyn Controller>> {
     vec![
         Arc::new(Namespaces { ca }),
         Arc::new(CrdCleanup),
+        Arc::new(crate::crd_establish::CrdEstablishing),
+        Arc::new(crate::storage_protection::StorageProtection),
         Arc::new(GarbageCollector),
     ]
 }
@@ -234,10 +236,56 @@ impl Controller for CrdCleanup {
     }
 }
 
-/// Deletes objects whose owners (by `ownerReferences` uid) have all been deleted.
+/// Deletes objects whose owners (by `ownerReferences` uid) have all been deleted, and
+/// orphans the dependents of objects deleted with `propagationPolicy=Orphan`.
 pub struct GarbageCollector;
 
 impl GarbageCollector {
+    fn orphan(&self, api: &Api, key: &ObjectKey, owner: &Value) {
+        let uid = owner
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        for dep in api.dependents_of(uid) {
+            let (Some(mut obj), Some(rt)) =
+                (api.get_key(&dep), api.resource(&dep.group, &dep.resource))
+            else {
+                continue;
+            };
+            if let Some(md) = obj.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+                md.remove("resourceVersion");
+                if let Some(Value::Array(refs)) = md.get_mut("ownerReferences") {
+                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
+                    if refs.is_empty() {
+                        md.remove("ownerReferences");
+                    }
+                }
+            }
+            let ns = (!dep.namespace.is_empty()).then_some(dep.namespace.as_str());
+            let _ = api.update_now(&rt, ns, &dep.name, obj, "garbage-collector", None);
+        }
+        let Some(rt) = api.resource(&key.group, &key.resource) else {
+            return;
+        };
+        let ns = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+        if let Ok(mut obj) = api.get(&rt, ns, &key.name)
+            && let Some(f) = obj
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+        {
+            f.retain(|x| x != crate::api::ORPHAN_FINALIZER);
+            let _ = api.update_now(&rt, ns, &key.name, obj, "garbage-collector", None);
+        }
+    }
+
+    fn orphaning(obj: &Value) -> bool {
+        deletion_pending(obj)
+            && obj
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| f.iter().any(|x| x == crate::api::ORPHAN_FINALIZER))
+    }
+
     fn collect(&self, api: &Api, uid: &str) {
         for key in api.dependents_of(uid) {
             let Some(obj) = api.get_key(&key) else {
@@ -257,6 +305,9 @@ impl Controller for GarbageCollector {
     }
 
     fn on_change(&self, api: &Arc<Api>, change: &Change) {
+        if change.type_ != ChangeType::Deleted && Self::orphaning(&change.object) {
+            self.orphan(api, &change.key, &change.object);
+        }
         if change.type_ == ChangeType::Deleted
             && let Some(uid) = change
                 .object
@@ -267,5 +318,15 @@ impl Controller for GarbageCollector {
         }
     }
 
-    fn resync(&self, _api: &Arc<Api>) {}
+    fn resync(&self, api: &Arc<Api>) {
+        let mut orphaning = Vec::new();
+        for (key, obj) in api.lock().store.iter() {
+            if Self::orphaning(obj) {
+                orphaning.push((key.clone(), obj.clone()));
+            }
+        }
+        for (key, obj) in orphaning {
+            self.orphan(api, &key, &obj);
+        }
+    }
 }

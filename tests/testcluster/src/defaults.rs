@@ -293,6 +293,19 @@ fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
+/// Adds a finalizer to an object's metadata unless present.
+pub fn add_finalizer(o: &mut Value, name: &str) {
+    let md = &mut o["metadata"];
+    if !md.get("finalizers").is_some_and(Value::is_array) {
+        md["finalizers"] = json!([]);
+    }
+    if let Some(f) = md["finalizers"].as_array_mut()
+        && !f.iter().any(|x| x == name)
+    {
+        f.push(json!(name));
+    }
+}
+
 /// What a create strategy sets after resetting status (phases, conditions, CRD acceptance).
 pub fn on_create(rt: &ResourceType, o: &mut Value) {
     if rt.custom {
@@ -307,12 +320,18 @@ pub fn on_create(rt: &ResourceType, o: &mut Value) {
             o["spec"] = json!({"finalizers": ["kubernetes"]});
             o["status"] = json!({"phase": "Active"});
         }
-        ("", "persistentvolumeclaims") => o["status"] = json!({"phase": "Pending"}),
-        ("", "persistentvolumes") => o["status"] = json!({"phase": "Available"}),
+        // The StorageObjectInUseProtection admission plugin's finalizers.
+        ("", "persistentvolumeclaims") => {
+            o["status"] = json!({"phase": "Pending"});
+            add_finalizer(o, "kubernetes.io/pvc-protection");
+        }
+        ("", "persistentvolumes") => {
+            o["status"] = json!({"phase": "Available"});
+            add_finalizer(o, "kubernetes.io/pv-protection");
+        }
         ("", "services") => o["status"] = json!({"loadBalancer": {}}),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            let now = crate::time::now();
-            let names = o.pointer("/spec/names").cloned().unwrap_or(json!({}));
+            // Names are accepted and the CRD established later, by crate::crd_establish.
             let storage: Vec<Value> = o
                 .pointer("/spec/versions")
                 .and_then(Value::as_array)
@@ -321,27 +340,8 @@ pub fn on_create(rt: &ResourceType, o: &mut Value) {
                 .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
                 .filter_map(|v| v.get("name").cloned())
                 .collect();
-            let mut accepted = names.clone();
-            if let Some(a) = accepted.as_object_mut() {
-                if !a.contains_key("singular")
-                    && let Some(k) = a.get("kind").and_then(Value::as_str)
-                {
-                    let singular = k.to_lowercase();
-                    a.insert("singular".into(), json!(singular));
-                }
-                if !a.contains_key("listKind")
-                    && let Some(k) = a.get("kind").and_then(Value::as_str)
-                {
-                    let list = format!("{k}List");
-                    a.insert("listKind".into(), json!(list));
-                }
-            }
             o["status"] = json!({
-                "acceptedNames": accepted,
-                "conditions": [
-                    {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts", "message": "no conflicts found"},
-                    {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
-                ],
+                "acceptedNames": {"plural": "", "kind": ""},
                 "storedVersions": storage,
             });
             let md = &mut o["metadata"];

@@ -18,6 +18,9 @@ pub mod bootstrap;
 pub mod connect;
 pub mod controllers;
 pub mod conversion;
+pub mod crd_establish;
+pub mod crd_schema;
+pub mod cron;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -39,6 +42,7 @@ pub mod schema_validation;
 pub mod selectors;
 pub mod server;
 pub mod services;
+pub mod storage_protection;
 pub mod store;
 pub mod tables;
 pub mod time;
@@ -190,7 +194,7 @@ impl TestCluster {
             Ok(Err(e)) => return Err(e),
             Err(_) => anyhow::bail!("the test cluster thread ended before serving"),
         }
-        Ok(TestCluster {
+        let cluster = TestCluster {
             url,
             kubeconfig_path,
             kubeconfig,
@@ -200,7 +204,12 @@ impl TestCluster {
             node,
             thread: Some(thread),
             _tempdir: tempdir,
-        })
+        };
+        // Dropping the cluster on failure stops its thread.
+        if let Some(n) = &cluster.node {
+            n.wait_installed(Duration::from_secs(60))?;
+        }
+        Ok(cluster)
     }
 
     /// `http://127.0.0.1:PORT` (or `https://`).

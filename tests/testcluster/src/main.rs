@@ -38,6 +38,9 @@ struct Args {
     /// (implies --node).
     #[arg(long)]
     snapshot_crds: bool,
+    /// How many nodes: testnode, testnode-2… (implies --node when above 1).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,11 +55,12 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|m| ImageMapping::parse(m))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let enabled = args.node || args.snapshot_crds || !image_map.is_empty();
+    let enabled = args.node || args.snapshot_crds || !image_map.is_empty() || args.nodes > 1;
     let node = enabled.then_some(NodeOptions {
         state_dir: None,
         image_map,
         snapshot_crds: args.snapshot_crds,
+        nodes: args.nodes,
     });
     let cluster = TestCluster::start_with(ClusterOptions {
         port: args.port,

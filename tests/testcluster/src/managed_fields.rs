@@ -3,7 +3,7 @@
 //! A field path is a list of `FieldsV1` keys (`f:spec`, `k:{"name":"c"}`, `v:"x"`, `.`);
 //! a field set is the set of leaf paths an object (or an applied configuration) sets.
 
-use crate::listtypes::{ListType, item_key, list_type, same_item};
+use crate::listtypes::{ListType, atomic_map, item_key, list_type, same_item};
 use crate::resources::ResourceType;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
@@ -99,7 +99,10 @@ fn walk(
     out: &mut FieldSet,
 ) {
     match v {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m)
+            if !m.is_empty()
+                && !atomic_map(rt, &names.iter().map(String::as_str).collect::<Vec<_>>()) =>
+        {
             for (k, child) in m {
                 names.push(k.clone());
                 fpath.push(format!("f:{k}"));

@@ -109,8 +109,14 @@ fn strings(v: &Value, pointer: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The resource type a CRD defines.
+/// The resource type a CRD defines, once its names are accepted (before that the API
+/// server answers its paths with 404, as upstream).
 pub fn from_crd(crd: &Value) -> Option<ResourceType> {
+    if !crate::crd_establish::condition_true(crd, "NamesAccepted")
+        && !crate::crd_establish::condition_true(crd, "Established")
+    {
+        return None;
+    }
     let group = s(crd, "/spec/group");
     let plural = s(crd, "/spec/names/plural");
     let kind = s(crd, "/spec/names/kind");

@@ -637,7 +637,7 @@ async fn resources_inner(
             ))
         }
         (Method::DELETE, Some(name), None) => {
-            let opts = delete_options(q, &body)?;
+            let opts = delete_options(q, &body, &rt, version)?;
             let (obj, gone) = api.delete(&rt, t.ns, name, &opts)?;
             Ok(json_response(
                 if gone { 200 } else { 202 },
@@ -645,7 +645,7 @@ async fn resources_inner(
             ))
         }
         (Method::DELETE, None, None) => {
-            let opts = delete_options(q, &body)?;
+            let opts = delete_options(q, &body, &rt, version)?;
             let list = list_options(&rt, q, None)?;
             let page = api.list(
                 &rt,
@@ -705,7 +705,16 @@ async fn resources_inner(
     }
 }
 
-fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+/// What batch/v1 Jobs deleted without a propagation policy do (their pods stay), and the
+/// warning the real server sends about it.
+const JOB_DELETE_WARNING: &str = "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning";
+
+fn delete_options(
+    q: &Query,
+    body: &[u8],
+    rt: &ResourceType,
+    version: &str,
+) -> ApiResult<DeleteOptions> {
     let b: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else if crate::protobuf::is_protobuf(body) {
@@ -740,6 +749,14 @@ fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
             "propagationPolicy {p:?} is invalid: supported values are \"Orphan\", \"Background\", \"Foreground\""
         )));
     }
+    // batch/v1 keeps its original default (DefaultGarbageCollectionPolicy): orphan.
+    let propagation = match propagation {
+        None if rt.group == "batch" && rt.plural == "jobs" && version == "v1" => {
+            crate::warnings::warn(JOB_DELETE_WARNING.into());
+            Some("Orphan".to_string())
+        }
+        p => p,
+    };
     Ok(DeleteOptions {
         dry_run,
         propagation,

@@ -30,6 +30,15 @@ fn n(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// A volume's or claim's phase, `Terminating` once its deletion is pending (as printed).
+fn phase_or_terminating(v: &Value) -> String {
+    if v.pointer("/metadata/deletionTimestamp").is_some() {
+        "Terminating".into()
+    } else {
+        s(v, "/status/phase")
+    }
+}
+
 fn or_none(x: String) -> String {
     if x.is_empty() { "<none>".into() } else { x }
 }
@@ -488,7 +497,7 @@ fn builtin_cells(t: &ResourceType, v: &Value) -> Vec<Value> {
         ],
         ("", "persistentvolumeclaims") => vec![
             name,
-            json!(s(v, "/status/phase")),
+            json!(phase_or_terminating(v)),
             json!(s(v, "/spec/volumeName")),
             json!(s(v, "/status/capacity/storage")),
             json!(access_modes(v, "/status/accessModes")),
@@ -507,7 +516,7 @@ fn builtin_cells(t: &ResourceType, v: &Value) -> Vec<Value> {
                 json!(s(v, "/spec/capacity/storage")),
                 json!(access_modes(v, "/spec/accessModes")),
                 json!(s(v, "/spec/persistentVolumeReclaimPolicy")),
-                json!(s(v, "/status/phase")),
+                json!(phase_or_terminating(v)),
                 json!(claim),
                 json!(s(v, "/spec/storageClassName")),
                 json!("<unset>"),

@@ -232,6 +232,95 @@ fn container_causes(obj: &Value, spec_path: &str, field_prefix: &str, causes: &m
     }
 }
 
+/// The IANA name characters Kubernetes accepts in one `/`-separated part of a time zone.
+fn time_zone_part_ok(part: &str) -> bool {
+    (1..=14).contains(&part.len())
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+        && part != "."
+        && part != ".."
+        && !part.starts_with('-')
+}
+
+/// `ValidateCronJobCreate`/`ValidateCronJobUpdate`: name length (the controller appends
+/// an 11-character suffix to Job names), schedule, `TZ=` in the schedule, `timeZone`.
+fn cronjob_causes(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if old.is_none() && name.len() > 52 {
+        causes.push(invalid(
+            "metadata.name",
+            name,
+            "must be no more than 52 characters",
+        ));
+    }
+    let schedule = obj
+        .pointer("/spec/schedule")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let time_zone = obj.pointer("/spec/timeZone").and_then(Value::as_str);
+    if schedule.is_empty() {
+        causes.push(required("spec.schedule", ""));
+    } else {
+        if let Err(e) = crate::cron::Schedule::parse(schedule) {
+            causes.push(invalid("spec.schedule", schedule, &e));
+        }
+        let allow_tz = old
+            .and_then(|o| o.pointer("/spec/schedule"))
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.contains("TZ"));
+        if schedule.contains("TZ") {
+            if !allow_tz {
+                causes.push(invalid(
+                    "spec.schedule",
+                    schedule,
+                    "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+                ));
+            } else if time_zone.is_some() {
+                causes.push(invalid(
+                    "spec.schedule",
+                    schedule,
+                    "cannot use both timeZone field and TZ or CRON_TZ in schedule",
+                ));
+            }
+        }
+    }
+    let Some(tz) = time_zone else {
+        return;
+    };
+    if tz.is_empty() {
+        causes.push(invalid(
+            "spec.timeZone",
+            tz,
+            "timeZone must be nil or non-empty string",
+        ));
+        return;
+    }
+    if !tz.split('/').all(time_zone_part_ok) {
+        causes.push(invalid(
+            "spec.timeZone",
+            tz,
+            &format!("unknown time zone {tz}"),
+        ));
+        return;
+    }
+    if tz.eq_ignore_ascii_case("local") {
+        causes.push(invalid(
+            "spec.timeZone",
+            tz,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        ));
+    }
+    if tz != "Local"
+        && let Err(e) = crate::cron::load_location(tz)
+    {
+        causes.push(invalid("spec.timeZone", tz, &e));
+    }
+}
+
 fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "pods") => container_causes(obj, "/spec", "spec", causes),
@@ -320,6 +409,7 @@ fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
             if text("/spec/names/kind").is_empty() {
                 causes.push(required("spec.names.kind", ""));
             }
+            crate::crd_schema::crd_causes(obj, causes);
             if !matches!(text("/spec/scope").as_str(), "Namespaced" | "Cluster") {
                 causes.push(Cause {
                     reason: "FieldValueNotSupported".into(),
@@ -389,9 +479,22 @@ fn kind_causes(rt: &ResourceType, obj: &Value, causes: &mut Vec<Cause>) {
 
 /// Validates an object about to be stored; `422 Invalid` with every cause found.
 pub fn validate(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
+    validate_change(rt, obj, None)
+}
+
+/// Validates an update of `old` to `obj`: what [`validate`] checks, with the rules that
+/// depend on the old object (a CronJob keeps a `TZ=` schedule it already had).
+pub fn validate_update(rt: &ResourceType, obj: &Value, old: &Value) -> ApiResult<()> {
+    validate_change(rt, obj, Some(old))
+}
+
+fn validate_change(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
     let mut causes = Vec::new();
     metadata_causes(rt, obj, &mut causes);
     kind_causes(rt, obj, &mut causes);
+    if rt.group == "batch" && rt.plural == "cronjobs" {
+        cronjob_causes(obj, old, &mut causes);
+    }
     if let Some(schema) = rt.schema.as_ref().filter(|_| rt.custom) {
         causes.extend(crate::schema_validation::object_causes(schema, obj));
     }
@@ -462,7 +565,8 @@ mod tests {
             .find(|t| t.plural == "customresourcedefinitions")
             .unwrap();
         let bad = json!({"metadata": {"name": "widgets.example.org"}, "spec": {"group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true}]}});
+            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
         let err = validate(&crd, &bad).unwrap_err();
         assert!(err.message.ends_with("metadata.name: Invalid value: \"widgets.example.org\": must be spec.names.plural+\".\"+spec.group"), "{}", err.message);
     }

@@ -51,7 +51,7 @@ fn restart_keeps_objects_and_resource_versions_move_forward() {
         "c",
         "--from-literal=a=1",
     ]);
-    k.ok_with(&["apply", "-f", "-"], common::WIDGET_CRD);
+    k.install_crd(common::WIDGET_CRD);
     k.ok_with(
         &["-n", "kept", "apply", "-f", "-"],
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 7}\n",

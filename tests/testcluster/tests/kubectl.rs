@@ -644,15 +644,9 @@ fn get_prints_tables_like_a_real_server() {
 }
 
 #[test]
-fn crds_are_served_at_once_and_their_deletion_removes_resource_and_objects() {
+fn crds_are_served_once_established_and_their_deletion_removes_resource_and_objects() {
     let (_c, k) = cluster();
-    k.ok_with(&["apply", "-f", "-"], WIDGET_CRD);
-    k.ok(&[
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd/widgets.example.com",
-    ]);
+    k.install_crd(WIDGET_CRD);
     let out = k.ok(&["api-resources", "--api-group=example.com"]);
     assert!(
         out.contains("widgets") && out.contains("wd") && out.contains("Widget"),
@@ -733,7 +727,7 @@ fn crds_are_served_at_once_and_their_deletion_removes_resource_and_objects() {
         err.contains("the server doesn't have a resource type"),
         "{err}"
     );
-    k.ok_with(&["apply", "-f", "-"], WIDGET_CRD);
+    k.install_crd(WIDGET_CRD);
     assert!(
         names(&k.json(&["get", "widgets.example.com"])).is_empty(),
         "objects of a deleted CRD do not come back"
@@ -763,7 +757,7 @@ fn unknown_fields_are_rejected_under_kubectl_strict_validation_and_dropped_other
         "unknown fields are never stored"
     );
 
-    k.ok_with(&["apply", "-f", "-"], WIDGET_CRD);
+    k.install_crd(WIDGET_CRD);
     let w = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1, shape: round}\n";
     let err = k.fails(&["apply", "-f", "-"], w);
     assert!(err.contains("unknown field \"spec.shape\""), "{err}");

@@ -87,7 +87,8 @@ apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: restored}
 spec:
-  storageClassName: local-fast
+  # Binds at once; the local classes would wait for a pod to use the claim.
+  storageClassName: network
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Gi}}
   dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: snap}
@@ -168,6 +169,7 @@ apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: from-stuck}
 spec:
+  storageClassName: network
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Gi}}
   dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: stuck}
@@ -176,6 +178,7 @@ apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: from-later}
 spec:
+  storageClassName: network
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Gi}}
   dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: later}

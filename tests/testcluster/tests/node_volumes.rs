@@ -81,7 +81,7 @@ spec:
     }
 
     #[test]
-    fn a_claim_of_the_default_class_binds_at_once_like_the_pv_controller_binds_it() {
+    fn a_claim_of_an_immediate_class_binds_at_once_like_the_pv_controller_binds_it() {
         let (_c, k) = node_cluster(&[], false);
         let sc = k.json(&["get", "storageclass", "local"]);
         assert_eq!(
@@ -101,6 +101,7 @@ apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: shared}
 spec:
+  storageClassName: network
   accessModes: [ReadWriteMany]
   resources: {requests: {storage: 3Gi}}
 "#,
@@ -112,7 +113,7 @@ spec:
             "jsonpath={.status.phase}=Bound",
         );
         let pvc = k.json(&["get", "pvc", "shared"]);
-        assert_eq!(pvc["spec"]["storageClassName"], "local");
+        assert_eq!(pvc["spec"]["storageClassName"], "network");
         assert_eq!(pvc["status"]["capacity"]["storage"], "3Gi");
         assert_eq!(pvc["status"]["accessModes"][0], "ReadWriteMany");
         assert_eq!(
@@ -227,7 +228,7 @@ spec:
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: scratch}
-spec: {accessModes: [ReadWriteOncePod], resources: {requests: {storage: 1Gi}}}
+spec: {storageClassName: network, accessModes: [ReadWriteOncePod], resources: {requests: {storage: 1Gi}}}
 "#,
         );
         wait(

@@ -1,5 +1,5 @@
-//! The kubelet and scheduler of `testnode`: binds pods to the node once their claims are
-//! bound, prepares their volumes, runs containers whose image is mapped to a local binary
+//! The kubelet of the cluster's nodes (all on this machine): prepares the volumes of the
+//! pods the scheduler bound to them, runs containers whose image is mapped to a local binary
 //! (init containers first, restart policy honoured), marks the others Running/Ready, and
 //! reports pod status as the real kubelet does.
 
@@ -7,7 +7,7 @@ use super::objects::{self, s};
 use super::podenv;
 use super::sandbox::{Bind, Sandbox};
 use super::volumes::{self, NotReady};
-use super::{NODE_NAME, Node, mapped_binary};
+use super::{Node, mapped_binary};
 use crate::api::{Api, Change, ChangeType};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -229,6 +229,15 @@ pub fn retry_waiting(node: &Node, ns: &str) {
     }
 }
 
+/// Retries every pod not running yet (a volume may have been detached elsewhere).
+pub fn retry_waiting_everywhere(node: &Node) {
+    for pod in objects::list(&node.api, "", "pods", None) {
+        if node.kubelet.pod(objects::uid(&pod)).is_none() && !objects::deleting(&pod) {
+            admit(node, pod);
+        }
+    }
+}
+
 /// Schedules and starts every pod; forgets pods that are gone.
 pub fn reconcile_all(node: &Node) {
     let pods = objects::list(&node.api, "", "pods", None);
@@ -264,7 +273,7 @@ fn admit(node: &Node, pod: Value) {
     if terminal(&pod) {
         return;
     }
-    let Some(pod) = schedule(node, pod) else {
+    let Some(pod) = super::scheduler::schedule(node, pod) else {
         return;
     };
     start(node, &pod);
@@ -303,90 +312,22 @@ fn write_status(api: &Api, mut pod: Value, status: Value) {
     let _ = objects::update_status(api, "", "pods", pod, MANAGER);
 }
 
-/// The scheduler: binds the pod to `testnode` once its claims are bound and no
-/// ReadWriteOncePod claim is in use elsewhere. Returns the pod when it is on the node.
-fn schedule(node: &Node, pod: Value) -> Option<Value> {
-    let bound = s(&pod, "/spec/nodeName");
-    if !bound.is_empty() {
-        return (bound == NODE_NAME).then_some(pod);
-    }
-    let scheduler = s(&pod, "/spec/schedulerName");
-    if !scheduler.is_empty() && scheduler != "default-scheduler" {
-        return None;
-    }
-    let unschedulable = |why: &str| {
-        let _g = lock(&node.kubelet.status_lock);
-        let Some(current) = objects::get(
-            &node.api,
-            "",
-            "pods",
-            objects::namespace(&pod),
-            objects::name(&pod),
-        ) else {
-            return;
-        };
-        let mut status = current.get("status").cloned().unwrap_or(json!({}));
-        status["phase"] = json!("Pending");
-        status["conditions"] = json!([condition(
-            "PodScheduled",
-            false,
-            "Unschedulable",
-            &format!(
-                "0/1 nodes are available: {why}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
-            ),
-            &current
-        )]);
-        write_status(&node.api, current, status);
+/// Marks a pod that the scheduler could not place: Pending, `PodScheduled=False`.
+pub fn mark_unschedulable(node: &Node, pod: &Value, message: &str) {
+    let _g = lock(&node.kubelet.status_lock);
+    let Some(current) = current(node, pod) else {
+        return;
     };
-    if let Err(NotReady(why)) = volumes::claims_bound(node, &pod) {
-        let why = if why.contains("not found") {
-            why
-        } else {
-            "pod has unbound immediate PersistentVolumeClaims".into()
-        };
-        unschedulable(&why);
-        return None;
-    }
-    let labels = objects::get(&node.api, "", "nodes", "", NODE_NAME)
-        .and_then(|n| n.pointer("/metadata/labels").cloned())
-        .unwrap_or(json!({}));
-    let selector_fits = pod
-        .pointer("/spec/nodeSelector")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    if !selector_fits {
-        unschedulable("1 node(s) didn't match Pod's node affinity/selector");
-        return None;
-    }
-    let ns = objects::namespace(&pod);
-    for claim in volumes::claims(&pod) {
-        let rwop =
-            objects::get(&node.api, "", "persistentvolumeclaims", ns, &claim).is_some_and(|c| {
-                c.pointer("/spec/accessModes")
-                    .and_then(Value::as_array)
-                    .is_some_and(|m| m.iter().any(|x| x == "ReadWriteOncePod"))
-            });
-        let in_use = rwop
-            && objects::list(&node.api, "", "pods", Some(ns))
-                .iter()
-                .any(|other| {
-                    objects::uid(other) != objects::uid(&pod)
-                        && !s(other, "/spec/nodeName").is_empty()
-                        && !terminal(other)
-                        && volumes::claims(other).contains(&claim)
-                });
-        if in_use {
-            unschedulable(
-                "1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode",
-            );
-            return None;
-        }
-    }
-    let mut bound = pod;
-    bound["spec"]["nodeName"] = json!(NODE_NAME);
-    objects::update(&node.api, "", "pods", bound, "default-scheduler").ok()
+    let mut status = current.get("status").cloned().unwrap_or(json!({}));
+    status["phase"] = json!("Pending");
+    status["conditions"] = json!([condition(
+        "PodScheduled",
+        false,
+        "Unschedulable",
+        message,
+        &current
+    )]);
+    write_status(&node.api, current, status);
 }
 
 /// What one container runs with.
@@ -408,6 +349,11 @@ fn containers(pod: &Value, key: &str) -> Vec<Value> {
 fn start(node: &Node, pod: &Value) {
     let uid = objects::uid(pod).to_string();
     if node.kubelet.pod(&uid).is_some() {
+        return;
+    }
+    if let Err(NotReady(why)) = super::attach::check(node, pod) {
+        tracing::debug!("pod {}: {why}", objects::name(pod));
+        waiting_for_volumes(node, pod);
         return;
     }
     let dir = node.kubelet.pod_dir(&uid);
@@ -496,15 +442,20 @@ fn start(node: &Node, pod: &Value) {
     *lock(&rt.task) = Some(task);
 }
 
-fn waiting_for_volumes(node: &Node, pod: &Value) {
-    let _g = lock(&node.kubelet.status_lock);
-    let Some(current) = objects::get(
+/// The stored version of a pod.
+fn current(node: &Node, pod: &Value) -> Option<Value> {
+    objects::get(
         &node.api,
         "",
         "pods",
         objects::namespace(pod),
         objects::name(pod),
-    ) else {
+    )
+}
+
+fn waiting_for_volumes(node: &Node, pod: &Value) {
+    let _g = lock(&node.kubelet.status_lock);
+    let Some(current) = current(node, pod) else {
         return;
     };
     let mut status = current.get("status").cloned().unwrap_or(json!({}));

@@ -1,10 +1,14 @@
-//! The test cluster's node, `testnode`: it really runs pods on this machine.
+//! The test cluster's nodes, `testnode` (and `testnode-2`… with [`NodeOptions::nodes`]):
+//! they really run pods, all on this machine; a pod's node is bookkeeping, but the
+//! scheduler, volume node affinity and attachment rules treat the nodes as separate.
 //!
-//! * storage: default StorageClass `local` and `local-fast`, PVCs bound at once to new
-//!   PVs whose data is a directory under the node's state directory, reclaim policies,
-//!   CSI snapshots (`snapshot.storage.k8s.io/v1`) taken as directory copies;
-//! * workloads: scheduling to `testnode`, Deployments (through ReplicaSets), StatefulSets
-//!   (with their claims), DaemonSets and Jobs create their pods;
+//! * storage: StorageClasses `local` (default) and `local-fast` binding on first consumer,
+//!   `network` binding at once; PVs whose data is a directory under the node's state
+//!   directory, reclaim policies, protection finalizers, CSI snapshots
+//!   (`snapshot.storage.k8s.io/v1`) taken as directory copies;
+//! * workloads: a scheduler (taints, tolerations, node affinity, pod (anti-)affinity, volume
+//!   binding), Deployments (through ReplicaSets), StatefulSets (with their claims),
+//!   DaemonSets and Jobs create their pods;
 //! * the kubelet: pods whose image matches an [`ImageMapping`] run that local binary in a
 //!   private mount namespace with their volumes, env and termination message; other pods
 //!   are Running/Ready without a process; `pods/exec` (WebSocket) and `pods/log`.
@@ -29,7 +33,9 @@
 //! let data = cluster.node().unwrap().claim_dir("default", "data"); // a bound claim's files
 //! ```
 
+mod attach;
 mod cronjobs;
+mod events;
 mod exec;
 mod kubelet;
 mod logs;
@@ -37,6 +43,7 @@ mod nodeobject;
 pub mod objects;
 mod podenv;
 pub mod sandbox;
+mod scheduler;
 mod snapshots;
 mod storage;
 mod volumes;
@@ -50,11 +57,20 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-pub use snapshots::{NEVER_READY_PARAMETER, install_snapshot_crds};
+pub use snapshots::{NEVER_READY_PARAMETER, READY_AFTER_PARAMETER, install_snapshot_crds};
 pub use storage::DRIVER;
 
-/// The node's name.
+/// The first node's name; the others are `testnode-2`, `testnode-3`…
 pub const NODE_NAME: &str = "testnode";
+
+/// The name of the `i`th node (from 0).
+pub fn node_name(i: usize) -> String {
+    if i == 0 {
+        NODE_NAME.to_string()
+    } else {
+        format!("{NODE_NAME}-{}", i + 1)
+    }
+}
 
 /// Runs pods of images starting with `prefix` as the local executable `binary`: the image's
 /// entrypoint becomes `binary`, the container's `command[1..]` and `args` its arguments.
@@ -130,6 +146,8 @@ pub struct NodeOptions {
     pub image_map: Vec<ImageMapping>,
     /// Install the `snapshot.storage.k8s.io/v1` CRDs and a default VolumeSnapshotClass.
     pub snapshot_crds: bool,
+    /// How many nodes (0 or 1: just `testnode`).
+    pub nodes: usize,
 }
 
 /// The running node: a controller (scheduler, storage, workloads, kubelet) plus the
@@ -139,6 +157,8 @@ pub struct Node {
     dir: PathBuf,
     images: Vec<ImageMapping>,
     snapshot_crds: bool,
+    /// The nodes' names, `testnode` first.
+    names: Vec<String>,
     kubelet: kubelet::Kubelet,
     _tempdir: Option<tempfile::TempDir>,
     me: Weak<Node>,
@@ -207,6 +227,7 @@ impl Node {
             dir,
             images: opts.image_map,
             snapshot_crds: opts.snapshot_crds,
+            names: (0..opts.nodes.max(1)).map(node_name).collect(),
             _tempdir: tempdir,
         }))
     }
@@ -234,6 +255,25 @@ impl Node {
     /// The node's state directory.
     pub fn state_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Waits until what the node installs is served: the snapshot CRDs established and
+    /// their default class created (a cluster that comes with them, as test clusters do).
+    pub fn wait_installed(&self, timeout: std::time::Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.snapshot_crds && !snapshots::default_class_exists(&self.api) {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the snapshot CRDs were not established within {timeout:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// The nodes' names.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The data directory of a bound claim, if bound.
@@ -274,6 +314,16 @@ impl Controller for Node {
             ("", "pods") => {
                 kubelet::on_change(self, change);
                 workloads::on_owned_change(self, &change.object);
+                // A finished or deleted pod may free a claim (protection, attachment).
+                let finished = |p: &serde_json::Value| {
+                    matches!(objects::s(p, "/status/phase"), "Succeeded" | "Failed")
+                };
+                let was_finished = change.old.as_ref().is_some_and(finished);
+                if change.type_ == crate::api::ChangeType::Deleted
+                    || (finished(&change.object) && !was_finished)
+                {
+                    kubelet::retry_waiting_everywhere(self);
+                }
             }
             ("", "persistentvolumeclaims") => {
                 storage::on_claim_change(self, change);
@@ -294,7 +344,13 @@ impl Controller for Node {
                 snapshots::on_change(self, change);
                 storage::reconcile_namespace(self, &k.namespace);
             }
-            ("apiextensions.k8s.io", "customresourcedefinitions") => snapshots::reconcile_all(self),
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                // The default VolumeSnapshotClass once the CRDs are established.
+                if self.snapshot_crds {
+                    install_snapshot_crds(&self.api);
+                }
+                snapshots::reconcile_all(self);
+            }
             _ => {}
         }
     }

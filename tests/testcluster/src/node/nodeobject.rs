@@ -1,11 +1,17 @@
-//! The `testnode` Node object, Ready, as a kubelet registers it.
+//! The Node objects, Ready, as kubelets register them.
 
+use super::Node;
 use super::objects;
-use super::{NODE_NAME, Node};
 use serde_json::json;
 
-/// Creates (or refreshes the status of) the Node object.
+/// Creates (or refreshes the status of) every node's Node object.
 pub fn ensure(node: &Node) {
+    for (i, name) in node.names.iter().enumerate() {
+        ensure_one(node, i, name);
+    }
+}
+
+fn ensure_one(node: &Node, index: usize, name: &str) {
     let api = &node.api;
     let now = crate::time::now();
     let cond = |t: &str, status: &str, reason: &str, msg: &str| {
@@ -22,7 +28,7 @@ pub fn ensure(node: &Node) {
             cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ],
-        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
             "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
@@ -33,17 +39,24 @@ pub fn ensure(node: &Node) {
             "operatingSystem": "linux", "osImage": "vbackup test node",
         },
     });
-    let obj = match objects::get(api, "", "nodes", "", NODE_NAME) {
+    let obj = match objects::get(api, "", "nodes", "", name) {
         Some(n) => n,
         None => {
             let n = json!({
                 "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": NODE_NAME, "labels": {
-                    "kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
+                "metadata": {"name": name, "labels": {
+                    "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                     "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
-                    "beta.kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": ""}},
+                    "beta.kubernetes.io/os": "linux",
+                    "topology.kubernetes.io/region": "local",
+                    "topology.kubernetes.io/zone": format!("local-{}", (b'a' + (index % 26) as u8) as char)}},
                 "spec": {"podCIDR": "10.244.0.0/16", "podCIDRs": ["10.244.0.0/16"]},
             });
+            let mut n = n;
+            // The first node is the control plane, untainted (as single-node clusters run).
+            if index == 0 {
+                n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] = json!("");
+            }
             match objects::create(api, "", "nodes", n, "kubelet") {
                 Ok(n) => n,
                 Err(_) => return,

@@ -1,8 +1,11 @@
 //! CSI snapshots as the external snapshotter and a CSI driver do them: a VolumeSnapshot of a
 //! bound claim gets a VolumeSnapshotContent and a copy of the data taken at that instant;
 //! pre-provisioned contents bind to the snapshot naming them; `Delete` contents take their
-//! copy with them. A VolumeSnapshotClass with the parameter [`NEVER_READY_PARAMETER`] =
-//! `"true"` never becomes ready (timeouts).
+//! copy with them. The snapshot controller's finalizers protect a snapshot that is bound or
+//! being restored from, and a bound content. A VolumeSnapshotClass with the parameter
+//! [`NEVER_READY_PARAMETER`] = `"true"` never becomes ready (timeouts); with
+//! [`READY_AFTER_PARAMETER`] = `"N"` its snapshots become ready N seconds after they were
+//! taken (slow storage).
 
 use super::Node;
 use super::objects::{self, s};
@@ -13,6 +16,13 @@ use std::path::PathBuf;
 
 /// VolumeSnapshotClass parameter: `"true"` keeps its snapshots from ever becoming ready.
 pub const NEVER_READY_PARAMETER: &str = "testnode.vbackup.io/never-ready";
+
+/// VolumeSnapshotClass parameter: snapshots become ready this many seconds after creation.
+pub const READY_AFTER_PARAMETER: &str = "testnode.vbackup.io/ready-after-seconds";
+
+const AS_SOURCE: &str = "snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection";
+const BOUND: &str = "snapshot.storage.kubernetes.io/volumesnapshot-bound-protection";
+const CONTENT_BOUND: &str = "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection";
 
 const GROUP: &str = "snapshot.storage.k8s.io";
 const MANAGER: &str = "snapshot-controller";
@@ -128,16 +138,7 @@ pub fn install_snapshot_crds(api: &Api) {
             );
         }
     }
-    if api.resource(GROUP, "volumesnapshotclasses").is_some()
-        && objects::get(
-            api,
-            GROUP,
-            "volumesnapshotclasses",
-            "",
-            "testnode-snapclass",
-        )
-        .is_none()
-    {
+    if api.resource(GROUP, "volumesnapshotclasses").is_some() && !default_class_exists(api) {
         let class = json!({
             "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
             "metadata": {"name": "testnode-snapclass", "annotations": {DEFAULT_ANNOTATION: "true"}},
@@ -145,6 +146,19 @@ pub fn install_snapshot_crds(api: &Api) {
         });
         let _ = objects::create(api, GROUP, "volumesnapshotclasses", class, "testnode");
     }
+}
+
+/// Whether the default VolumeSnapshotClass exists (the snapshot CRDs are served).
+pub fn default_class_exists(api: &Api) -> bool {
+    api.resource(GROUP, "volumesnapshotclasses").is_some()
+        && objects::get(
+            api,
+            GROUP,
+            "volumesnapshotclasses",
+            "",
+            "testnode-snapclass",
+        )
+        .is_some()
 }
 
 fn served(node: &Node) -> bool {
@@ -157,8 +171,8 @@ fn data_dir(node: &Node, handle: &str) -> Option<PathBuf> {
         .then(|| node.dir.join("snapshots").join(handle))
 }
 
-/// The data of a ready snapshot in `ns`, for a claim restored from it.
-pub fn ready_data_dir(node: &Node, ns: &str, name: &str) -> Option<PathBuf> {
+/// The data and `restoreSize` of a ready snapshot in `ns`, for a claim restored from it.
+pub fn ready_data_dir(node: &Node, ns: &str, name: &str) -> Option<(PathBuf, String)> {
     if !served(node) {
         return None;
     }
@@ -176,7 +190,14 @@ pub fn ready_data_dir(node: &Node, ns: &str, name: &str) -> Option<PathBuf> {
     if content.pointer("/status/readyToUse") != Some(&json!(true)) {
         return None;
     }
-    data_dir(node, s(&content, "/status/snapshotHandle")).filter(|d| d.is_dir())
+    let restore_size = match vs.pointer("/status/restoreSize") {
+        Some(Value::String(q)) => q.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "0".into(),
+    };
+    data_dir(node, s(&content, "/status/snapshotHandle"))
+        .filter(|d| d.is_dir())
+        .map(|d| (d, restore_size))
 }
 
 /// Reacts to a change of a snapshot object.
@@ -189,6 +210,9 @@ pub fn on_change(node: &Node, change: &Change) {
         ("volumesnapshots", _) => reconcile_snapshot(node, change.object.clone()),
         ("volumesnapshotcontents", ChangeType::Deleted) => content_deleted(node, &change.object),
         ("volumesnapshotcontents", _) => {
+            if objects::deleting(&change.object) {
+                content_deleting(node, change.object.clone());
+            }
             let ns = s(&change.object, "/spec/volumeSnapshotRef/namespace").to_string();
             reconcile_namespace(node, &ns);
         }
@@ -243,6 +267,135 @@ fn never_ready(class: &Value) -> bool {
         == Some(&json!("true"))
 }
 
+/// The class's `ready-after-seconds`, if set.
+fn ready_after(class: &Value) -> Option<u64> {
+    class
+        .pointer("/parameters")
+        .and_then(|p| p.get(READY_AFTER_PARAMETER))
+        .and_then(Value::as_str)
+        .and_then(|n| n.parse().ok())
+}
+
+/// Whether a content taken at `created_nanos` under `class` is ready now; schedules a
+/// re-check of `ns` for when it will be.
+fn ready_now(node: &Node, class: &Value, created_nanos: i64, ns: &str) -> bool {
+    if never_ready(class) {
+        return false;
+    }
+    let Some(after) = ready_after(class) else {
+        return true;
+    };
+    let due = created_nanos.saturating_add(after as i64 * 1_000_000_000);
+    let left = due.saturating_sub(now_nanos());
+    if left <= 0 {
+        return true;
+    }
+    if let Some(me) = node.me.upgrade() {
+        let ns = ns.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_nanos(left as u64)).await;
+            reconcile_namespace(&me, &ns);
+        });
+    }
+    false
+}
+
+fn has_finalizer(o: &Value, name: &str) -> bool {
+    o.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|x| x == name))
+}
+
+/// Adds or removes a finalizer; returns the object as written.
+fn set_finalizer(api: &Api, plural: &str, mut o: Value, name: &str, on: bool) -> Option<Value> {
+    if has_finalizer(&o, name) == on {
+        return Some(o);
+    }
+    let md = &mut o["metadata"];
+    if !md.get("finalizers").is_some_and(Value::is_array) {
+        md["finalizers"] = json!([]);
+    }
+    if let Some(f) = md["finalizers"].as_array_mut() {
+        if on {
+            f.push(json!(name));
+        } else {
+            f.retain(|x| x != name);
+        }
+    }
+    objects::update(api, GROUP, plural, o, MANAGER).ok()
+}
+
+/// Whether a claim being provisioned (not bound yet) restores from this snapshot.
+fn used_as_source(node: &Node, vs: &Value) -> bool {
+    objects::list(
+        &node.api,
+        "",
+        "persistentvolumeclaims",
+        Some(objects::namespace(vs)),
+    )
+    .iter()
+    .filter(|c| s(c, "/status/phase") != "Bound" && !objects::deleting(c))
+    .any(|c| {
+        let src = c
+            .pointer("/spec/dataSourceRef")
+            .or_else(|| c.pointer("/spec/dataSource"));
+        src.is_some_and(|d| {
+            s(d, "/kind") == "VolumeSnapshot"
+                && s(d, "/apiGroup") == GROUP
+                && s(d, "/name") == objects::name(vs)
+        })
+    })
+}
+
+/// A snapshot being deleted: kept while a claim restores from it; then its `Delete`
+/// content goes first, and the snapshot's finalizers last.
+fn snapshot_deleting(node: &Node, vs: Value) {
+    let api = &node.api;
+    if used_as_source(node, &vs) {
+        return;
+    }
+    let Some(vs) = set_finalizer(api, "volumesnapshots", vs, AS_SOURCE, false) else {
+        return;
+    };
+    let bound = s(&vs, "/status/boundVolumeSnapshotContentName").to_string();
+    if let Some(content) = objects::get(api, GROUP, "volumesnapshotcontents", "", &bound)
+        && s(&content, "/spec/volumeSnapshotRef/uid") == objects::uid(&vs)
+    {
+        if s(&content, "/spec/deletionPolicy") == "Delete" {
+            if !objects::deleting(&content) {
+                objects::delete(api, GROUP, "volumesnapshotcontents", "", &bound);
+            }
+            // The snapshot's finalizer goes once the content is gone.
+            return;
+        }
+        let _ = set_finalizer(api, "volumesnapshotcontents", content, CONTENT_BOUND, false);
+    }
+    let _ = set_finalizer(api, "volumesnapshots", vs, BOUND, false);
+}
+
+/// A content being deleted: kept while its snapshot exists; then (under `Delete`) its data
+/// goes, and its finalizer.
+fn content_deleting(node: &Node, content: Value) {
+    let api = &node.api;
+    let ns = s(&content, "/spec/volumeSnapshotRef/namespace").to_string();
+    let snapshot = objects::get(
+        api,
+        GROUP,
+        "volumesnapshots",
+        &ns,
+        s(&content, "/spec/volumeSnapshotRef/name"),
+    )
+    .filter(|vs| objects::uid(vs) == s(&content, "/spec/volumeSnapshotRef/uid"));
+    if snapshot.as_ref().is_some_and(|vs| !objects::deleting(vs)) {
+        return;
+    }
+    content_deleted(node, &content);
+    let _ = set_finalizer(api, "volumesnapshotcontents", content, CONTENT_BOUND, false);
+    if let Some(vs) = snapshot {
+        let _ = set_finalizer(api, "volumesnapshots", vs, BOUND, false);
+    }
+}
+
 fn set_error(node: &Node, mut vs: Value, message: &str) {
     if s(&vs, "/status/error/message") == message {
         return;
@@ -277,13 +430,47 @@ fn now_nanos() -> i64 {
 fn reconcile_snapshot(node: &Node, mut vs: Value) {
     let api = &node.api;
     if objects::deleting(&vs) {
+        snapshot_deleting(node, vs);
         return;
     }
     let ns = objects::namespace(&vs).to_string();
+    let used = used_as_source(node, &vs);
+    match set_finalizer(api, "volumesnapshots", vs, AS_SOURCE, used) {
+        Some(v) => vs = v,
+        None => return,
+    }
     let bound = s(&vs, "/status/boundVolumeSnapshotContentName").to_string();
     if !bound.is_empty() {
         // Follow the content's readiness (a pre-provisioned one may turn ready later).
-        if let Some(content) = objects::get(api, GROUP, "volumesnapshotcontents", "", &bound) {
+        if let Some(mut content) = objects::get(api, GROUP, "volumesnapshotcontents", "", &bound) {
+            if s(&content, "/spec/deletionPolicy") == "Delete" && !has_finalizer(&vs, BOUND) {
+                match set_finalizer(api, "volumesnapshots", vs, BOUND, true) {
+                    Some(v) => vs = v,
+                    None => return,
+                }
+            }
+            if content.pointer("/status/readyToUse") == Some(&json!(false))
+                && let Some(class) = class_for(node, &vs)
+                && !s(&content, "/status/snapshotHandle").is_empty()
+            {
+                let created = content
+                    .pointer("/status/creationTime")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if ready_now(node, &class, created, &ns) {
+                    content["status"]["readyToUse"] = json!(true);
+                    match objects::update_status(
+                        api,
+                        GROUP,
+                        "volumesnapshotcontents",
+                        content,
+                        "csi-snapshotter",
+                    ) {
+                        Ok(c) => content = c,
+                        Err(_) => return,
+                    }
+                }
+            }
             let ready = content
                 .pointer("/status/readyToUse")
                 .cloned()
@@ -345,7 +532,7 @@ fn reconcile_snapshot(node: &Node, mut vs: Value) {
         }
         let content = json!({
             "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent",
-            "metadata": {"name": content_name},
+            "metadata": {"name": content_name, "finalizers": [CONTENT_BOUND]},
             "spec": {
                 "deletionPolicy": class.get("deletionPolicy").cloned().unwrap_or(json!("Delete")),
                 "driver": DRIVER,
@@ -362,10 +549,14 @@ fn reconcile_snapshot(node: &Node, mut vs: Value) {
         else {
             return;
         };
+        let created = now_nanos();
+        let size = storage::quantity_bytes(s(&pvc, "/status/capacity/storage"))
+            .map(|b| b as u64)
+            .unwrap_or_else(|| dir_size(&dest));
         content["status"] = json!({
-            "creationTime": now_nanos(),
-            "readyToUse": !never_ready(&class),
-            "restoreSize": dir_size(&dest),
+            "creationTime": created,
+            "readyToUse": ready_now(node, &class, created, &ns),
+            "restoreSize": size,
             "snapshotHandle": content_name,
         });
         let _ = objects::update_status(
@@ -376,7 +567,9 @@ fn reconcile_snapshot(node: &Node, mut vs: Value) {
             "csi-snapshotter",
         );
     }
-    let ready = !never_ready(&class);
+    let ready = objects::get(api, GROUP, "volumesnapshotcontents", "", &content_name)
+        .and_then(|c| c.pointer("/status/readyToUse").and_then(Value::as_bool))
+        .unwrap_or(false);
     let size = pvc
         .pointer("/status/capacity/storage")
         .cloned()
@@ -401,8 +594,21 @@ fn bind_pre_provisioned(node: &Node, mut vs: Value, content_name: &str) {
     {
         return;
     }
-    if s(&content, "/spec/volumeSnapshotRef/uid") != objects::uid(&vs) {
+    if s(&content, "/spec/volumeSnapshotRef/uid") != objects::uid(&vs)
+        || !has_finalizer(&content, CONTENT_BOUND)
+    {
         content["spec"]["volumeSnapshotRef"]["uid"] = json!(objects::uid(&vs));
+        if !has_finalizer(&content, CONTENT_BOUND) {
+            if !content
+                .pointer("/metadata/finalizers")
+                .is_some_and(Value::is_array)
+            {
+                content["metadata"]["finalizers"] = json!([]);
+            }
+            if let Some(f) = content["metadata"]["finalizers"].as_array_mut() {
+                f.push(json!(CONTENT_BOUND));
+            }
+        }
         match objects::update(api, GROUP, "volumesnapshotcontents", content, MANAGER) {
             Ok(c) => content = c,
             Err(_) => return,

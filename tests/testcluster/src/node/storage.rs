@@ -1,10 +1,14 @@
-//! Storage: the `local` (default) and `local-fast` StorageClasses, dynamic provisioning of
-//! PVs whose data is a directory under the node's state directory (optionally pre-filled
-//! from a VolumeSnapshot or another claim), binding as the PV controller does it, and
-//! reclaiming (`Delete` removes the PV and its directory, `Retain` leaves it Released).
+//! Storage: the StorageClasses `local` (default) and `local-fast`, which bind on first
+//! consumer and pin their volumes to that consumer's node (as local-path and the cloud
+//! defaults do), and `network` (Immediate binding, volumes usable from any node, one node at
+//! a time for ReadWriteOnce); dynamic provisioning of PVs whose data is a directory under
+//! the node's state directory (optionally pre-filled from a VolumeSnapshot or another
+//! claim), binding as the PV controller does it, and reclaiming (`Delete` removes the PV and
+//! its directory, `Retain` leaves it Released).
 
 use super::objects::{self, s};
-use super::{NODE_NAME, Node, snapshots};
+use super::scheduler::SELECTED_NODE;
+use super::{Node, events, snapshots};
 use crate::api::{Change, ChangeType};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -15,9 +19,16 @@ pub const DRIVER: &str = "testnode.csi.vbackup.io";
 const MANAGER: &str = "persistentvolume-binder-controller";
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 
-/// Creates the two StorageClasses when missing.
+/// The binding mode that waits for a pod.
+const WAIT: &str = "WaitForFirstConsumer";
+
+/// Creates the StorageClasses when missing.
 pub fn ensure_classes(node: &Node) {
-    for (name, default) in [("local", true), ("local-fast", false)] {
+    for (name, default, mode) in [
+        ("local", true, WAIT),
+        ("local-fast", false, WAIT),
+        ("network", false, "Immediate"),
+    ] {
         if objects::get(&node.api, "storage.k8s.io", "storageclasses", "", name).is_some() {
             continue;
         }
@@ -26,7 +37,7 @@ pub fn ensure_classes(node: &Node) {
             "metadata": {"name": name},
             "provisioner": DRIVER,
             "reclaimPolicy": "Delete",
-            "volumeBindingMode": "Immediate",
+            "volumeBindingMode": mode,
             "allowVolumeExpansion": true,
         });
         if default {
@@ -39,6 +50,59 @@ pub fn ensure_classes(node: &Node) {
             sc,
             "testnode",
         );
+    }
+}
+
+/// The class of a claim: its own, else the default one.
+fn class_of(node: &Node, claim: &Value) -> Option<Value> {
+    let name = match claim.pointer("/spec/storageClassName") {
+        Some(Value::String(n)) => n.clone(),
+        Some(_) => return None,
+        None => default_class(node)?,
+    };
+    objects::get(&node.api, "storage.k8s.io", "storageclasses", "", &name)
+}
+
+/// Whether an unbound claim is bound through the scheduler (`WaitForFirstConsumer`).
+pub fn binds_on_first_consumer(node: &Node, claim: &Value) -> bool {
+    class_of(node, claim).is_some_and(|c| s(&c, "/volumeBindingMode") == WAIT)
+}
+
+/// Whether the node's provisioner can make a volume for the claim (or a volume is
+/// pre-bound to it).
+pub fn can_provision(node: &Node, claim: &Value) -> bool {
+    class_of(node, claim).is_some_and(|c| s(&c, "/provisioner") == DRIVER)
+        || objects::list(&node.api, "", "persistentvolumes", None)
+            .iter()
+            .any(|pv| claim_matches(pv, claim))
+}
+
+/// A quantity (`1Gi`, `500M`, `1024`) in bytes.
+pub fn quantity_bytes(q: &str) -> Option<u128> {
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let factor: u128 = match suffix {
+        "" => 1,
+        "k" => 1000,
+        "M" => 1000u128.pow(2),
+        "G" => 1000u128.pow(3),
+        "T" => 1000u128.pow(4),
+        "P" => 1000u128.pow(5),
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        _ => return None,
+    };
+    match number.split_once('.') {
+        None => number.parse::<u128>().ok().map(|n| n * factor),
+        Some(_) => number
+            .parse::<f64>()
+            .ok()
+            .map(|n| (n * factor as f64).ceil() as u128),
     }
 }
 
@@ -203,6 +267,22 @@ fn reconcile_claim(node: &Node, mut pvc: Value) {
     if s(&sc, "/provisioner") != DRIVER {
         return;
     }
+    let selected = s(
+        &pvc,
+        &format!("/metadata/annotations/{}", SELECTED_NODE.replace('/', "~1")),
+    )
+    .to_string();
+    if s(&sc, "/volumeBindingMode") == WAIT && selected.is_empty() {
+        events::record(
+            api,
+            &pvc,
+            "Normal",
+            "WaitForFirstConsumer",
+            "waiting for first consumer to be created before binding",
+            "persistentvolume-controller",
+        );
+        return;
+    }
     let source = pvc
         .pointer("/spec/dataSourceRef")
         .or_else(|| pvc.pointer("/spec/dataSource"))
@@ -212,10 +292,32 @@ fn reconcile_claim(node: &Node, mut pvc: Value) {
         None => None,
         Some(src) => match (s(&src, "/apiGroup"), s(&src, "/kind")) {
             ("snapshot.storage.k8s.io", "VolumeSnapshot") => {
-                match snapshots::ready_data_dir(node, &ns, s(&src, "/name")) {
-                    Some(d) => Some(d),
-                    None => return,
+                let Some((dir, restore_size)) =
+                    snapshots::ready_data_dir(node, &ns, s(&src, "/name"))
+                else {
+                    return;
+                };
+                let requested = s(&pvc, "/spec/resources/requests/storage");
+                let (Some(want), Some(have)) =
+                    (quantity_bytes(requested), quantity_bytes(&restore_size))
+                else {
+                    return;
+                };
+                if want < have {
+                    events::record(
+                        api,
+                        &pvc,
+                        "Warning",
+                        "ProvisioningFailed",
+                        &format!(
+                            "failed to provision volume with StorageClass \"{class}\": requested volume size {want} is less than the size {have} for the source snapshot {}",
+                            s(&src, "/name")
+                        ),
+                        &format!("{DRIVER}_{}", node.names[0]),
+                    );
+                    return;
                 }
+                Some(dir)
             }
             ("", "PersistentVolumeClaim") => match claim_dir(node, &ns, s(&src, "/name")) {
                 Some(d) => Some(d),
@@ -249,10 +351,13 @@ fn reconcile_claim(node: &Node, mut pvc: Value) {
                 "storageClassName": class,
                 "volumeMode": pvc.pointer("/spec/volumeMode").cloned().unwrap_or(json!("Filesystem")),
                 "csi": {"driver": DRIVER, "volumeHandle": pv_name, "fsType": "ext4",
-                        "volumeAttributes": {"storage.kubernetes.io/csiProvisionerIdentity": format!("{DRIVER}-{NODE_NAME}")}},
-                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}]}},
+                        "volumeAttributes": {"storage.kubernetes.io/csiProvisionerIdentity": format!("{DRIVER}-{}", node.names[0])}},
             });
+            // Volumes bound on first consumer live on that consumer's node.
+            if !selected.is_empty() {
+                spec["nodeAffinity"] = json!({"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [selected]}]}]}});
+            }
             if let Some(mo) = sc.get("mountOptions") {
                 spec["mountOptions"] = mo.clone();
             }
@@ -356,8 +461,16 @@ fn reconcile_volume(node: &Node, pv: &Value) {
     }
 }
 
-fn release(node: &Node, pv: Value) {
+fn release(node: &Node, mut pv: Value) {
     let name = objects::name(&pv).to_string();
+    if s(&pv, "/status/phase") != "Released" {
+        let mut p = pv.clone();
+        p["status"] = json!({"phase": "Released"});
+        match objects::update_status(&node.api, "", "persistentvolumes", p, MANAGER) {
+            Ok(p) => pv = p,
+            Err(_) => return,
+        }
+    }
     if s(&pv, "/spec/persistentVolumeReclaimPolicy") == "Delete" {
         // Only volumes the node provisioned have data it may remove.
         if s(&pv, "/spec/csi/driver") == DRIVER
@@ -366,10 +479,8 @@ fn release(node: &Node, pv: Value) {
         {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        objects::delete(&node.api, "", "persistentvolumes", "", &name);
-    } else if s(&pv, "/status/phase") != "Released" {
-        let mut p = pv;
-        p["status"] = json!({"phase": "Released"});
-        let _ = objects::update_status(&node.api, "", "persistentvolumes", p, MANAGER);
+        if !objects::deleting(&pv) {
+            objects::delete(&node.api, "", "persistentvolumes", "", &name);
+        }
     }
 }

@@ -24,33 +24,7 @@ pub struct NotReady(pub String);
 
 /// The claims a pod mounts.
 pub fn claims(pod: &Value) -> Vec<String> {
-    pod.pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| {
-            v.pointer("/persistentVolumeClaim/claimName")
-                .and_then(Value::as_str)
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-/// Whether every claim of the pod is bound (the scheduler's precondition).
-pub fn claims_bound(node: &Node, pod: &Value) -> Result<(), NotReady> {
-    let ns = objects::namespace(pod);
-    for c in claims(pod) {
-        match objects::get(&node.api, "", "persistentvolumeclaims", ns, &c) {
-            None => return Err(NotReady(format!("persistentvolumeclaim \"{c}\" not found"))),
-            Some(pvc) if s(&pvc, "/status/phase") != "Bound" => {
-                return Err(NotReady(
-                    "pod has unbound immediate PersistentVolumeClaims".into(),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
+    crate::storage_protection::pod_claims(pod)
 }
 
 fn write_file(dir: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), NotReady> {

@@ -3,8 +3,8 @@
 //! (pods until completions or the backoff limit), with the status fields the real
 //! controllers report.
 
+use super::Node;
 use super::objects::{self, controller_ref, controller_uid, s};
-use super::{NODE_NAME, Node};
 use crate::api::{Change, ChangeType};
 use serde_json::{Map, Value, json};
 
@@ -489,7 +489,12 @@ fn daemonset(node: &Node, ds: &Value) {
         .iter()
         .filter(|p| s(p, "/metadata/labels/controller-revision-hash") == hash)
         .collect();
-    if current.is_empty() {
+    // One pod per node, placed by the DaemonSet controller itself.
+    for target in node
+        .names()
+        .iter()
+        .filter(|n| !current.iter().any(|p| s(p, "/spec/nodeName") == n.as_str()))
+    {
         let mut labels = labels_of(&template);
         labels.insert("controller-revision-hash".into(), json!(hash));
         labels.insert(
@@ -503,13 +508,13 @@ fn daemonset(node: &Node, ds: &Value) {
             labels,
         );
         pod["metadata"]["generateName"] = json!(format!("{}-", objects::name(ds)));
-        pod["spec"]["nodeName"] = json!(NODE_NAME);
+        pod["spec"]["nodeName"] = json!(target);
         let _ = objects::create(&node.api, "", "pods", pod, "daemonset-controller");
     }
     let ready = current.iter().filter(|p| pod_ready(p)).count();
     let status = json!({
         "observedGeneration": generation(ds),
-        "currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberMisscheduled": 0,
+        "currentNumberScheduled": current.len(), "desiredNumberScheduled": node.names().len(), "numberMisscheduled": 0,
         "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": current.len(),
     });
     set_status(node, "apps", "daemonsets", ds, status);

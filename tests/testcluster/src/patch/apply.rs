@@ -3,7 +3,7 @@
 //! manager stopped applying when nobody else owns them.
 
 use crate::error::{ApiError, ApiResult, Cause};
-use crate::listtypes::{ListType, list_type, same_item};
+use crate::listtypes::{ListType, atomic_map, list_type, same_item};
 use crate::managed_fields::{self, Entry, FieldSet, get_at, remove_at, render, scope};
 use crate::resources::ResourceType;
 use serde_json::Value;
@@ -165,12 +165,13 @@ fn merge(rt: &ResourceType, names: &mut Vec<String>, live: &mut Value, applied: 
                     continue;
                 }
                 names.push(k.clone());
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let atomic = atomic_map(rt, &refs);
                 match l.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => {
+                    Some(existing) if existing.is_object() && v.is_object() && !atomic => {
                         merge(rt, names, existing, v)
                     }
                     Some(Value::Array(existing)) if v.is_array() => {
-                        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                         let lt = list_type(rt, &refs);
                         merge_list(
                             rt,

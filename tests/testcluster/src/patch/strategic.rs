@@ -3,7 +3,7 @@
 //! `$deleteFromPrimitiveList/…` directives.
 
 use crate::error::{ApiError, ApiResult};
-use crate::listtypes::{ListType, list_type, same_item};
+use crate::listtypes::{ListType, same_item, strategic_list_type as list_type};
 use crate::resources::ResourceType;
 use serde_json::{Map, Value};
 

@@ -74,6 +74,21 @@ impl Kubectl {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Applies a CRD and waits until it is established (served), as users do.
+    pub fn install_crd(&self, crd: &str) {
+        self.ok_with(&["apply", "-f", "-"], crd);
+        self.ok_with(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "-f",
+                "-",
+            ],
+            crd,
+        );
+    }
+
     /// `kubectl get ... -o json` parsed.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = args.to_vec();

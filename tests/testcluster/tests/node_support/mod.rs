@@ -18,6 +18,25 @@ pub fn node_cluster_with(
     snapshot_crds: bool,
     tls: bool,
 ) -> (TestCluster, Kubectl) {
+    cluster_of(images, snapshot_crds, tls, 1)
+}
+
+/// A cluster of `nodes` nodes (`testnode`, `testnode-2`…).
+pub fn nodes_cluster(nodes: usize, snapshot_crds: bool) -> (TestCluster, Kubectl) {
+    cluster_of(
+        &[("vbackup.test/shell", "/bin/sh")],
+        snapshot_crds,
+        false,
+        nodes,
+    )
+}
+
+fn cluster_of(
+    images: &[(&str, &str)],
+    snapshot_crds: bool,
+    tls: bool,
+    nodes: usize,
+) -> (TestCluster, Kubectl) {
     let image_map = images
         .iter()
         .map(|(p, b)| ImageMapping::parse(&format!("{p}={b}")).unwrap())
@@ -27,6 +46,7 @@ pub fn node_cluster_with(
         node: Some(NodeOptions {
             image_map,
             snapshot_crds,
+            nodes,
             ..Default::default()
         }),
         ..Default::default()
@@ -64,6 +84,29 @@ pub fn claim_dir(c: &TestCluster, ns: &str, claim: &str) -> PathBuf {
         .unwrap()
         .claim_dir(ns, claim)
         .expect("the claim is bound")
+}
+
+/// The messages of the events about an object, oldest first.
+pub fn event_messages(k: &Kubectl, ns: &str, name: &str) -> Vec<(String, String)> {
+    let list = k.json(&[
+        "-n",
+        ns,
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+    ]);
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Polls `f` until it holds (a condition on files the node changes after an API event).
