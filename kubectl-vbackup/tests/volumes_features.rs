@@ -106,7 +106,12 @@ fn explain_and_single_files_and_policy_errors() {
     assert!(err.contains("not found"), "nothing was written: {err}");
 
     env.ok(&["backup", "create", "notes-1", "-n", "notes"]);
-    assert_eq!(volume(&env, "notes-1", "data")["phase"], "Completed");
+    let v = volume(&env, "notes-1", "data");
+    assert_eq!(v["phase"], "Completed");
+    assert!(
+        v["bytesAdded"].as_u64().unwrap() > 0,
+        "a first backup stores data: {v:#}"
+    );
 
     // A person deletes a file; it comes back from the location, with no pod.
     let before = tree(&data);

@@ -179,6 +179,11 @@ fn volume_data_comes_back_after_the_namespace_is_deleted() {
             "{records:#?}"
         );
     }
+    let first = record(&records, "web-data");
+    assert!(
+        first["bytesAdded"].as_u64().unwrap() > 50 << 20,
+        "a first backup stores the 50 MiB file, compressed or not: {first:#}"
+    );
     // The RWX claim is copied once, on behalf of both pods.
     let shared_records: Vec<_> = records.iter().filter(|r| r["name"] == "shared").collect();
     assert_eq!(shared_records.len(), 1);

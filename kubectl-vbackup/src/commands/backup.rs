@@ -489,7 +489,7 @@ fn describe(r: &BackupRecord, details: bool) -> String {
             }
         }
     }
-    out += &super::volumes::describe_volumes(&s.volumes, details);
+    out += &super::volumes::describe_volumes(&s.volumes, details, false);
     out += &format!("\nErrors ({}):\n", s.tally.error_count);
     let shown = if details {
         s.tally.errors.len()

@@ -371,7 +371,7 @@ fn describe(r: &RestoreRecord, details: bool) -> String {
             out += &format!("  {} ({}): {}\n", k.resource, k.count, k.reason);
         }
     }
-    out += &super::volumes::describe_volumes(&s.volumes, details);
+    out += &super::volumes::describe_volumes(&s.volumes, details, true);
     out += &format!("\nErrors ({}):\n", s.tally.error_count);
     let shown = if details {
         s.tally.errors.len()

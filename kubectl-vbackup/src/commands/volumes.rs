@@ -216,8 +216,9 @@ impl VolumeObserver for Bars {
 }
 
 /// The volumes of a backup or restore, for `describe`: a line per volume, and with
-/// `details` its pods, snapshot id, message and warnings.
-pub fn describe_volumes(volumes: &[VolumeRecord], details: bool) -> String {
+/// `details` its pods, snapshot id, message and warnings. A restore adds no data: its table
+/// leaves that column out.
+pub fn describe_volumes(volumes: &[VolumeRecord], details: bool, restore: bool) -> String {
     let mut out = format!("\nVolumes ({}):\n", volumes.len());
     if volumes.is_empty() {
         out += "  none\n";
@@ -226,29 +227,34 @@ pub fn describe_volumes(volumes: &[VolumeRecord], details: bool) -> String {
     let rows: Vec<Vec<String>> = volumes
         .iter()
         .map(|v| {
-            vec![
+            let mut row = vec![
                 format!("{}/{}", v.namespace, v.name),
                 v.phase.clone(),
                 v.method.map_or("-", |m| m.describe()).to_string(),
                 v.files.to_string(),
                 bytesize::ByteSize::b(v.bytes).to_string(),
-                bytesize::ByteSize::b(v.bytes_added).to_string(),
+            ];
+            if !restore {
+                row.push(bytesize::ByteSize::b(v.bytes_added).to_string());
+            }
+            row.push(
                 humantime::format_duration(Duration::from_secs(v.duration_seconds)).to_string(),
+            );
+            row.push(
                 v.snapshot
                     .as_deref()
                     .map_or("-", |s| &s[..s.len().min(8)])
                     .to_string(),
-            ]
+            );
+            row
         })
         .collect();
-    for line in crate::output::table(
-        &[
-            "CLAIM", "PHASE", "METHOD", "FILES", "SIZE", "ADDED", "DURATION", "SNAPSHOT",
-        ],
-        &rows,
-    )
-    .lines()
-    {
+    let mut headers = vec!["CLAIM", "PHASE", "METHOD", "FILES", "SIZE"];
+    if !restore {
+        headers.push("ADDED");
+    }
+    headers.extend(["DURATION", "SNAPSHOT"]);
+    for line in crate::output::table(&headers, &rows).lines() {
         out += &format!("  {line}\n");
     }
     for v in volumes {
