@@ -314,20 +314,6 @@ fn velero_layouts_old_and_damaged_fail_clearly() {
     ]);
     assert_eq!(tree(&env.claim_dir("legacy", "data")), tree(&source));
 
-    // A backup whose archive is gone: a clear error, nothing restored.
-    std::fs::remove_file(bucket.join("backups/old-format/old-format.tar.gz")).unwrap();
-    let (_, err) = env.fails(&[
-        "restore",
-        "create",
-        "again",
-        "--from-backup",
-        "old-format",
-        "--storage-location",
-        "old",
-        "--namespace-mappings",
-        "legacy:legacy2",
-    ]);
-    assert!(err.contains("has no object archive"), "{err}");
     // A repository that is gone: the volume names the missing repository.
     std::fs::remove_dir_all(bucket.join("restic/legacy")).unwrap();
     let (_, err) = env.fails(&[
@@ -343,4 +329,23 @@ fn velero_layouts_old_and_damaged_fail_clearly() {
         "old",
     ]);
     assert!(err.contains("restic/legacy/config"), "{err}");
+    // A backup whose archive is gone: a clear error, nothing restored.
+    std::fs::remove_file(bucket.join("backups/old-format/old-format.tar.gz")).unwrap();
+    let (_, err) = env.fails(&[
+        "restore",
+        "create",
+        "again",
+        "--from-backup",
+        "old-format",
+        "--storage-location",
+        "old",
+        "--namespace-mappings",
+        "legacy:legacy2",
+    ]);
+    assert!(err.contains("has no object archive"), "{err}");
+    let gone = env.cluster.kubectl(&["get", "namespace", "legacy2"]);
+    assert!(
+        !gone.status.success(),
+        "nothing is restored from a backup without its archive"
+    );
 }

@@ -241,6 +241,15 @@ impl VolumeRepo {
         }
     }
 
+    /// Where `path` (relative to the volume root) is in this repository's snapshots.
+    pub(crate) fn snapshot_path(&self, path: &str) -> Result<String> {
+        let root = match self.store.format() {
+            crate::store::Format::Vbackup => super::SNAPSHOT_ROOT,
+            crate::store::Format::Velero => "/",
+        };
+        super::snapshot_path(root, path)
+    }
+
     /// The namespace this repository belongs to.
     pub fn namespace(&self) -> &str {
         &self.namespace
