@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod bootstrap;
 pub mod connect;
 pub mod controllers;
@@ -160,6 +161,7 @@ impl TestCluster {
             connect_handlers,
         });
         let mut controllers = controllers::builtin(ca_pem.clone());
+        controllers.push(Arc::new(auth::aggregation::ClusterRoleAggregation));
         controllers.extend(opts.controllers);
         if let Some(n) = &node {
             controllers.push(n.clone() as Arc<dyn Controller>);

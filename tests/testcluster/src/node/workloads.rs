@@ -299,7 +299,8 @@ fn replicaset(node: &Node, rs: &Value) {
                 labels_of(&template),
             );
             pod["metadata"]["generateName"] = json!(format!("{}-", objects::name(rs)));
-            if objects::create(&node.api, "", "pods", pod, "replicaset-controller").is_err() {
+            if objects::create_as(&node.api, "", "pods", pod, "replicaset-controller", rs).is_err()
+            {
                 break;
             }
         }
@@ -435,7 +436,7 @@ fn statefulset(node: &Node, set: &Value) {
         if !volumes.is_empty() {
             pod["spec"]["volumes"] = json!(volumes);
         }
-        let _ = objects::create(api, "", "pods", pod, "statefulset-controller");
+        let _ = objects::create_as(api, "", "pods", pod, "statefulset-controller", set);
         if !parallel {
             break;
         }
@@ -509,7 +510,7 @@ fn daemonset(node: &Node, ds: &Value) {
         );
         pod["metadata"]["generateName"] = json!(format!("{}-", objects::name(ds)));
         pod["spec"]["nodeName"] = json!(target);
-        let _ = objects::create(&node.api, "", "pods", pod, "daemonset-controller");
+        let _ = objects::create_as(&node.api, "", "pods", pod, "daemon-set-controller", ds);
     }
     let ready = current.iter().filter(|p| pod_ready(p)).count();
     let status = json!({
@@ -600,7 +601,7 @@ fn job(node: &Node, job: &Value) {
                     labels,
                 );
                 pod["metadata"]["generateName"] = json!(format!("{}-", objects::name(job)));
-                if objects::create(&node.api, "", "pods", pod, "job-controller").is_err() {
+                if objects::create_as(&node.api, "", "pods", pod, "job-controller", job).is_err() {
                     break;
                 }
             }
