@@ -159,6 +159,7 @@ impl TestCluster {
             shutdown: shutdown.clone(),
             address: addr.to_string(),
             connect_handlers,
+            tls: opts.tls,
         });
         let mut controllers = controllers::builtin(ca_pem.clone());
         controllers.push(Arc::new(auth::aggregation::ClusterRoleAggregation));

@@ -29,6 +29,8 @@ pub struct AppState {
     pub address: String,
     /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
     pub connect_handlers: Vec<Arc<dyn crate::connect::ConnectHandler>>,
+    /// Served over TLS (over plain HTTP, requests without credentials are the admin's).
+    pub tls: bool,
 }
 
 /// The router serving the whole API.
@@ -152,7 +154,8 @@ fn connect_target(st: &AppState, uri: &Uri) -> Option<ConnectTarget> {
 }
 
 async fn handle(State(st): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
-    match crate::auth::check_request(&st.api, request.method(), request.uri(), request.headers()) {
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+    match crate::auth::check_request(&st.api, st.tls, method, uri, headers) {
         Ok(user) => crate::auth::run_as(user, serve(st, request)).await,
         Err(e) => error_response(&e),
     }

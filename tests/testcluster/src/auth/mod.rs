@@ -191,14 +191,16 @@ pub fn require(api: &Api, user: &UserInfo, a: &Attributes) -> ApiResult<()> {
 }
 
 /// Authenticates, impersonates and authorizes one HTTP request: the user it runs as, or
-/// the 401/403 to answer.
+/// the 401/403 to answer. `tls` tells whether the request came over TLS (see
+/// [`authn::authenticate`]).
 pub fn check_request(
     api: &Api,
+    tls: bool,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> ApiResult<UserInfo> {
-    let user = authn::authenticate(api, headers)?;
+    let user = authn::authenticate(api, headers, tls)?;
     let user = impersonation::apply(api, user, headers)?;
     let a = request_info::from_request(method, uri);
     require(api, &user, &a)?;
