@@ -4,6 +4,7 @@
 //! admission, tokens in pods, controllers creating pods as themselves, and `pods/exec`
 //! needing `create`.
 
+mod admission_support;
 mod common;
 mod node_support;
 
@@ -530,4 +531,64 @@ spec:
     let out = as_token(&k, &execer, &["-n", "app", "exec", &web, "--", "echo", "hi"], "");
     assert_eq!(stdout(&out).trim(), "hi", "{}", stderr(&out));
     drop(c);
+}
+
+#[test]
+fn controllers_create_pods_through_webhooks_as_themselves() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hook = rt.block_on(admission_support::TestWebhook::start());
+    let c = TestCluster::start_with(vbackup_testcluster::ClusterOptions {
+        service_endpoints: hook.endpoints(),
+        node: Some(vbackup_testcluster::node::NodeOptions {
+            image_map: vec![
+                vbackup_testcluster::node::ImageMapping::parse(&format!("{}={}", SHELL.0, SHELL.1))
+                    .unwrap(),
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let k = Kubectl::new(c.kubeconfig_path());
+    let config = admission_support::configuration(
+        "recorder",
+        vec![admission_support::webhook(
+            "record.vbackup.io",
+            hook.service("/allow"),
+            serde_json::json!({}),
+        )],
+    );
+    k.ok_with(&["apply", "-f", "-"], &config.to_string());
+    k.ok_with(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once, namespace: default}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: vbackup.test/shell, args: ["-c", "true"]}]
+"#,
+    );
+    node_support::wait(&k, "default", "job/once", "condition=Complete");
+    let calls = hook.calls();
+    let request = &calls
+        .iter()
+        .find(|c| c.review["request"]["kind"]["kind"] == "Pod")
+        .expect("the webhook saw the job's pod")
+        .review["request"];
+    assert_eq!(
+        request["userInfo"]["username"],
+        "system:serviceaccount:kube-system:job-controller"
+    );
+    assert_eq!(request["object"]["metadata"]["generateName"], "once-");
+    assert_eq!(request["object"]["spec"]["serviceAccountName"], "default");
+    assert!(
+        request["object"]["spec"]["volumes"][0]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-")),
+        "ServiceAccount admission ran before the webhook: {request}"
+    );
 }

@@ -194,12 +194,13 @@ fn deployment(node: &Node, d: &Value) {
                     "ownerReferences": [controller_ref(d, "apps/v1", "Deployment")]},
                 "spec": {"replicas": want, "selector": selector, "template": tpl},
             });
-            objects::create(
+            objects::create_as(
                 &node.api,
                 "apps",
                 "replicasets",
                 rs,
                 "deployment-controller",
+                d,
             )
             .ok()
         }
@@ -399,12 +400,13 @@ fn statefulset(node: &Node, set: &Value) {
                 claim["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet",
                     "name": name, "uid": objects::uid(set), "controller": true, "blockOwnerDeletion": true}]);
             }
-            let _ = objects::create(
+            let _ = objects::create_as(
                 api,
                 "",
                 "persistentvolumeclaims",
                 claim,
                 "statefulset-controller",
+                set,
             );
         }
         let mut labels = labels_of(&template);
