@@ -85,7 +85,11 @@ fn rules_status(api: &Api, user: &UserInfo, namespace: &str) -> Value {
     let mut resource_rules = Vec::new();
     let mut non_resource_rules = Vec::new();
     for r in &rules {
-        let has = |f: &str| r.get(f).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let has = |f: &str| {
+            r.get(f)
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+        };
         if has("resources") || has("apiGroups") {
             let mut rr = json!({"verbs": strings(r, "verbs"), "apiGroups": strings(r, "apiGroups"), "resources": strings(r, "resources")});
             if has("resourceNames") {
@@ -135,14 +139,12 @@ pub fn answer(
             rules_status(api, &me, ns)
         }
         "SelfSubjectReview" => json!({"userInfo": me.to_json()}),
-        "TokenReview" => {
-            match crate::auth::authn::user_for_token(api, text(&spec, "/token")) {
-                Some(u) => {
-                    json!({"authenticated": true, "user": u.to_json(), "audiences": [ISSUER]})
-                }
-                None => json!({"authenticated": false, "error": "invalid bearer token"}),
+        "TokenReview" => match crate::auth::authn::user_for_token(api, text(&spec, "/token")) {
+            Some(u) => {
+                json!({"authenticated": true, "user": u.to_json(), "audiences": [ISSUER]})
             }
-        }
+            None => json!({"authenticated": false, "error": "invalid bearer token"}),
+        },
         "SelfSubjectAccessReview" => access_status(api, &me, &spec),
         "LocalSubjectAccessReview" => {
             let url_ns = namespace.unwrap_or_default();
@@ -196,7 +198,10 @@ pub fn token(api: &Api, account: &Value, mut request: Value) -> ApiResult<Value>
             if text(r, "/kind") != "Pod" {
                 return Err(invalid_token_request(
                     "spec.boundObjectRef.kind",
-                    &format!("Unsupported value: {:?}: supported values: \"Pod\"", text(r, "/kind")),
+                    &format!(
+                        "Unsupported value: {:?}: supported values: \"Pod\"",
+                        text(r, "/kind")
+                    ),
                 ));
             }
             let name = text(r, "/name");
@@ -222,8 +227,13 @@ pub fn token(api: &Api, account: &Value, mut request: Value) -> ApiResult<Value>
         _ => None,
     };
     let (expires, warn_after) = crate::auth::tokens::lifetime(seconds, pod.is_some());
-    let audiences: Vec<String> = match request.pointer("/spec/audiences").and_then(Value::as_array) {
-        Some(a) if !a.is_empty() => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+    let audiences: Vec<String> = match request.pointer("/spec/audiences").and_then(Value::as_array)
+    {
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         _ => vec![ISSUER.to_string()],
     };
     let claims = TokenClaims {
@@ -243,7 +253,10 @@ pub fn token(api: &Api, account: &Value, mut request: Value) -> ApiResult<Value>
         m.insert("apiVersion".into(), json!("authentication.k8s.io/v1"));
         m.insert("kind".into(), json!("TokenRequest"));
         m.entry("metadata").or_insert_with(|| json!({}));
-        m.insert("status".into(), json!({"token": token, "expirationTimestamp": expiry}));
+        m.insert(
+            "status".into(),
+            json!({"token": token, "expirationTimestamp": expiry}),
+        );
         if let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("audiences".into(), json!(audiences));
             spec.insert("expirationSeconds".into(), json!(seconds));

@@ -29,7 +29,9 @@ fn stdout(o: &Output) -> String {
 
 /// A token for ServiceAccount `ns/name`, through TokenRequest (`kubectl create token`).
 fn token(k: &Kubectl, ns: &str, name: &str) -> String {
-    k.ok(&["-n", ns, "create", "token", name]).trim().to_string()
+    k.ok(&["-n", ns, "create", "token", name])
+        .trim()
+        .to_string()
 }
 
 /// kubectl with the cluster's kubeconfig minus its token (basic auth instead, which
@@ -69,7 +71,10 @@ fn tokens_rbac_reviews_and_impersonation() {
         stderr(&out)
     );
     let anon = anonymous(&c, dir.path());
-    assert!(anon.ok(&["get", "--raw", "/version"]).contains("gitVersion"));
+    assert!(
+        anon.ok(&["get", "--raw", "/version"])
+            .contains("gitVersion")
+    );
     let err = anon.fails(&["get", "--raw", "/api/v1/namespaces/team/pods"], "");
     assert!(
         err.contains(r#"pods is forbidden: User "system:anonymous" cannot list resource "pods" in API group "" in the namespace "team""#),
@@ -104,7 +109,12 @@ fn tokens_rbac_reviews_and_impersonation() {
         "{}",
         stderr(&out)
     );
-    let out = as_token(&k, &bot, &["-n", "team", "auth", "can-i", "list", "pods"], "");
+    let out = as_token(
+        &k,
+        &bot,
+        &["-n", "team", "auth", "can-i", "list", "pods"],
+        "",
+    );
     assert_eq!(stdout(&out).trim(), "no");
     assert!(!out.status.success());
 
@@ -126,25 +136,59 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
 subjects: [{kind: ServiceAccount, name: bot}]
 "#,
     );
-    k.ok(&["-n", "team", "create", "configmap", "settings", "--from-literal=a=1"]);
-    k.ok(&["-n", "team", "create", "configmap", "secret-ish", "--from-literal=a=1"]);
+    k.ok(&[
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=1",
+    ]);
+    k.ok(&[
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "secret-ish",
+        "--from-literal=a=1",
+    ]);
     let out = as_token(&k, &bot, &["-n", "team", "get", "pods"], "");
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = as_token(&k, &bot, &["-n", "team", "get", "configmap", "settings"], "");
+    let out = as_token(
+        &k,
+        &bot,
+        &["-n", "team", "get", "configmap", "settings"],
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = as_token(&k, &bot, &["-n", "team", "get", "configmap", "secret-ish"], "");
+    let out = as_token(
+        &k,
+        &bot,
+        &["-n", "team", "get", "configmap", "secret-ish"],
+        "",
+    );
     assert!(
         stderr(&out).contains(r#"configmaps "secret-ish" is forbidden: User "system:serviceaccount:team:bot" cannot get resource "configmaps" in API group "" in the namespace "team""#),
         "{}",
         stderr(&out)
     );
-    let out = as_token(&k, &bot, &["delete", "--raw", "/api/v1/namespaces/team/pods"], "");
+    let out = as_token(
+        &k,
+        &bot,
+        &["delete", "--raw", "/api/v1/namespaces/team/pods"],
+        "",
+    );
     assert!(
         stderr(&out).contains(r#"cannot deletecollection resource "pods" in API group """#),
         "{}",
         stderr(&out)
     );
-    let out = as_token(&k, &bot, &["-n", "team", "auth", "can-i", "get", "pods/log"], "");
+    let out = as_token(
+        &k,
+        &bot,
+        &["-n", "team", "auth", "can-i", "get", "pods/log"],
+        "",
+    );
     assert_eq!(stdout(&out).trim(), "yes");
     let out = as_token(&k, &bot, &["-n", "team", "auth", "can-i", "--list"], "");
     let list = stdout(&out);
@@ -170,10 +214,9 @@ subjects: [{kind: ServiceAccount, name: bot}]
     rt.block_on(async {
         use k8s_openapi::api::core::v1::Pod;
         let kc = kube::config::Kubeconfig::from_yaml(c.kubeconfig_yaml()).unwrap();
-        let mut config =
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
         config.auth_info.token = Some(bot.clone().into());
         let client = kube::Client::try_from(config).unwrap();
         let team: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "team");
@@ -227,7 +270,16 @@ rules: [{apiGroups: [""], resources: [users, groups], verbs: [impersonate]}]
     let out = as_token(
         &k,
         &bot,
-        &["auth", "whoami", "--as", "jane", "--as-group", "devs", "-o", "json"],
+        &[
+            "auth",
+            "whoami",
+            "--as",
+            "jane",
+            "--as-group",
+            "devs",
+            "-o",
+            "json",
+        ],
         "",
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -312,7 +364,15 @@ rules: [{apiGroups: [""], resources: [services], verbs: [list]}, {apiGroups: [ex
     let out = as_token(
         &k,
         &bot,
-        &["-n", "team", "create", "role", "sneaky", "--verb=get", "--resource=secrets"],
+        &[
+            "-n",
+            "team",
+            "create",
+            "role",
+            "sneaky",
+            "--verb=get",
+            "--resource=secrets",
+        ],
         "",
     );
     assert!(
@@ -324,7 +384,15 @@ rules: [{apiGroups: [""], resources: [services], verbs: [list]}, {apiGroups: [ex
     let out = as_token(
         &k,
         &bot,
-        &["-n", "team", "create", "role", "modest", "--verb=get", "--resource=pods"],
+        &[
+            "-n",
+            "team",
+            "create",
+            "role",
+            "modest",
+            "--verb=get",
+            "--resource=pods",
+        ],
         "",
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -363,11 +431,7 @@ fn service_account_admission_tokens_in_pods_and_controllers() {
     let kubectl = std::fs::canonicalize("/usr/bin/kubectl")
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| KUBECTL.1.to_string());
-    let (c, k) = node_support::node_cluster_with(
-        &[SHELL, (KUBECTL.0, &kubectl)],
-        false,
-        true,
-    );
+    let (c, k) = node_support::node_cluster_with(&[SHELL, (KUBECTL.0, &kubectl)], false, true);
     k.ok(&["create", "namespace", "app"]);
     k.ok(&["-n", "app", "create", "serviceaccount", "lister"]);
 
@@ -385,7 +449,12 @@ fn service_account_admission_tokens_in_pods_and_controllers() {
     // authenticates as the account and is refused until the account is bound.
     k.ok_with(
         &["apply", "-f", "-"],
-        &pod_yaml("list-1", "lister", KUBECTL.0, r#"["get", "pods", "-o", "name"]"#),
+        &pod_yaml(
+            "list-1",
+            "lister",
+            KUBECTL.0,
+            r#"["get", "pods", "-o", "name"]"#,
+        ),
     );
     let pod = k.json(&["-n", "app", "get", "pod", "list-1"]);
     let volume = &pod["spec"]["volumes"][0];
@@ -419,7 +488,12 @@ fn service_account_admission_tokens_in_pods_and_controllers() {
     ]);
     k.ok_with(
         &["apply", "-f", "-"],
-        &pod_yaml("list-2", "lister", KUBECTL.0, r#"["get", "pods", "-o", "name"]"#),
+        &pod_yaml(
+            "list-2",
+            "lister",
+            KUBECTL.0,
+            r#"["get", "pods", "-o", "name"]"#,
+        ),
     );
     node_support::wait_phase(&k, "app", "list-2", "Succeeded");
     let logs = k.ok(&["-n", "app", "logs", "list-2"]);
@@ -504,7 +578,12 @@ spec:
         "--role=exec-get",
         "--serviceaccount=app:lister",
     ]);
-    let out = as_token(&k, &execer, &["-n", "app", "exec", &web, "--", "echo", "hi"], "");
+    let out = as_token(
+        &k,
+        &execer,
+        &["-n", "app", "exec", &web, "--", "echo", "hi"],
+        "",
+    );
     assert!(
         stderr(&out).contains(&format!(r#"pods "{web}" is forbidden: User "system:serviceaccount:app:lister" cannot create resource "pods/exec" in API group "" in the namespace "app""#)),
         "{}",
@@ -528,7 +607,12 @@ spec:
         "--role=exec-create",
         "--serviceaccount=app:lister",
     ]);
-    let out = as_token(&k, &execer, &["-n", "app", "exec", &web, "--", "echo", "hi"], "");
+    let out = as_token(
+        &k,
+        &execer,
+        &["-n", "app", "exec", &web, "--", "echo", "hi"],
+        "",
+    );
     assert_eq!(stdout(&out).trim(), "hi", "{}", stderr(&out));
     drop(c);
 }

@@ -88,7 +88,11 @@ fn user_roles() -> Vec<Value> {
             "system:aggregate-to-admin",
             &[(TO_ADMIN, "true")],
             vec![
-                rule("authorization.k8s.io", "localsubjectaccessreviews", "create"),
+                rule(
+                    "authorization.k8s.io",
+                    "localsubjectaccessreviews",
+                    "create",
+                ),
                 rule(GROUP, "rolebindings,roles", all_write),
             ],
         ),
@@ -96,16 +100,36 @@ fn user_roles() -> Vec<Value> {
             "system:aggregate-to-edit",
             &[(TO_EDIT, "true")],
             vec![
-                rule("", "pods/attach,pods/exec,pods/portforward,pods/proxy,secrets,services/proxy", READ),
+                rule(
+                    "",
+                    "pods/attach,pods/exec,pods/portforward,pods/proxy,secrets,services/proxy",
+                    READ,
+                ),
                 rule("", "serviceaccounts", "impersonate"),
-                rule("", "pods,pods/attach,pods/exec,pods/portforward,pods/proxy", WRITE),
+                rule(
+                    "",
+                    "pods,pods/attach,pods/exec,pods/portforward,pods/proxy",
+                    WRITE,
+                ),
                 rule("", "pods/eviction", "create"),
-                rule("", "configmaps,events,persistentvolumeclaims,replicationcontrollers,replicationcontrollers/scale,secrets,serviceaccounts,services,services/proxy", WRITE),
+                rule(
+                    "",
+                    "configmaps,events,persistentvolumeclaims,replicationcontrollers,replicationcontrollers/scale,secrets,serviceaccounts,services,services/proxy",
+                    WRITE,
+                ),
                 rule("", "serviceaccounts/token", "create"),
-                rule("apps", "daemonsets,deployments,deployments/rollback,deployments/scale,replicasets,replicasets/scale,statefulsets,statefulsets/scale", WRITE),
+                rule(
+                    "apps",
+                    "daemonsets,deployments,deployments/rollback,deployments/scale,replicasets,replicasets/scale,statefulsets,statefulsets/scale",
+                    WRITE,
+                ),
                 rule("autoscaling", "horizontalpodautoscalers", WRITE),
                 rule("batch", "cronjobs,jobs", WRITE),
-                rule("extensions", "daemonsets,deployments,deployments/rollback,deployments/scale,ingresses,networkpolicies,replicasets,replicasets/scale,replicationcontrollers/scale", WRITE),
+                rule(
+                    "extensions",
+                    "daemonsets,deployments,deployments/rollback,deployments/scale,ingresses,networkpolicies,replicasets,replicasets/scale,replicationcontrollers/scale",
+                    WRITE,
+                ),
                 rule("policy", "poddisruptionbudgets", WRITE),
                 rule("networking.k8s.io", "ingresses,networkpolicies", WRITE),
                 rule("coordination.k8s.io", "leases", all_write),
@@ -115,30 +139,65 @@ fn user_roles() -> Vec<Value> {
             "system:aggregate-to-view",
             &[(TO_VIEW, "true")],
             vec![
-                rule("", "configmaps,endpoints,persistentvolumeclaims,persistentvolumeclaims/status,pods,replicationcontrollers,replicationcontrollers/scale,serviceaccounts,services,services/status", READ),
-                rule("", "bindings,events,limitranges,namespaces/status,pods/log,pods/status,replicationcontrollers/status,resourcequotas,resourcequotas/status", READ),
+                rule(
+                    "",
+                    "configmaps,endpoints,persistentvolumeclaims,persistentvolumeclaims/status,pods,replicationcontrollers,replicationcontrollers/scale,serviceaccounts,services,services/status",
+                    READ,
+                ),
+                rule(
+                    "",
+                    "bindings,events,limitranges,namespaces/status,pods/log,pods/status,replicationcontrollers/status,resourcequotas,resourcequotas/status",
+                    READ,
+                ),
                 rule("", "namespaces", READ),
                 rule("discovery.k8s.io", "endpointslices", READ),
-                rule("apps", "controllerrevisions,daemonsets,daemonsets/status,deployments,deployments/scale,deployments/status,replicasets,replicasets/scale,replicasets/status,statefulsets,statefulsets/scale,statefulsets/status", READ),
-                rule("autoscaling", "horizontalpodautoscalers,horizontalpodautoscalers/status", READ),
+                rule(
+                    "apps",
+                    "controllerrevisions,daemonsets,daemonsets/status,deployments,deployments/scale,deployments/status,replicasets,replicasets/scale,replicasets/status,statefulsets,statefulsets/scale,statefulsets/status",
+                    READ,
+                ),
+                rule(
+                    "autoscaling",
+                    "horizontalpodautoscalers,horizontalpodautoscalers/status",
+                    READ,
+                ),
                 rule("batch", "cronjobs,cronjobs/status,jobs,jobs/status", READ),
-                rule("extensions", "daemonsets,daemonsets/status,deployments,deployments/scale,deployments/status,ingresses,ingresses/status,networkpolicies,replicasets,replicasets/scale,replicasets/status,replicationcontrollers/scale", READ),
-                rule("policy", "poddisruptionbudgets,poddisruptionbudgets/status", READ),
-                rule("networking.k8s.io", "ingresses,ingresses/status,networkpolicies", READ),
+                rule(
+                    "extensions",
+                    "daemonsets,daemonsets/status,deployments,deployments/scale,deployments/status,ingresses,ingresses/status,networkpolicies,replicasets,replicasets/scale,replicasets/status,replicationcontrollers/scale",
+                    READ,
+                ),
+                rule(
+                    "policy",
+                    "poddisruptionbudgets,poddisruptionbudgets/status",
+                    READ,
+                ),
+                rule(
+                    "networking.k8s.io",
+                    "ingresses,ingresses/status,networkpolicies",
+                    READ,
+                ),
             ],
         ),
         role(
             "system:basic-user",
             &[],
             vec![
-                rule("authorization.k8s.io", "selfsubjectaccessreviews,selfsubjectrulesreviews", "create"),
+                rule(
+                    "authorization.k8s.io",
+                    "selfsubjectaccessreviews,selfsubjectrulesreviews",
+                    "create",
+                ),
                 rule("authentication.k8s.io", "selfsubjectreviews", "create"),
             ],
         ),
         role(
             "system:discovery",
             &[],
-            vec![urls("/api,/api/*,/apis,/apis/*,/healthz,/livez,/openapi,/openapi/*,/readyz,/version,/version/", "get")],
+            vec![urls(
+                "/api,/api/*,/apis,/apis/*,/healthz,/livez,/openapi,/openapi/*,/readyz,/version,/version/",
+                "get",
+            )],
         ),
         role(
             "system:public-info-viewer",
@@ -170,7 +229,11 @@ fn controller_role(name: &str) -> Option<Value> {
             rule("apps,extensions", "deployments", "get,list,update,watch"),
             rule("apps,extensions", "deployments/status", "update"),
             rule("apps,extensions", "deployments/finalizers", "update"),
-            rule("apps,extensions", "replicasets", "create,delete,get,list,patch,update,watch"),
+            rule(
+                "apps,extensions",
+                "replicasets",
+                "create,delete,get,list,patch,update,watch",
+            ),
             rule("", "pods", "get,list,update,watch"),
             events,
         ],
@@ -180,7 +243,11 @@ fn controller_role(name: &str) -> Option<Value> {
             rule("apps", "statefulsets/status", "update"),
             rule("apps", "statefulsets/finalizers", "update"),
             rule("", "pods", "create,delete,get,patch,update"),
-            rule("apps", "controllerrevisions", "create,delete,get,list,patch,update,watch"),
+            rule(
+                "apps",
+                "controllerrevisions",
+                "create,delete,get,list,patch,update,watch",
+            ),
             rule("", "persistentvolumeclaims", "create,get,list,watch"),
             rule("", "persistentvolumeclaims", "delete,update"),
             rule("", "pods/finalizers", "update"),
@@ -193,7 +260,11 @@ fn controller_role(name: &str) -> Option<Value> {
             rule("", "nodes", "list,watch"),
             rule("", "pods", "create,delete,list,patch,watch"),
             rule("", "pods/binding", "create"),
-            rule("apps", "controllerrevisions", "create,delete,get,list,patch,update,watch"),
+            rule(
+                "apps",
+                "controllerrevisions",
+                "create,delete,get,list,patch,update,watch",
+            ),
             events,
         ],
         "job-controller" => vec![
@@ -223,9 +294,21 @@ pub fn objects() -> Vec<(&'static str, Value)> {
         .map(|r| ("clusterroles", r))
         .collect();
     let bindings = [
-        binding("cluster-admin", "cluster-admin", groups(&["system:masters"])),
-        binding("system:basic-user", "system:basic-user", groups(&["system:authenticated"])),
-        binding("system:discovery", "system:discovery", groups(&["system:authenticated"])),
+        binding(
+            "cluster-admin",
+            "cluster-admin",
+            groups(&["system:masters"]),
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            groups(&["system:authenticated"]),
+        ),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            groups(&["system:authenticated"]),
+        ),
         binding(
             "system:public-info-viewer",
             "system:public-info-viewer",

@@ -112,7 +112,12 @@ fn compact(rule: &Value) -> String {
 }
 
 /// The rules of `wanted` that `user` does not hold in `namespace`, with resolution errors.
-fn missing(store: &Store, user: &UserInfo, namespace: &str, wanted: &[Value]) -> (Vec<String>, Vec<String>) {
+fn missing(
+    store: &Store,
+    user: &UserInfo,
+    namespace: &str,
+    wanted: &[Value],
+) -> (Vec<String>, Vec<String>) {
     let (owner, errors) = rbac::rules_for(store, user, namespace);
     let mut out = BTreeSet::new();
     for rule in wanted {
@@ -125,7 +130,13 @@ fn missing(store: &Store, user: &UserInfo, namespace: &str, wanted: &[Value]) ->
     (out.into_iter().collect(), errors)
 }
 
-fn refuse(user: &UserInfo, rt: &ResourceType, name: &str, missing: &[String], errors: &[String]) -> crate::error::ApiError {
+fn refuse(
+    user: &UserInfo,
+    rt: &ResourceType,
+    name: &str,
+    missing: &[String],
+    errors: &[String],
+) -> crate::error::ApiError {
     let groups: Vec<String> = user.groups.iter().map(|g| format!("{g:?}")).collect();
     let mut msg = format!(
         "user {:?} (groups=[{}]) is attempting to grant RBAC permissions not currently held:\n{}",
@@ -134,10 +145,7 @@ fn refuse(user: &UserInfo, rt: &ResourceType, name: &str, missing: &[String], er
         missing.join("\n")
     );
     if !errors.is_empty() {
-        msg.push_str(&format!(
-            "; resolution errors: [{}]",
-            errors.join(", ")
-        ));
+        msg.push_str(&format!("; resolution errors: [{}]", errors.join(", ")));
     }
     super::forbidden_error(&rt.group, &rt.plural, name, &msg)
 }

@@ -163,7 +163,10 @@ pub fn forbidden_error(group: &str, resource: &str, name: &str, why: &str) -> Ap
     } else if name.is_empty() {
         format!("{} is forbidden: {why}", qualified(group, resource))
     } else {
-        format!("{} {name:?} is forbidden: {why}", qualified(group, resource))
+        format!(
+            "{} {name:?} is forbidden: {why}",
+            qualified(group, resource)
+        )
     };
     let mut e = ApiError::new(403, "Forbidden", message);
     e.details = Some(Box::new((
@@ -265,7 +268,9 @@ where
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| ApiError::internal(format!("starting a runtime for admission: {e}")))?
+                    .map_err(|e| {
+                        ApiError::internal(format!("starting a runtime for admission: {e}"))
+                    })?
                     .block_on(work)
             })
             .join()

@@ -142,7 +142,11 @@ fn visit_rules<'a>(
         else {
             continue;
         };
-        let rules = match role_rules(store, binding.get("roleRef").unwrap_or(&Value::Null), binding_ns) {
+        let rules = match role_rules(
+            store,
+            binding.get("roleRef").unwrap_or(&Value::Null),
+            binding_ns,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 errors.push(e);
@@ -207,13 +211,19 @@ pub fn authorize(store: &Store, user: &UserInfo, a: &Attributes) -> Decision {
     }
     let mut errors = Vec::new();
     let mut reason = String::new();
-    let allowed = visit_rules(store, user, &a.namespace, &mut errors, &mut |source, rule| {
-        let ok = rule_allows(a, rule);
-        if ok {
-            reason = format!("RBAC: allowed by {}", source.describe());
-        }
-        ok
-    });
+    let allowed = visit_rules(
+        store,
+        user,
+        &a.namespace,
+        &mut errors,
+        &mut |source, rule| {
+            let ok = rule_allows(a, rule);
+            if ok {
+                reason = format!("RBAC: allowed by {}", source.describe());
+            }
+            ok
+        },
+    );
     if !allowed && !errors.is_empty() {
         reason = format!("RBAC: {}", aggregate(&errors));
     }

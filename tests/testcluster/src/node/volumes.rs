@@ -303,13 +303,12 @@ fn pod_token(node: &Node, pod: &Value, source: &Value) -> Result<String, NotRead
         "" => "default",
         a => a,
     };
-    let account = objects::get(&node.api, "", "serviceaccounts", ns, account_name).ok_or_else(
-        || {
+    let account =
+        objects::get(&node.api, "", "serviceaccounts", ns, account_name).ok_or_else(|| {
             NotReady(format!(
                 "failed to fetch token: serviceaccounts {account_name:?} not found"
             ))
-        },
-    )?;
+        })?;
     let mut spec = serde_json::json!({
         "expirationSeconds": source.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600),
         "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": objects::name(pod), "uid": objects::uid(pod)},
