@@ -60,7 +60,18 @@ mod testnode_network {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut s = node.connect(addr, Duration::from_secs(5)).await.unwrap();
+            // The server may still be starting: retry refused connections for a while.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut s = loop {
+                match node.connect(addr, Duration::from_secs(5)).await {
+                    Ok(s) => break s,
+                    Err(e) if Instant::now() < deadline => {
+                        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("connecting to {addr} in the pod network: {e}"),
+                }
+            };
             s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
                 .await
                 .unwrap();
