@@ -358,6 +358,11 @@ spec:
             &["apply", "-f", "-"],
             r#"
 apiVersion: v1
+kind: Service
+metadata: {name: my-store}
+spec: {ports: [{name: s3, port: 9000}]}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: client}
 spec:
@@ -377,6 +382,10 @@ spec:
             "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT",
         ]);
         assert_eq!(env.trim(), "10.96.0.1:443");
+        // The Service variables of the pod's namespace, as the kubelet sets them.
+        let store_ip = jsonpath(&k, &["get", "service", "my-store"], "{.spec.clusterIP}");
+        let env = k.ok(&["exec", "client", "--", "sh", "-c", "echo $MY_STORE_SERVICE_HOST $MY_STORE_SERVICE_PORT_S3 $MY_STORE_PORT"]);
+        assert_eq!(env.trim(), format!("{store_ip} 9000 tcp://{store_ip}:9000"));
         let fetch = |port: u16| {
             k.command(&[
                 "exec",

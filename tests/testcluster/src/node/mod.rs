@@ -13,8 +13,13 @@
 //!   private mount namespace with their volumes, env and termination message; other pods
 //!   are Running/Ready without a process; `pods/exec` (WebSocket) and `pods/log`.
 //!
-//! Needs Linux mount namespaces, so root (or CAP_SYS_ADMIN), overlayfs and util-linux
-//! (`unshare`, `nsenter`, `setpriv`).
+//! * the network: each pod in its own network namespace with its own IP on the node's
+//!   bridge; the API server and declared host ports reached through the node
+//!   (`network.rs`); readiness and liveness probes (`probes.rs`).
+//!
+//! Needs Linux mount and network namespaces, so root (or CAP_SYS_ADMIN), overlayfs,
+//! util-linux (`unshare`, `nsenter`, `setpriv`), iproute2 (`ip`) and the kernel's bridge and
+//! veth drivers.
 //!
 //! ```no_run
 //! use vbackup_testcluster::node::{ImageMapping, NodeOptions};
@@ -46,6 +51,7 @@ mod podenv;
 mod probes;
 pub mod sandbox;
 mod scheduler;
+mod service_env;
 mod snapshots;
 mod storage;
 mod volumes;
