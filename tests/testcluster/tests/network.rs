@@ -384,7 +384,14 @@ spec:
         assert_eq!(env.trim(), "10.96.0.1:443");
         // The Service variables of the pod's namespace, as the kubelet sets them.
         let store_ip = jsonpath(&k, &["get", "service", "my-store"], "{.spec.clusterIP}");
-        let env = k.ok(&["exec", "client", "--", "sh", "-c", "echo $MY_STORE_SERVICE_HOST $MY_STORE_SERVICE_PORT_S3 $MY_STORE_PORT"]);
+        let env = k.ok(&[
+            "exec",
+            "client",
+            "--",
+            "sh",
+            "-c",
+            "echo $MY_STORE_SERVICE_HOST $MY_STORE_SERVICE_PORT_S3 $MY_STORE_PORT",
+        ]);
         assert_eq!(env.trim(), format!("{store_ip} 9000 tcp://{store_ip}:9000"));
         let fetch = |port: u16| {
             k.command(&[
@@ -449,6 +456,10 @@ spec:
     const HOOK_SERVER: &str = r#"
 import base64, http.server, json, ssl
 class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
     def do_POST(self):
         review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         patch = [{"op": "add", "path": "/metadata/labels", "value": {"mutated-by": "in-cluster-hook"}}]
@@ -543,7 +554,7 @@ spec:
     image: vbackup.test/shell:1
     command: [sh, -c, "exec python3 /server/server.py"]
     ports: [{name: https, containerPort: 8443}]
-    readinessProbe: {tcpSocket: {port: https}, periodSeconds: 1}
+    readinessProbe: {httpGet: {scheme: HTTPS, path: /healthz, port: https}, periodSeconds: 1}
     volumeMounts:
     - {name: certs, mountPath: /certs}
     - {name: server, mountPath: /server}

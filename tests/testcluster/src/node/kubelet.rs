@@ -396,9 +396,11 @@ fn start(node: &Node, pod: &Value) {
             };
             volumes::add_service_account(&mut binds, account.as_ref());
             let image = s(&c, "/image").to_string();
+            let binary = mapped_binary(&node.images, &image).map(Path::to_path_buf);
             ctrs.push(Ctr {
                 name: s(&c, "/name").to_string(),
-                binary: mapped_binary(&node.images, &image).map(Path::to_path_buf),
+                probed_ready: !(binary.is_some() && probes::has_readiness_probe(&c)),
+                binary,
                 image,
                 init,
                 state: CState::waiting(
@@ -413,7 +415,6 @@ fn start(node: &Node, pod: &Value) {
                 restarts: 0,
                 id: crate::ids::uid().replace('-', ""),
                 pgid: None,
-                probed_ready: !probes::has_readiness_probe(&c),
             });
             let grace = pod
                 .pointer("/spec/terminationGracePeriodSeconds")
@@ -965,11 +966,12 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
             started_at: started.clone(),
         };
         c.pgid = if early.is_none() { pgid } else { None };
-        c.probed_ready = !probes::has_readiness_probe(&plan.container);
+        // Only a real program can answer probes: an unmapped image's stand-in is ready.
+        c.probed_ready = !(c.binary.is_some() && probes::has_readiness_probe(&plan.container));
     });
     sync(ctx, rt);
-    let _probes = match (early.is_none(), pgid) {
-        (true, Some(pid)) => Some(start_probes(ctx, rt, plan, name, pid, &env)),
+    let _probes = match (early.is_none(), pgid, &ctr.binary) {
+        (true, Some(pid), Some(_)) => Some(start_probes(ctx, rt, plan, name, pid, &env)),
         _ => None,
     };
     let status = match early {

@@ -24,7 +24,10 @@ fn of_service(svc: &Value, out: &mut Vec<(String, String)>) {
     let prefix = env_name(objects::name(svc));
     let number = |p: &Value| p.get("port").and_then(Value::as_u64).unwrap_or(0);
     out.push((format!("{prefix}_SERVICE_HOST"), ip.to_string()));
-    out.push((format!("{prefix}_SERVICE_PORT"), number(&ports[0]).to_string()));
+    out.push((
+        format!("{prefix}_SERVICE_PORT"),
+        number(&ports[0]).to_string(),
+    ));
     for p in &ports {
         if !s(p, "/name").is_empty() {
             out.push((
@@ -60,7 +63,10 @@ pub fn build(api: &Api, pod: &Value) -> Vec<(String, String)> {
         objects::list(api, "", "services", Some(ns))
     };
     // The API server's Service always, unless the namespace has its own of that name.
-    if !services.iter().any(|svc| objects::name(svc) == "kubernetes") {
+    if !services
+        .iter()
+        .any(|svc| objects::name(svc) == "kubernetes")
+    {
         services.extend(objects::get(api, "", "services", "default", "kubernetes"));
     }
     let mut out = Vec::new();
