@@ -188,6 +188,11 @@ impl Api {
         Ok(api)
     }
 
+    /// Where webhooks' `clientConfig.service` references go.
+    pub fn service_endpoints(&self) -> &ServiceEndpoints {
+        &self.endpoints
+    }
+
     fn bootstrap(&self) -> anyhow::Result<()> {
         let ns_rt = self
             .resource("", "namespaces")

@@ -24,6 +24,7 @@ pub mod crd_schema;
 pub mod cron;
 pub mod defaults;
 pub mod discovery;
+pub mod endpoints;
 pub mod error;
 pub mod ids;
 pub mod immutability;
