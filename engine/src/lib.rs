@@ -7,11 +7,13 @@ pub mod backups;
 pub mod cluster;
 pub mod crds;
 pub mod error;
+pub mod install;
 pub mod keys;
 pub mod policy;
 pub mod repo;
 pub mod resources;
 pub mod restore;
+pub mod schedules;
 pub mod store;
 pub mod volumes;
 
