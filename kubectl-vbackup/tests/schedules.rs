@@ -178,8 +178,26 @@ fn scheduled_run_backs_up_in_cluster_with_the_backup_account_and_keeps_the_last(
     assert_eq!(second.len(), 1, "{second:?}");
     assert_ne!(second[0]["spec"]["name"], name.as_str());
 
+    // Coverage: the claim is protected by the schedule; a claim nobody schedules is not,
+    // and says why (exit 1).
+    let out = env.ok(&["coverage", "-n", "shop"]);
+    let row = out.lines().find(|l| l.contains("pvc/data")).unwrap_or_default();
+    assert!(row.contains("yes") && row.contains("nightly") && row.contains("copied"), "{out}");
+    env.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: scratch}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: tmp, namespace: scratch}\nspec: {storageClassName: network, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+    );
+    let (out, _) = env.fails(&["coverage", "-A"]);
+    let row = out.lines().find(|l| l.contains("pvc/tmp")).unwrap_or_default();
+    assert!(row.contains("NO") && row.contains("no schedule backs up namespace scratch"), "{out}");
+    // Status: the schedule is keeping up.
+    let out = env.ok(&["status"]);
+    let row = out.lines().find(|l| l.contains("nightly")).unwrap_or_default();
+    assert!(row.contains("Completed") && row.contains(" ok"), "{out}");
+
     // Pause, unpause, delete: the CronJob follows; the backups stay.
     env.ok(&["schedule", "pause", "nightly"]);
+    let (out, _) = env.fails(&["status"]);
+    assert!(out.contains("paused"), "{out}");
     let suspend = env.kubectl(&[
         "-n",
         NS,
