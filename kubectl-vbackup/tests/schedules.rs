@@ -181,17 +181,32 @@ fn scheduled_run_backs_up_in_cluster_with_the_backup_account_and_keeps_the_last(
     // Coverage: the claim is protected by the schedule; a claim nobody schedules is not,
     // and says why (exit 1).
     let out = env.ok(&["coverage", "-n", "shop"]);
-    let row = out.lines().find(|l| l.contains("pvc/data")).unwrap_or_default();
-    assert!(row.contains("yes") && row.contains("nightly") && row.contains("copied"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("pvc/data"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("yes") && row.contains("nightly") && row.contains("copied"),
+        "{out}"
+    );
     env.apply(
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: scratch}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: tmp, namespace: scratch}\nspec: {storageClassName: network, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
     );
     let (out, _) = env.fails(&["coverage", "-A"]);
-    let row = out.lines().find(|l| l.contains("pvc/tmp")).unwrap_or_default();
-    assert!(row.contains("NO") && row.contains("no schedule backs up namespace scratch"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("pvc/tmp"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("NO") && row.contains("no schedule backs up namespace scratch"),
+        "{out}"
+    );
     // Status: the schedule is keeping up.
     let out = env.ok(&["status"]);
-    let row = out.lines().find(|l| l.contains("nightly")).unwrap_or_default();
+    let row = out
+        .lines()
+        .find(|l| l.contains("nightly"))
+        .unwrap_or_default();
     assert!(row.contains("Completed") && row.contains(" ok"), "{out}");
 
     // Pause, unpause, delete: the CronJob follows; the backups stay.
