@@ -15,6 +15,7 @@ pub mod resources;
 pub mod restore;
 pub mod schedules;
 pub mod store;
+pub mod velero;
 pub mod volumes;
 
 pub use error::{Error, Result};
