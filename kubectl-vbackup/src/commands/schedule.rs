@@ -15,6 +15,8 @@ use super::volumes::MoverArgs;
 use crate::output::{print_structured, table};
 
 /// The `schedule` subcommands.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
     /// Create a schedule: a CronJob in the vbackup namespace that makes a backup with these
