@@ -124,10 +124,4 @@ impl Catalog {
             Err(e) => Err(e),
         }
     }
-
-    /// Deletes a restore record (never the restored objects).
-    pub async fn delete_restore(&self, name: &str) -> Result<usize> {
-        self.store.ensure_writable()?;
-        self.store.delete_prefix(&layout::restore_dir(name)).await
-    }
 }
