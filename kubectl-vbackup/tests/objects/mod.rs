@@ -75,6 +75,8 @@ impl Env {
             }),
             access_mode,
             default: true,
+            format: Default::default(),
+            repository_password_secret: None,
         };
         env.locations()
             .create(FS_LOCATION, spec, true, key)
@@ -147,6 +149,8 @@ impl Env {
             filesystem: None,
             access_mode: AccessMode::ReadWrite,
             default: false,
+            format: Default::default(),
+            repository_password_secret: None,
         };
         self.locations()
             .create(name, spec, true, None)
