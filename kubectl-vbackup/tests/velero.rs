@@ -349,3 +349,87 @@ fn velero_layouts_old_and_damaged_fail_clearly() {
         "nothing is restored from a backup without its archive"
     );
 }
+
+#[test]
+fn velero_s3_bucket_read_with_velero_own_credentials_secret() {
+    let env = VolumeEnv::start();
+    let fixture = env.dir.path().join("fixture");
+    let source = env.dir.path().join("volume-data");
+    app_files(&source);
+    VeleroBackup {
+        name: "weekly",
+        ns: "shop",
+        format: "1.1.0",
+        objects: shop_objects("shop"),
+        volumes: vec![PodVolume {
+            pod: "web-7d4b9c-x2x9z",
+            volume: "data",
+            uploader: Some("restic"),
+            source: Some(&source),
+        }],
+        password: velero_bucket::PASSWORD,
+    }
+    .write(&fixture);
+    // The bucket as Velero leaves it on S3: the same keys under Velero's prefix.
+    let s3 = vbackup_test_support::S3Server::shared().expect("start moto");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = rt.block_on(s3.bucket("velero")).unwrap();
+    rt.block_on(s3.upload_dir(&bucket, "velero", &fixture))
+        .unwrap();
+    // Velero's Secret, unchanged: an AWS shared-credentials file under the key `cloud`.
+    let cloud = format!(
+        "[default]\naws_access_key_id={}\naws_secret_access_key={}\n",
+        s3.access_key_id, s3.secret_access_key
+    );
+    env.kubectl(&[
+        "-n",
+        "vbackup-system",
+        "create",
+        "secret",
+        "generic",
+        "cloud-credentials",
+        &format!("--from-literal=cloud={cloud}"),
+    ]);
+    env.ok(&[
+        "location",
+        "create",
+        "velero-s3",
+        "--provider",
+        "s3",
+        "--format",
+        "velero",
+        "--bucket",
+        &bucket,
+        "--prefix",
+        "velero",
+        "--region",
+        "us-east-1",
+        "--endpoint",
+        &s3.endpoint,
+        "--path-style",
+        "--credentials-secret",
+        "cloud-credentials",
+    ]);
+    let listed = env.ok(&["backup", "get", "--storage-location", "velero-s3"]);
+    assert!(listed.contains("weekly"), "{listed}");
+    env.ok(&[
+        "restore",
+        "create",
+        "from-s3",
+        "--from-backup",
+        "weekly",
+        "--storage-location",
+        "velero-s3",
+    ]);
+    let cm = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.currency}",
+    ]);
+    assert_eq!(cm, "EUR");
+    assert_eq!(tree(&env.claim_dir("shop", "data")), tree(&source));
+}
