@@ -29,7 +29,12 @@ trap 'kill $CLUSTER_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$DEMO_DIR/kubeconfig" ] && break; sleep 0.1; done
 export KUBECONFIG="$DEMO_DIR/kubeconfig"
 run kubectl version
-run kubectl plugin list
+# Another kubectl-vbackup on PATH (e.g. after `cargo install --path kubectl-vbackup`) makes
+# `kubectl plugin list` warn that it is overshadowed and exit 1: a note about the machine, not
+# a failure of the demo, which runs the binary just built (first on PATH).
+printf '$ kubectl plugin list\n'
+kubectl plugin list || true
+echo "kubectl vbackup runs $(readlink -f "$(command -v kubectl-vbackup)") (built above)"
 
 step "installing vbackup's custom resources"
 run kubectl apply -f manifests/crds/

@@ -33,7 +33,9 @@ pub struct GlobalArgs {
     /// The kubeconfig context to use.
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
-    /// Namespace the command acts on (default: the context's namespace).
+    /// The namespace: for `backup create` and `restore create`, the one namespace to take
+    /// (same as --include-namespaces; default: all); for `explain` and `snapshot`, the
+    /// namespace of the pod or claim (default: the context's namespace).
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Namespace holding vbackup's own objects (locations, keys, schedules).
@@ -89,4 +91,88 @@ pub enum Command {
     /// Runs inside a mover pod: copies one volume (started by backups and restores).
     #[command(hide = true)]
     Mover(crate::commands::mover::MoverArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{ArgAction, CommandFactory, Parser};
+
+    use super::*;
+
+    /// Every boolean flag in `command` and its subcommands that does not take `--flag=false`.
+    fn strict_booleans(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let set_once = matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse);
+            let bool_value = arg.get_value_names().is_some_and(|v| v == ["BOOL"]);
+            let optional_value = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+            if set_once || (bool_value && !optional_value) {
+                found.push(format!("{path} --{}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            strict_booleans(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_boolean_flag_takes_flag_alone_or_flag_equals_true_or_false() {
+        let mut found = Vec::new();
+        strict_booleans(&Cli::command(), "kubectl vbackup", &mut found);
+        assert!(
+            found.is_empty(),
+            "boolean flags without =true|false: {found:?}"
+        );
+    }
+
+    fn backup_create(args: &[&str]) -> crate::commands::backup::CreateArgs {
+        let cli =
+            Cli::try_parse_from([&["kubectl-vbackup", "backup", "create", "b1"], args].concat())
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Backup(BackupCommand::Create(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn restore_request(args: &[&str]) -> anyhow::Result<vbackup_engine::restore::RestoreRequest> {
+        let base = [
+            "kubectl-vbackup",
+            "restore",
+            "create",
+            "r1",
+            "--from-backup",
+            "b1",
+        ];
+        let cli = Cli::try_parse_from([&base[..], args].concat()).expect("flags parse");
+        match cli.command {
+            Command::Restore(RestoreCommand::Create(create)) => {
+                create.request(cli.global.namespace.as_deref())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn restore_dash_n_means_include_namespaces_as_on_backups() {
+        let r = restore_request(&["-n", "shop"]).unwrap();
+        assert_eq!(r.namespaces.include, ["shop"]);
+        let r = restore_request(&["--include-namespaces", "a,b"]).unwrap();
+        assert_eq!(r.namespaces.include, ["a", "b"]);
+        let err = restore_request(&["-n", "shop", "--include-namespaces", "a"]).unwrap_err();
+        assert!(err.to_string().contains("use one of them"), "{err}");
+        assert!(restore_request(&[]).unwrap().namespaces.include.is_empty());
+    }
+
+    #[test]
+    fn wait_alone_means_true_and_takes_an_explicit_value() {
+        assert!(backup_create(&[]).wait);
+        assert!(backup_create(&["--wait"]).wait);
+        assert!(backup_create(&["--wait=true"]).wait);
+        assert!(!backup_create(&["--wait=false"]).wait);
+        assert!(!backup_create(&["--include-dependencies=false"]).flags.include_dependencies);
+        assert!(
+            Cli::try_parse_from(["kubectl-vbackup", "backup", "create", "b1", "--wait=maybe"])
+                .is_err()
+        );
+    }
 }

@@ -22,11 +22,14 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `-v`/`-vv`/`-vvv` raise vbackup's own level only: dependencies (kube, hyper, rustls,
+/// the S3 SDK) stay at warnings unless VBACKUP_LOG asks for them.
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
-        1 => "info,vbackup_engine=debug",
-        _ => "debug",
+        1 => "warn,vbackup_engine=info,kubectl_vbackup=info",
+        2 => "warn,vbackup_engine=debug,kubectl_vbackup=debug",
+        _ => "warn,vbackup_engine=trace,kubectl_vbackup=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VBACKUP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -144,16 +144,38 @@ fn only_one_location_stays_default() {
         ]);
         assert!(ok, "{stderr}");
     }
-    let (_, stdout, _) = env.vbackup(&["location", "get", "-o", "json"]);
+    assert_eq!(defaults(&env), ["second"]);
+
+    // The default is chosen again later, not only at creation.
+    let (ok, stdout, stderr) = env.vbackup(&["location", "set-default", "first"]);
+    assert!(
+        ok && stdout.contains("first is now the default"),
+        "{stderr}"
+    );
+    assert_eq!(defaults(&env), ["first"]);
+    let (ok, _, stderr) = env.vbackup(&["location", "set-default", "third"]);
+    assert!(
+        !ok && stderr.contains("location third not found"),
+        "{stderr}"
+    );
+    assert_eq!(
+        defaults(&env),
+        ["first"],
+        "a failed set-default changes nothing"
+    );
+}
+
+/// The names of the locations marked default.
+fn defaults(env: &PluginCluster) -> Vec<String> {
+    let (ok, stdout, stderr) = env.vbackup(&["location", "get", "-o", "json"]);
+    assert!(ok, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let defaults: Vec<_> = json
-        .as_array()
+    json.as_array()
         .unwrap()
         .iter()
         .filter(|l| l["spec"]["default"] == true)
-        .collect();
-    assert_eq!(defaults.len(), 1);
-    assert_eq!(defaults[0]["metadata"]["name"], "second");
+        .map(|l| l["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]

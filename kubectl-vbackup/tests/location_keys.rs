@@ -206,3 +206,97 @@ fn a_recreated_location_keeps_its_key_secret() {
     );
     assert!(!stdout.contains(&key.to_text()));
 }
+
+/// Sets the provider values the cluster accepts for locations (a stricter schema stands for
+/// any refusal by the API server: admission, quota, validation).
+fn accept_providers(c: &PluginCluster, providers: &str) {
+    let patch = format!(
+        r#"[{{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/provider/enum","value":{providers}}}]"#
+    );
+    let out = c.kubectl(&[
+        "patch",
+        "crd",
+        "backupstoragelocations.vbackup.io",
+        "--type",
+        "json",
+        "-p",
+        &patch,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn key_secret_exists(c: &PluginCluster) -> bool {
+    c.kubectl(&[
+        "get",
+        "secret",
+        "shared-location-key",
+        "-n",
+        "vbackup-system",
+    ])
+    .status
+    .success()
+}
+
+#[test]
+fn a_location_the_cluster_refuses_leaves_no_key_and_the_retry_shows_its_key() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("store");
+    let path = path.to_str().unwrap();
+    let c = cluster();
+
+    accept_providers(&c, r#"["s3"]"#);
+    let (ok, stdout, stderr) = create_shared(&c, path, &[]);
+    assert!(
+        !ok && stderr.contains("cannot create location shared"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        !stdout.contains("vbk1_"),
+        "no key is shown for a location that was not made"
+    );
+    assert!(
+        !key_secret_exists(&c),
+        "no key Secret is left without its location"
+    );
+
+    accept_providers(&c, r#"["s3","filesystem"]"#);
+    let (ok, stdout, stderr) = create_shared(&c, path, &[]);
+    assert!(
+        ok && stdout.contains("Location key (shown once)"),
+        "{stdout}{stderr}"
+    );
+    let key = printed_key(&stdout);
+    assert!(key_secret_exists(&c));
+
+    // A create killed after writing the key Secret leaves it marked as never shown: the next
+    // create shows that key instead of silently keeping it.
+    assert!(c.vbackup(&["location", "delete", "shared"]).0);
+    let out = c.kubectl(&[
+        "annotate",
+        "secret",
+        "shared-location-key",
+        "-n",
+        "vbackup-system",
+        &format!("{}=true", vbackup_engine::store::key_secret::NOT_SHOWN),
+    ]);
+    assert!(out.status.success());
+    let (ok, stdout, stderr) = create_shared(&c, path, &[]);
+    assert!(
+        ok && stdout.contains("Location key (shown once)"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(printed_key(&stdout), key, "the kept key is the one shown");
+
+    // Once shown, a recreated location keeps the key without showing it again.
+    assert!(c.vbackup(&["location", "delete", "shared"]).0);
+    let (ok, stdout, _) = create_shared(&c, path, &[]);
+    assert!(
+        ok && stdout.contains("kept the existing location key"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&key.to_text()));
+}

@@ -3,7 +3,7 @@
 
 mod objects;
 
-use objects::{Env, show, stderr};
+use objects::{Env, FS_LOCATION, show, stderr};
 use serde_json::Value;
 use vbackup_engine::store::AccessMode;
 
@@ -174,6 +174,19 @@ async fn existing_objects_are_left_with_a_warning_or_updated_on_request() {
         r#"{"data":{"nginx.conf":"changed"}}"#,
     ]);
     assert!(out.status.success(), "{}", show(&out));
+    // Only added, nothing the backup holds changed: still a difference.
+    let out = env.kubectl(&[
+        "-n",
+        "nextcloud",
+        "patch",
+        "configmap",
+        "nextcloud-config",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"labels":{"added":"label"}},"data":{"added-key":"x"}}"#,
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
 
     env.vbackup_ok(&["restore", "create", "keep", "--from-backup", "nc1"]);
     let cm = env
@@ -192,6 +205,21 @@ async fn existing_objects_are_left_with_a_warning_or_updated_on_request() {
             .contains("configmaps/nextcloud/nginx-config exists and differs")),
         "{warnings:?}"
     );
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("configmaps/nextcloud/nextcloud-config exists and differs")),
+        "an added key and label are a difference: {warnings:?}"
+    );
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|w| w.as_str().unwrap().contains("exists and differs"))
+            .count(),
+        2,
+        "objects nobody changed are not reported: {warnings:?}"
+    );
 
     env.vbackup_ok(&[
         "restore",
@@ -207,10 +235,89 @@ async fn existing_objects_are_left_with_a_warning_or_updated_on_request() {
         .await
         .unwrap();
     assert_eq!(cm["data"]["nginx.conf"], "server { listen 80; }");
+    let cm = env
+        .get("configmaps", Some("nextcloud"), "nextcloud-config")
+        .await
+        .unwrap();
+    assert!(
+        cm["data"].get("added-key").is_none() && cm["metadata"]["labels"].get("added").is_none(),
+        "update puts back exactly the backed-up content: {cm}"
+    );
     let record: Value =
         serde_json::from_str(&env.vbackup_ok(&["restore", "describe", "overwrite", "-o", "json"]))
             .unwrap();
-    assert_eq!(record["status"]["updated"], 1);
+    assert_eq!(record["status"]["updated"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_restore_reports_what_the_server_would_do_and_writes_nothing() {
+    let env = Env::start().await;
+    env.create_nextcloud();
+    env.backup_nextcloud("nc1");
+    // One object gone, one changed, one the cluster now refuses (its CRD's schema changed).
+    let kubectl_ok = |args: &[&str]| {
+        let out = env.kubectl(args);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+    };
+    kubectl_ok(&["-n", "nextcloud", "delete", "configmap", "nginx-config"]);
+    kubectl_ok(&[
+        "-n",
+        "nextcloud",
+        "patch",
+        "configmap",
+        "nextcloud-config",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"added-key":"x"}}"#,
+    ]);
+    kubectl_ok(&["-n", "nextcloud", "delete", "certificate", "collabora-tls"]);
+    kubectl_ok(&[
+        "patch",
+        "crd",
+        "certificates.acme.example.io",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/versions/0/schema/openAPIV3Schema/properties","value":{"spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true,"properties":{"secretName":{"type":"string","enum":["nextcloud-tls"]}}}}}]"#,
+    ]);
+    let before = env.snapshot("nextcloud").await;
+
+    let out = env.vbackup(&[
+        "restore",
+        "create",
+        "dry",
+        "--from-backup",
+        "nc1",
+        "--dry-run",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "a refusal: {}", show(&out));
+    assert!(
+        stdout.contains("dry run, nothing written")
+            && stdout.contains("1 objects would be created")
+            && stdout.contains("1 refused"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stdout.contains("would be refused: certificates.acme.example.io/nextcloud/collabora-tls"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stdout.contains("configmaps/nextcloud/nextcloud-config exists and differs"),
+        "{}",
+        show(&out)
+    );
+
+    assert_eq!(
+        env.snapshot("nextcloud").await,
+        before,
+        "a dry run changes no object"
+    );
+    let out = env.vbackup(&["restore", "describe", "dry"]);
+    assert_eq!(out.status.code(), Some(2), "no record: {}", show(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +415,8 @@ async fn a_second_cluster_sees_the_backups_and_restores_them_without_writing() {
     first.backup_nextcloud("nc1");
 
     let root = first.fs_root();
-    let second = Env::start_with_location(Some(&root), AccessMode::ReadOnly).await;
+    let key = first.locations().key(FS_LOCATION).await.unwrap();
+    let second = Env::start_with_location(Some(&root), AccessMode::ReadOnly, Some(key)).await;
     let listed = second.vbackup_ok(&["backup", "get"]);
     assert!(
         listed.contains("nc1") && listed.contains("Completed"),

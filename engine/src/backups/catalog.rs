@@ -95,8 +95,10 @@ impl Catalog {
         if self.store.format() == Format::Velero {
             return velero::catalog::archive(&self.store, name).await;
         }
-        let reader = self.store.get(&layout::backup_resources(name)).await?;
-        archive::unpack(reader).await
+        let archive_name = layout::backup_resources(name);
+        let reader = self.store.get(&archive_name).await?;
+        let key = self.store.archive_key().await?;
+        archive::unpack(reader, key.as_ref(), &archive_name).await
     }
 
     /// `record` with each volume named by its claim: Velero records pod volumes, so their
@@ -104,7 +106,7 @@ impl Catalog {
     pub async fn with_claims(&self, mut record: BackupRecord, name: &str) -> Result<BackupRecord> {
         if self.store.format() == Format::Velero && !record.status.volumes.is_empty() {
             let unpacked = self.archive(name).await?;
-            velero::catalog::resolve_claims(&mut record.status.volumes, &unpacked);
+            velero::catalog::resolve_claims(&mut record.status.volumes, &unpacked).await;
         }
         Ok(record)
     }
@@ -158,11 +160,5 @@ impl Catalog {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    /// Deletes a restore record (never the restored objects).
-    pub async fn delete_restore(&self, name: &str) -> Result<usize> {
-        self.store.ensure_writable()?;
-        self.store.delete_prefix(&layout::restore_dir(name)).await
     }
 }

@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
+pub mod stream;
+
 /// Prefix of a location key's text form; the `1` is the format version.
 const KEY_PREFIX: &str = "vbk1_";
 /// Bytes of checksum appended to the key in its text form (catches typos and truncation).
@@ -47,11 +49,6 @@ impl LocationKey {
         let mut key = [0u8; 32];
         fill_random(&mut key)?;
         Ok(LocationKey(key))
-    }
-
-    /// The key from its raw bytes (e.g. a Secret's data).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        LocationKey(bytes)
     }
 
     /// The raw bytes, for storing the key in a Secret. Never log them.
@@ -99,7 +96,7 @@ impl LocationKey {
         Ok(LocationKey(raw))
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
+    pub(crate) fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(&self.0.into())
     }
 }

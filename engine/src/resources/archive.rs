@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::types::ObjectRef;
+use crate::keys::stream::{self, ArchiveKey, Sealer};
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// The first entry of every archive.
@@ -22,6 +24,12 @@ pub const HEADER_PATH: &str = "vbackup-archive.json";
 /// Archive format written by this version.
 pub const FORMAT_VERSION: u32 = 1;
 const ROOT: &str = "resources/";
+/// Largest object entry read back. The API server refuses request bodies over 3 MiB (etcd
+/// keeps objects under ~1.5 MiB), so anything larger cannot be a Kubernetes object: the size
+/// in a tar header comes from the bucket and must never size an allocation unchecked.
+pub const MAX_OBJECT_BYTES: u64 = 3 * 1024 * 1024;
+/// Largest header entry read back (a few dozen bytes are written).
+const MAX_HEADER_BYTES: u64 = 64 * 1024;
 
 /// Contents of the header entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,6 +70,8 @@ pub fn parse_object_path(path: &str) -> Option<ObjectRef> {
 /// Streams a tar.gz archive into an async sink, one object at a time.
 pub struct ArchiveWriter<W> {
     builder: tar::Builder<GzEncoder<Vec<u8>>>,
+    /// Encrypts what goes to the sink; `None` only for a location without a key.
+    sealer: Option<Sealer>,
     sink: W,
     mtime: u64,
     entries: u64,
@@ -69,11 +79,13 @@ pub struct ArchiveWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
-    /// Starts an archive for `backup`, writing its header entry.
-    pub async fn new(sink: W, backup: &str, mtime: u64) -> Result<Self> {
+    /// Starts an archive for `backup`, writing its header entry; with a `sealer`, the sink
+    /// receives the archive encrypted.
+    pub async fn new(sink: W, backup: &str, mtime: u64, sealer: Option<Sealer>) -> Result<Self> {
         let encoder = GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::default());
         let mut writer = ArchiveWriter {
             builder: tar::Builder::new(encoder),
+            sealer,
             sink,
             mtime,
             entries: 0,
@@ -119,7 +131,10 @@ impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
     }
 
     async fn drain(&mut self) -> Result<()> {
-        let buffered = std::mem::take(self.builder.get_mut().get_mut());
+        let mut buffered = std::mem::take(self.builder.get_mut().get_mut());
+        if let Some(sealer) = &mut self.sealer {
+            buffered = sealer.push(&buffered)?;
+        }
         if !buffered.is_empty()
             && let Err(e) = self.sink.write_all(&buffered).await
         {
@@ -132,7 +147,11 @@ impl<W: AsyncWrite + Unpin> ArchiveWriter<W> {
     /// Writes the end of the archive and closes the sink.
     pub async fn finish(self) -> Result<()> {
         let encoder = self.builder.into_inner().map_err(archive_write_error)?;
-        let tail = encoder.finish().map_err(archive_write_error)?;
+        let mut tail = encoder.finish().map_err(archive_write_error)?;
+        if let Some(mut sealer) = self.sealer {
+            tail = sealer.push(&tail)?;
+            tail.extend(sealer.finish()?);
+        }
         let mut sink = self.sink;
         sink.write_all(&tail).await.map_err(sink_error)?;
         sink.shutdown().await.map_err(sink_error)
@@ -160,9 +179,11 @@ pub struct UnpackedArchive {
 
 impl UnpackedArchive {
     /// Reads one object back.
-    pub fn read(&self, object: &ObjectRef) -> Result<serde_json::Value> {
+    pub async fn read(&self, object: &ObjectRef) -> Result<serde_json::Value> {
         let path = self.local_path(object);
-        let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(Error::io("read", &path))?;
         serde_json::from_slice(&bytes).map_err(|e| corrupt(&object_path(object), e))
     }
 
@@ -185,17 +206,81 @@ fn local_path(dir: &Path, object: &ObjectRef) -> PathBuf {
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!(
-        "the backup archive is corrupt or truncated ({what}: {e}); nothing was restored — \
+        "the backup archive is damaged: corrupt or truncated ({what}: {e}); nothing was restored — \
          check the location, or restore from another backup"
     ))
 }
 
-/// Unpacks an archive stream into a private temporary directory.
-pub async fn unpack(reader: impl AsyncRead + Send + Unpin + 'static) -> Result<UnpackedArchive> {
+/// Writes the object archive of `backup` to `out`, decrypted; returns its size.
+pub async fn download(
+    store: &Store,
+    backup: &str,
+    mut out: impl Write + Send + 'static,
+) -> Result<u64> {
+    let name = crate::store::layout::backup_resources(backup);
+    let reader = store.get(&name).await.map_err(|e| match e {
+        e if e.is_not_found() => Error::BackupNotFound {
+            name: backup.into(),
+            location: Some(store.name().into()),
+        },
+        e => e,
+    })?;
+    let key = store.archive_key().await?;
     let bridge = tokio_util::io::SyncIoBridge::new(reader);
-    tokio::task::spawn_blocking(move || unpack_sync(bridge))
-        .await
-        .map_err(|e| Error::Internal(format!("archive reader failed: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        let mut plain =
+            stream::open(bridge, key.as_ref(), &name).map_err(|e| corrupt("reading", e))?;
+        let copied = std::io::copy(&mut plain, &mut out).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => corrupt("reading", e),
+            _ => Error::io("write", "the downloaded archive")(e),
+        })?;
+        out.flush()
+            .map_err(Error::io("write", "the downloaded archive"))?;
+        Ok(copied)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("archive download failed: {e}")))?
+}
+
+/// Reads one entry, refusing one that claims (or holds) more than `limit` bytes.
+fn read_entry(entry: &mut impl Read, path: &str, claimed: u64, limit: u64) -> Result<Vec<u8>> {
+    if claimed > limit {
+        return Err(corrupt(
+            path,
+            format!("the entry claims {claimed} bytes, more than any Kubernetes object ({limit})"),
+        ));
+    }
+    // `claimed` is at most `limit`, so the allocation is bounded; `take` bounds the read
+    // whatever the header says.
+    let mut data = Vec::with_capacity(claimed as usize);
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| corrupt(path, e))?;
+    if data.len() as u64 > limit {
+        return Err(corrupt(
+            path,
+            format!("the entry holds more than {limit} bytes"),
+        ));
+    }
+    Ok(data)
+}
+
+/// Unpacks an archive stream (stored as `name`, encrypted with `key` or from before
+/// encryption) into a private temporary directory.
+pub async fn unpack(
+    reader: impl AsyncRead + Send + Unpin + 'static,
+    key: Option<&ArchiveKey>,
+    name: &str,
+) -> Result<UnpackedArchive> {
+    let bridge = tokio_util::io::SyncIoBridge::new(reader);
+    let (key, name) = (key.cloned(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        let plain = stream::open(bridge, key.as_ref(), &name).map_err(|e| corrupt("reading", e))?;
+        unpack_sync(plain)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("archive reader failed: {e}")))?
 }
 
 /// Unpacks from a synchronous reader (the blocking half of [`unpack`]).
@@ -218,10 +303,13 @@ pub fn unpack_sync(reader: impl Read) -> Result<UnpackedArchive> {
             .map_err(|e| corrupt("entry name", e))?
             .to_string_lossy()
             .into_owned();
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| corrupt(&path, e))?;
+        let limit = if header.is_none() {
+            MAX_HEADER_BYTES
+        } else {
+            MAX_OBJECT_BYTES
+        };
+        let claimed = entry.size();
+        let data = read_entry(&mut entry, &path, claimed, limit)?;
         if header.is_none() {
             if path != HEADER_PATH {
                 return Err(Error::Corrupt(format!(
@@ -285,7 +373,7 @@ pub(crate) fn unpack_foreign(
     let mut objects = Vec::new();
     let entries = archive.entries().map_err(|e| corrupt("reading", e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| corrupt("reading", e))?;
+        let mut entry = entry.map_err(|e| corrupt("reading", e))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -297,17 +385,8 @@ pub(crate) fn unpack_foreign(
         let Some(object) = parse_object_path(path.trim_start_matches("./")) else {
             continue;
         };
-        let mut data = Vec::new();
-        entry
-            .take(MAX_FOREIGN_OBJECT_BYTES + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| corrupt(&path, e))?;
-        if data.len() as u64 > MAX_FOREIGN_OBJECT_BYTES {
-            return Err(corrupt(
-                &path,
-                format!("the entry is larger than {MAX_FOREIGN_OBJECT_BYTES} bytes"),
-            ));
-        }
+        let claimed = entry.size();
+        let data = read_entry(&mut entry, &path, claimed, MAX_FOREIGN_OBJECT_BYTES)?;
         let mut value: serde_json::Value =
             serde_json::from_slice(&data).map_err(|e| corrupt(&path, e))?;
         fix(&mut value);
@@ -344,7 +423,7 @@ mod tests {
                 .unwrap();
             out
         });
-        let mut archive = ArchiveWriter::new(&mut w, "b1", 0).await.unwrap();
+        let mut archive = ArchiveWriter::new(&mut w, "b1", 0, None).await.unwrap();
         for (o, json) in objects {
             archive.add(o, json.as_bytes()).await.unwrap();
         }
@@ -390,7 +469,7 @@ mod tests {
             names,
             sample().into_iter().map(|(o, _)| o).collect::<Vec<_>>()
         );
-        assert_eq!(unpacked.read(&names[0]).unwrap()["kind"], "ConfigMap");
+        assert_eq!(unpacked.read(&names[0]).await.unwrap()["kind"], "ConfigMap");
     }
 
     #[tokio::test]
@@ -419,5 +498,64 @@ mod tests {
         let bytes = b.into_inner().unwrap().finish().unwrap();
         let err = unpack_sync(&bytes[..]).unwrap_err().to_string();
         assert!(err.contains("not a vbackup archive"), "{err}");
+    }
+
+    /// A tar entry header (512 bytes) for `path` claiming `size` bytes, checksum filled in.
+    fn raw_header(path: &str, size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(size);
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn entry_claiming_a_huge_size_is_a_damaged_archive_not_an_allocation() {
+        let header = br#"{"formatVersion":1,"backup":"b1"}"#;
+        let mut tar = raw_header(HEADER_PATH, header.len() as u64);
+        tar.extend_from_slice(header);
+        tar.resize(1024, 0);
+        // Claims a petabyte; holds a few bytes.
+        tar.extend(raw_header(
+            "resources/configmaps/namespaces/nc/big.json",
+            1 << 50,
+        ));
+        tar.extend_from_slice(b"{}");
+        tar.resize(tar.len() + 2048, 0);
+        let err = unpack_sync(&gzip(&tar)[..]).unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+        let err = err.to_string();
+        assert!(err.contains("damaged"), "{err}");
+        assert!(err.contains("big.json"), "{err}");
+    }
+
+    #[test]
+    fn object_entry_over_the_limit_is_refused() {
+        let header = br#"{"formatVersion":1,"backup":"b1"}"#;
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(header.len() as u64);
+        b.append_data(&mut h, HEADER_PATH, &header[..]).unwrap();
+        let big = vec![b' '; MAX_OBJECT_BYTES as usize + 1];
+        let mut h = tar::Header::new_gnu();
+        h.set_size(big.len() as u64);
+        b.append_data(
+            &mut h,
+            "resources/configmaps/namespaces/nc/big.json",
+            &big[..],
+        )
+        .unwrap();
+        let err = unpack_sync(&gzip(&b.into_inner().unwrap())[..])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("damaged"), "{err}");
     }
 }

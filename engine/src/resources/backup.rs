@@ -22,6 +22,7 @@ use crate::backups::record::{
 };
 use crate::backups::volume_step::{self, BackupVolumeContext, VolumeStep};
 use crate::backups::{Catalog, VolumeRecord};
+use crate::keys::stream::Sealer;
 use crate::store::{Store, layout};
 use crate::{Error, Result};
 
@@ -116,17 +117,28 @@ pub async fn run_backup_with_volumes(
     let started_at = jiff::Timestamp::now();
     let namespaces = selected_namespaces(client, request).await?;
 
+    let sealer = match store.archive_key().await? {
+        Some(key) => Some(Sealer::new(&key, &layout::backup_resources(&request.name))?),
+        None => None,
+    };
+    let unencrypted = sealer.is_none();
     let (pipe_writer, mut pipe_reader) = tokio::io::duplex(PIPE_BUFFER);
     let upload_store = store.clone();
     let key = layout::backup_resources(&request.name);
     let upload = tokio::spawn(async move { upload_store.put_stream(&key, &mut pipe_reader).await });
 
     let mtime = u64::try_from(started_at.as_second()).unwrap_or_default();
-    let archive = ArchiveWriter::new(pipe_writer, &request.name, mtime).await;
+    let archive = ArchiveWriter::new(pipe_writer, &request.name, mtime, sealer).await;
     let mut walk = match archive {
         Ok(archive) => Walk::new(client, request, &selector, &discovered, archive)?,
         Err(e) => return Err(upload_error(upload, e).await),
     };
+    if unencrypted {
+        walk.tally.warn(format!(
+            "location {} has no key: the object archive and item log are not encrypted",
+            store.name()
+        ));
+    }
     for warning in &namespaces.missing {
         walk.tally
             .warn(format!("namespace {warning} does not exist"));
@@ -401,7 +413,7 @@ impl<'a> Walk<'a> {
             selector,
             discovered,
             archive,
-            log: ItemLog::new()?,
+            log: ItemLog::new(),
             tally: Tally::default(),
             skipped: Vec::new(),
             seen: HashSet::new(),
@@ -499,10 +511,12 @@ impl<'a> Walk<'a> {
         if !self.selector.is_empty() {
             lp = lp.labels(self.selector.as_str());
         }
+        let mut listed = 0usize;
         loop {
             let page = match api.list(&lp).await {
                 Ok(page) => page,
                 Err(e) => {
+                    tracing::warn!(resource = %gr, namespace, error = %e, "cannot list; recorded as an item error");
                     let at = ObjectRef {
                         resource: gr.clone(),
                         namespace: namespace.map(String::from),
@@ -513,6 +527,7 @@ impl<'a> Walk<'a> {
                     return Ok(());
                 }
             };
+            listed += page.items.len();
             for item in page.items {
                 let mut object =
                     serde_json::to_value(&item).map_err(|e| Error::Internal(e.to_string()))?;
@@ -527,7 +542,10 @@ impl<'a> Walk<'a> {
             }
             match page.metadata.continue_ {
                 Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
-                _ => return Ok(()),
+                _ => {
+                    tracing::debug!(resource = %gr, namespace, objects = listed, "listed");
+                    return Ok(());
+                }
             }
         }
     }

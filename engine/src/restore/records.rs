@@ -79,7 +79,7 @@ impl RestoreRecords {
                 serde_json::to_vec_pretty(&record).map_err(|e| Error::Internal(e.to_string()))?;
             return self.store.put(&layout::restore_metadata(name), json).await;
         }
-        let log_bytes = log.into_bytes()?;
+        let log_bytes = log.into_bytes().await?;
         let mut binary = BTreeMap::new();
         if log_bytes.len() <= MAX_IN_CLUSTER_LOG {
             binary.insert(LOG_KEY.to_string(), ByteString(log_bytes));
@@ -147,10 +147,20 @@ impl RestoreRecords {
         Ok(out)
     }
 
-    /// The item log, gzip-compressed, if kept.
+    /// The item log, gzip-compressed (decrypted), if kept.
     pub async fn log_gz(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        match self.store.get_bytes(&layout::restore_log(name)).await {
-            Ok(b) => return Ok(Some(b.to_vec())),
+        let key = layout::restore_log(name);
+        match self.store.get_bytes(&key).await {
+            Ok(b) => {
+                let mut plain = Vec::new();
+                let archive_key = self.store.archive_key().await?;
+                crate::keys::stream::open(std::io::Cursor::new(b), archive_key.as_ref(), &key)
+                    .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut plain))
+                    .map_err(|e| {
+                        Error::Corrupt(format!("the log of restore {name} is damaged: {e}"))
+                    })?;
+                return Ok(Some(plain));
+            }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }

@@ -67,6 +67,10 @@ pub struct RestoreRequest {
     /// The storage location (`None` = the default location).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_location: Option<String>,
+    /// Send every object with `dryRun=All` and write nothing (no object, no volume data,
+    /// no record): the report says what would be created, updated, left alone or refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 fn yes() -> bool {
@@ -88,6 +92,7 @@ impl RestoreRequest {
             preserve_node_ports: false,
             restore_volumes: true,
             storage_location: None,
+            dry_run: false,
         }
     }
 

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ObjectMeta, PostParams};
 use kube::discovery::ApiResource;
+use kube::runtime::wait::{await_condition, conditions};
 use serde_json::Value;
 
 use super::actions::{self, ActionContext, Outcome};
@@ -98,7 +100,7 @@ pub async fn run_restore_with_volumes(
 ) -> Result<RestoreRecord> {
     let (selector, backup) = preflight(store, records, request).await?;
     let started = now_rfc3339();
-    let volumes = volumes.filter(|_| request.restore_volumes);
+    let volumes = volumes.filter(|_| request.restore_volumes && !request.dry_run);
     let restored = restore_objects(
         client, store, request, &selector, &backup, volumes, progress,
     );
@@ -121,9 +123,10 @@ pub async fn run_restore_with_volumes(
                     volumes: Vec::new(),
                 },
             };
-            // The error itself is what the caller must see; the record is best effort.
-            if let Ok(log) = ItemLog::new() {
-                let _ = records.save(&failed, log).await;
+            // The error itself is what the caller must see; the record is best effort (and
+            // a dry run writes none).
+            if !request.dry_run {
+                let _ = records.save(&failed, ItemLog::new()).await;
             }
             return Err(e);
         }
@@ -144,6 +147,9 @@ pub async fn run_restore_with_volumes(
             volumes: done.volumes,
         },
     };
+    if request.dry_run {
+        return Ok(record);
+    }
     if let Err(e) = records.save(&record, done.log).await {
         let s = &record.status;
         return Err(Error::RecordNotSaved(format!(
@@ -182,13 +188,13 @@ async fn restore_objects(
     let mut resolved;
     let backup = if store.format() == crate::store::Format::Velero {
         resolved = backup.clone();
-        crate::velero::catalog::resolve_claims(&mut resolved.status.volumes, &unpacked);
+        crate::velero::catalog::resolve_claims(&mut resolved.status.volumes, &unpacked).await;
         &resolved
     } else {
         backup
     };
     let discovered = discover(client).await?;
-    let known = known_types(&discovered, &unpacked)?;
+    let known = known_types(&discovered, &unpacked).await?;
     let unknown_excludes = request
         .resources
         .validate_includes(&known, "restore's --include-resources")?;
@@ -201,12 +207,18 @@ async fn restore_objects(
         known,
         tally: Tally::default(),
         skipped: Vec::new(),
-        log: ItemLog::new()?,
+        log: ItemLog::new(),
         unchanged: 0,
         updated: 0,
         ensured_namespaces: HashSet::new(),
+        unchecked_namespaces: HashSet::new(),
+        unchecked_types: HashSet::new(),
         items: 0,
     };
+    if request.dry_run && request.restore_volumes && volumes.is_some() {
+        run.tally
+            .warn("dry run: volume data is not part of it; nothing was copied".to_string());
+    }
     for entry in unknown_excludes {
         run.tally.warn(format!(
             "--exclude-resources {entry}: neither the cluster nor the backup has such a type; it \
@@ -221,7 +233,7 @@ async fn restore_objects(
     }
     let mut objects = std::mem::take(&mut unpacked.objects);
     objects.sort_by(order::compare);
-    let mut crds_restored = Vec::new();
+    let mut crds_restored: Vec<String> = Vec::new();
     let mut after_crds = false;
     let mut volume_records = Vec::new();
     let mut volumes_pending = volumes;
@@ -235,7 +247,13 @@ async fn restore_objects(
         }
         if !after_crds && first.resource != kinds::CRDS {
             after_crds = true;
-            if !crds_restored.is_empty() {
+            if request.dry_run {
+                // Types whose CRD only the restore would create are not served yet.
+                let not_served = crds_restored
+                    .drain(..)
+                    .filter(|name| run.discovered.by_group_resource(name).is_none());
+                run.unchecked_types.extend(not_served);
+            } else if !crds_restored.is_empty() {
                 run.wait_for_crds(&crds_restored).await;
                 run.discovered = discover(client).await?;
             }
@@ -274,7 +292,7 @@ async fn restore_objects(
 
 /// The cluster's types, plus the archive's types the cluster does not serve (so filters
 /// may name them, e.g. to leave out a CRD's objects).
-fn known_types(
+async fn known_types(
     discovered: &DiscoveredTypes,
     unpacked: &UnpackedArchive,
 ) -> Result<Vec<ResourceType>> {
@@ -284,7 +302,7 @@ fn known_types(
         if discovered.by_group_resource(&r.resource).is_some() || !seen.insert(&r.resource) {
             continue;
         }
-        let object = unpacked.read(r)?;
+        let object = unpacked.read(r).await?;
         known.push(archived_type(r, &object));
     }
     Ok(known)
@@ -325,6 +343,10 @@ struct Run<'a> {
     unchanged: u64,
     updated: u64,
     ensured_namespaces: HashSet<String>,
+    /// Dry run: namespaces that do not exist yet, so the server cannot check objects in them.
+    unchecked_namespaces: HashSet<String>,
+    /// Dry run: types whose CRD would be created by this restore, so not served yet.
+    unchecked_types: HashSet<String>,
     items: u64,
 }
 
@@ -337,9 +359,12 @@ impl Run<'_> {
         batch: &'o [ObjectRef],
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Vec<(&'o ObjectRef, String)> {
+        if let Some(first) = batch.first() {
+            tracing::debug!(resource = %first.resource, objects = batch.len(), dry_run = self.request.dry_run, "restoring a batch");
+        }
         let mut prepared = Vec::with_capacity(batch.len());
         for r in batch {
-            if let Some(object) = self.prepare(unpacked, r) {
+            if let Some(object) = self.prepare(unpacked, r).await {
                 prepared.push((r, object));
             }
         }
@@ -358,16 +383,19 @@ impl Run<'_> {
             client: self.client,
             discovered: &self.discovered,
             policy: self.request.existing_resource_policy,
+            dry_run: self.request.dry_run,
         };
         let results: Vec<_> = futures::stream::iter(prepared.into_iter().map(|(r, object)| {
-            let blocked = object["metadata"]["namespace"]
-                .as_str()
-                .and_then(|ns| namespace_errors.get(ns).cloned());
+            let namespace = object["metadata"]["namespace"].as_str();
+            let blocked = namespace.and_then(|ns| namespace_errors.get(ns).cloned());
+            let unchecked = namespace.is_some_and(|ns| self.unchecked_namespaces.contains(ns))
+                || self.unchecked_types.contains(&r.resource);
             let target = &target;
             async move {
-                let result = match blocked {
-                    Some(e) => Err(e),
-                    None => target.apply(object).await,
+                let result = match (blocked, unchecked) {
+                    (Some(e), _) => Err(e),
+                    (None, true) => Ok(Applied::Unchecked),
+                    (None, false) => target.apply(object).await,
                 };
                 (r, result)
             }
@@ -388,6 +416,14 @@ impl Run<'_> {
                     self.log.record(r, "created", None);
                     applied.push((r, name));
                 }
+                Ok(Applied::Unchecked) => {
+                    self.tally.count(&r.resource);
+                    self.log.record(
+                        r,
+                        "created",
+                        Some("dry run: would be created once its namespace or type exists; not checked by the server"),
+                    );
+                }
                 Ok(Applied::Unchanged) => {
                     self.unchanged += 1;
                     self.log
@@ -397,7 +433,7 @@ impl Run<'_> {
                     self.unchanged += 1;
                     self.tally.warn(format!(
                         "{shown} exists and differs from the backup; left as it is (use \
-                         --existing-resource-policy=update to patch it)"
+                         --existing-resource-policy=update to put it back as backed up)"
                     ));
                     self.log
                         .record(r, "unchanged", Some("exists and differs from the backup"));
@@ -408,7 +444,7 @@ impl Run<'_> {
                     self.log.record(
                         r,
                         "updated",
-                        Some("existed and differed; patched to the backed-up state"),
+                        Some("existed and differed; updated to the backed-up state"),
                     );
                     applied.push((r, name));
                 }
@@ -420,8 +456,8 @@ impl Run<'_> {
 
     /// Reads, filters and transforms one object; `None` when it is not to be applied (the
     /// reason is recorded unless the filters simply do not select it).
-    fn prepare(&mut self, unpacked: &UnpackedArchive, r: &ObjectRef) -> Option<Value> {
-        let mut object = match unpacked.read(r) {
+    async fn prepare(&mut self, unpacked: &UnpackedArchive, r: &ObjectRef) -> Option<Value> {
+        let mut object = match unpacked.read(r).await {
             Ok(o) => o,
             Err(e) => {
                 self.fail(r, e.to_string());
@@ -468,6 +504,7 @@ impl Run<'_> {
 
     fn fail(&mut self, r: &ObjectRef, message: impl Into<String>) {
         let message = message.into();
+        tracing::warn!(object = %r, error = %message, "not restored; recorded as an item error");
         self.log.record(r, "failed", Some(&message));
         self.tally.error(r, message);
     }
@@ -488,6 +525,12 @@ impl Run<'_> {
                 ));
             }
             Some(_) => {}
+            None if self.request.dry_run => {
+                self.tally.warn(format!(
+                    "dry run: namespace {ns} does not exist yet, so the server could not check                      the objects that would be created in it"
+                ));
+                self.unchecked_namespaces.insert(ns.to_string());
+            }
             None => {
                 let namespace = Namespace {
                     metadata: ObjectMeta {
@@ -525,35 +568,25 @@ impl Run<'_> {
         records
     }
 
+    /// Waits (watching, at most [`CRD_ESTABLISH_TIMEOUT`]) until the restored CRDs are
+    /// Established; the ones that are not are named in a warning.
     async fn wait_for_crds(&mut self, names: &[String]) {
-        let Some(rt) = self.discovered.by_group_resource(kinds::CRDS).cloned() else {
-            return;
-        };
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &rt.api_resource());
-        let deadline = tokio::time::Instant::now() + CRD_ESTABLISH_TIMEOUT;
-        let mut waiting: Vec<&String> = names.iter().collect();
-        while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
-            let mut still = Vec::new();
-            for name in waiting {
-                let established = match api.get_opt(name).await {
-                    Ok(Some(crd)) => crd.data["status"]["conditions"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|c| c["type"] == "Established" && c["status"] == "True"),
-                    _ => false,
-                };
-                if !established {
-                    still.push(name);
-                }
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let waits = names.iter().map(|name| {
+            let established = await_condition(api.clone(), name, conditions::is_crd_established());
+            async move {
+                let outcome = tokio::time::timeout(CRD_ESTABLISH_TIMEOUT, established).await;
+                (name, matches!(outcome, Ok(Ok(Some(_)))))
             }
-            waiting = still;
-            if !waiting.is_empty() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+        });
+        for (name, established) in futures::future::join_all(waits).await {
+            if !established {
+                tracing::warn!(crd = %name, "not Established in time");
+                self.tally.warn(format!(
+                    "CustomResourceDefinition {name} was not Established after {}s; its objects may fail",
+                    CRD_ESTABLISH_TIMEOUT.as_secs()
+                ));
             }
-        }
-        for name in waiting {
-            self.tally.warn(format!("CustomResourceDefinition {name} was not Established after {}s; its objects may fail", CRD_ESTABLISH_TIMEOUT.as_secs()));
         }
     }
 }
@@ -562,6 +595,9 @@ impl Run<'_> {
 enum Applied {
     /// Created under this name.
     Created(String),
+    /// Dry run: would be created, but its namespace or type does not exist yet, so the
+    /// server could not check it.
+    Unchecked,
     /// It existed already, as in the backup.
     Unchanged,
     /// It existed already and differs (shown as `resource/ns/name`); left as it is.
@@ -575,6 +611,7 @@ struct Target<'a> {
     client: &'a Client,
     discovered: &'a DiscoveredTypes,
     policy: ExistingResourcePolicy,
+    dry_run: bool,
 }
 
 impl Target<'_> {
@@ -619,7 +656,7 @@ impl Target<'_> {
             serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
         let pp = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
+            dry_run: self.dry_run,
         };
         match api.create(&pp, &dynamic).await {
             Ok(_) => return Ok(Applied::Created(name)),
@@ -627,8 +664,29 @@ impl Target<'_> {
             Err(e) => return Err(api_error(e)),
         }
         let existing = api.get(&name).await.map_err(api_error)?;
+        // The backed-up object as an update of the live one: the server applies the same
+        // defaults and admission to it as it did to the live object, so what it would make
+        // of it is comparable field for field.
+        let mut desired = dynamic;
+        desired
+            .metadata
+            .resource_version
+            .clone_from(&existing.metadata.resource_version);
+        let dry_run = PostParams {
+            dry_run: true,
+            ..pp.clone()
+        };
         let existing = serde_json::to_value(&existing).map_err(|e| e.to_string())?;
-        if compare::matches(&object, &existing) {
+        let same = match api.replace(&name, &dry_run, &desired).await {
+            Ok(would_be) => {
+                let would_be = serde_json::to_value(&would_be).map_err(|e| e.to_string())?;
+                compare::same_content(&would_be, &existing)
+            }
+            // The server cannot take the backed-up object over the live one (an immutable
+            // field the backup leaves out): compare the backup's own fields.
+            Err(_) => compare::matches(&object, &existing),
+        };
+        if same {
             return Ok(Applied::Unchanged);
         }
         match self.policy {
@@ -637,13 +695,9 @@ impl Target<'_> {
                 None => format!("{}/{name}", rt.group_resource()),
             })),
             ExistingResourcePolicy::Update => {
-                let pp = PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                api.patch(&name, &pp, &Patch::Merge(&object))
-                    .await
-                    .map_err(api_error)?;
+                // A full update, not a merge: what the live object added (a key, a label,
+                // a list entry) goes, so the object is exactly as backed up.
+                api.replace(&name, &pp, &desired).await.map_err(api_error)?;
                 Ok(Applied::Updated(name))
             }
         }

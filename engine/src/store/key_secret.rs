@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::keys::LocationKey;
@@ -20,6 +20,8 @@ use crate::{Error, Result};
 pub const CURRENT: &str = "location-key";
 /// Field holding the next key while a rotation is under way.
 pub const PENDING: &str = "pending-location-key";
+/// Annotation on a key Secret whose generated key has not been handed to the user yet.
+pub const NOT_SHOWN: &str = "vbackup.io/location-key-not-shown";
 
 /// The name of the key Secret of a location.
 pub fn secret_name(location: &str) -> String {
@@ -75,13 +77,39 @@ impl KeySecrets {
         })
     }
 
-    /// Sets `field` to `key` (creating the Secret if needed) and removes the `remove` fields.
+    /// True when the location's key Secret is marked [`NOT_SHOWN`].
+    pub async fn never_shown(&self, location: &str) -> Result<bool> {
+        let name = secret_name(location);
+        let secret = self
+            .api
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube(format!("cannot read Secret {name}")))?;
+        Ok(secret
+            .and_then(|s| s.metadata.annotations)
+            .is_some_and(|a| a.contains_key(NOT_SHOWN)))
+    }
+
+    /// Removes the [`NOT_SHOWN`] mark.
+    pub async fn mark_shown(&self, location: &str) -> Result<()> {
+        let name = secret_name(location);
+        let patch = json!({ "metadata": { "annotations": { NOT_SHOWN: null } } });
+        self.api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(Error::kube(format!("cannot update Secret {name}")))?;
+        Ok(())
+    }
+
+    /// Sets `field` to `key` (creating the Secret if needed), removes the `remove` fields and
+    /// sets or clears the [`NOT_SHOWN`] mark.
     pub async fn write(
         &self,
         location: &str,
         field: &str,
         key: &LocationKey,
         remove: &[&str],
+        not_shown: bool,
     ) -> Result<()> {
         let name = secret_name(location);
         let exists = self
@@ -98,6 +126,8 @@ impl KeySecrets {
                         "app.kubernetes.io/part-of".into(),
                         "vbackup".into(),
                     )])),
+                    annotations: not_shown
+                        .then(|| BTreeMap::from([(NOT_SHOWN.into(), "true".into())])),
                     ..Default::default()
                 },
                 data: Some(BTreeMap::from([(
@@ -118,15 +148,33 @@ impl KeySecrets {
         for field in remove {
             data.insert((*field).into(), serde_json::Value::Null);
         }
+        let mark = not_shown.then_some("true");
+        let patch = json!({ "metadata": { "annotations": { NOT_SHOWN: mark } }, "data": data });
         self.api
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "data": data })),
-            )
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(Error::kube(format!("cannot update Secret {name}")))?;
         Ok(())
+    }
+
+    /// Puts the current key back to `previous` (with its [`NOT_SHOWN`] mark), deleting the
+    /// Secret when there was none.
+    pub async fn restore(
+        &self,
+        location: &str,
+        previous: Option<(&LocationKey, bool)>,
+    ) -> Result<()> {
+        if let Some((previous, not_shown)) = previous {
+            return self
+                .write(location, CURRENT, previous, &[PENDING], not_shown)
+                .await;
+        }
+        let name = secret_name(location);
+        match self.api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(Error::kube(format!("cannot delete Secret {name}"))(e)),
+        }
     }
 }
 

@@ -22,6 +22,9 @@ pub fn backup_dir(backup: &str) -> String {
     format!("{BACKUPS}{backup}/")
 }
 
+/// The location's key for object archives and item logs, sealed with the location key.
+pub const ARCHIVE_KEY: &str = "vbackup-archive-key.sealed";
+
 /// The folder that holds every backup.
 pub const BACKUPS: &str = "backups/";
 

@@ -172,9 +172,12 @@ impl Locations {
         let mut location = BackupStorageLocation::new(name, spec);
         location.metadata.namespace = Some(self.namespace.clone());
         let existing = self.keys.read(name, key_secret::CURRENT).await?;
-        let (key, origin) = match (key, existing) {
+        let never_shown = existing.is_some() && self.keys.never_shown(name).await?;
+        let (key, origin) = match (key, &existing) {
             (Some(given), _) => (given, KeyOrigin::Imported),
-            (None, Some(kept)) => (kept, KeyOrigin::Existing),
+            // Left by a create that stopped before the location existed: the user never saw it.
+            (None, Some(kept)) if never_shown => (kept.clone(), KeyOrigin::Generated(kept.clone())),
+            (None, Some(kept)) => (kept.clone(), KeyOrigin::Existing),
             (None, None) => {
                 let fresh = LocationKey::generate()?;
                 (fresh.clone(), KeyOrigin::Generated(fresh))
@@ -208,25 +211,37 @@ impl Locations {
             None
         };
         self.ensure_namespace().await?;
-        if !matches!(origin, KeyOrigin::Existing) {
+        let generated = matches!(origin, KeyOrigin::Generated(_));
+        let wrote_key = !matches!(origin, KeyOrigin::Existing);
+        if wrote_key {
+            // A generated key stays marked "not shown" until the location exists, so a create
+            // stopped in between (killed, or the API refusing the location) shows it on retry.
             self.keys
-                .write(name, key_secret::CURRENT, &key, &[key_secret::PENDING])
+                .write(
+                    name,
+                    key_secret::CURRENT,
+                    &key,
+                    &[key_secret::PENDING],
+                    generated,
+                )
                 .await?;
         }
-        if location.spec.default {
-            self.clear_other_defaults(name).await?;
+        let created = match self.create_object(name, &location).await {
+            Ok(created) => created,
+            Err(e) => {
+                // The key and the location are one thing to the user: undo the key this call
+                // wrote, so a retry starts from the state before it.
+                let previous = existing.as_ref().map(|k| (k, never_shown));
+                if wrote_key && let Err(undo) = self.keys.restore(name, previous).await {
+                    tracing::warn!(location = name, error = %undo, "cannot undo the key Secret");
+                }
+                return Err(e);
+            }
+        };
+        if generated && let Err(e) = self.keys.mark_shown(name).await {
+            // Harmless: the key is shown again by the next create of this name.
+            tracing::warn!(location = name, error = %e, "cannot mark the location key as shown");
         }
-        let created = self
-            .api
-            .create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
-                &location,
-            )
-            .await
-            .map_err(Error::kube(format!("cannot create location {name}")))?;
         let created = match report {
             Some(_) => self.record_check(name, &Ok(())).await.unwrap_or(created),
             None => created,
@@ -236,6 +251,27 @@ impl Locations {
             check: report,
             key: origin,
         })
+    }
+
+    /// Creates the location object, first making it the only default when it is one.
+    async fn create_object(
+        &self,
+        name: &str,
+        location: &BackupStorageLocation,
+    ) -> Result<BackupStorageLocation> {
+        if location.spec.default {
+            self.clear_other_defaults(name).await?;
+        }
+        self.api
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                location,
+            )
+            .await
+            .map_err(Error::kube(format!("cannot create location {name}")))
     }
 
     /// The location's key, from its Secret.
@@ -250,7 +286,13 @@ impl Locations {
         let store = self.open(&location).await?;
         let namespaces = verify_key(&store, key).await?;
         self.keys
-            .write(name, key_secret::CURRENT, key, &[key_secret::PENDING])
+            .write(
+                name,
+                key_secret::CURRENT,
+                key,
+                &[key_secret::PENDING],
+                false,
+            )
             .await?;
         Ok(namespaces)
     }
@@ -270,14 +312,21 @@ impl Locations {
             None => {
                 let fresh = LocationKey::generate()?;
                 self.keys
-                    .write(name, key_secret::PENDING, &fresh, &[])
+                    .write(name, key_secret::PENDING, &fresh, &[], false)
                     .await?;
                 fresh
             }
         };
         let namespaces = repo::rotate_location_key(&store, &old, &new).await?;
+        reseal_archive_key(&store, &old, &new).await?;
         self.keys
-            .write(name, key_secret::CURRENT, &new, &[key_secret::PENDING])
+            .write(
+                name,
+                key_secret::CURRENT,
+                &new,
+                &[key_secret::PENDING],
+                false,
+            )
             .await?;
         Ok((new, namespaces))
     }
@@ -377,6 +426,20 @@ impl Locations {
             .map_err(Error::kube(format!("cannot update location {name}")))
     }
 
+    /// Makes a location the only default one.
+    pub async fn set_default(&self, name: &str) -> Result<BackupStorageLocation> {
+        self.get(name).await?;
+        self.clear_other_defaults(name).await?;
+        self.api
+            .patch(
+                name,
+                &self.patch_params(),
+                &Patch::Merge(json!({ "spec": { "default": true } })),
+            )
+            .await
+            .map_err(Error::kube(format!("cannot update location {name}")))
+    }
+
     /// Checks a location (reachability, bucket, probe round trip when writable) and records
     /// the outcome in its status.
     pub async fn check(
@@ -414,9 +477,14 @@ impl Locations {
                 )));
             }
         };
-        let store = Store::new(name, backend, spec.access_mode);
+        let store = Store::new(&name, backend, spec.access_mode);
         match spec.format {
-            Format::Vbackup => Ok(store),
+            // Archives and item logs are encrypted with the location key; a location without
+            // one (being imported) still lists and describes.
+            Format::Vbackup => Ok(match self.keys.read(&name, key_secret::CURRENT).await? {
+                Some(key) => store.with_key(key),
+                None => store,
+            }),
             Format::Velero => Ok(store.into_velero(self.velero_repo_password(location).await?)),
         }
     }
@@ -626,7 +694,8 @@ impl Locations {
     }
 }
 
-/// Checks `key` unseals every repository password in the store; returns their namespaces.
+/// Checks `key` unseals every repository password in the store and its archive key;
+/// returns the repositories' namespaces.
 async fn verify_key(store: &Store, key: &LocationKey) -> Result<Vec<String>> {
     let namespaces = repo::list_repositories(store).await?;
     for ns in &namespaces {
@@ -640,5 +709,30 @@ async fn verify_key(store: &Store, key: &LocationKey) -> Result<Vec<String>> {
             });
         }
     }
+    match store.get_bytes(super::layout::ARCHIVE_KEY).await {
+        Ok(sealed) if keys::stream::unseal_archive_key(key, &sealed).is_none() => {
+            return Err(super::wrong_archive_key(store.name()));
+        }
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e),
+    }
     Ok(namespaces)
+}
+
+/// Re-seals the location's archive key with `new` (done already when `new` opens it, so an
+/// interrupted rotation resumes).
+async fn reseal_archive_key(store: &Store, old: &LocationKey, new: &LocationKey) -> Result<()> {
+    let sealed = match store.get_bytes(super::layout::ARCHIVE_KEY).await {
+        Ok(sealed) => sealed,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if keys::stream::unseal_archive_key(new, &sealed).is_some() {
+        return Ok(());
+    }
+    let archive_key = keys::stream::unseal_archive_key(old, &sealed)
+        .ok_or_else(|| super::wrong_archive_key(store.name()))?;
+    let resealed = keys::stream::seal_archive_key(new, &archive_key)?;
+    store.put(super::layout::ARCHIVE_KEY, resealed).await
 }

@@ -19,6 +19,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::keys::LocationKey;
+use crate::keys::stream::{self, ArchiveKey};
 use crate::{Error, Result};
 pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, Format, SYSTEM_NAMESPACE,
@@ -95,6 +97,20 @@ pub struct Store {
     backend: Arc<dyn ObjectBackend>,
     access: AccessMode,
     velero: Option<crate::keys::RepoPassword>,
+    /// The location key, when known: it opens the archive key.
+    key: Option<LocationKey>,
+    /// The archive key, read (or made) once per store.
+    archive_key: Arc<tokio::sync::OnceCell<Option<ArchiveKey>>>,
+}
+
+/// The location key does not open the location's archive key.
+pub(crate) fn wrong_archive_key(location: &str) -> Error {
+    Error::BadInput(format!(
+        "the location key does not open {} in location {location} (another key, or the object \
+         was altered): import the key this location was created with (`kubectl vbackup \
+         location import-key`, or --key-file on create)",
+        layout::ARCHIVE_KEY
+    ))
 }
 
 impl fmt::Debug for Store {
@@ -118,6 +134,8 @@ impl Store {
             name: name.into(),
             backend,
             access,
+            key: None,
+            archive_key: Arc::default(),
             velero: None,
         }
     }
@@ -152,6 +170,40 @@ impl Store {
             (Some(_), Some(rest)) => format!("{}{rest}", layout::VELERO_REPOS).into(),
             _ => key.into(),
         }
+    }
+
+    /// The same store, with the location key that opens its archive key.
+    pub fn with_key(mut self, key: LocationKey) -> Self {
+        self.key = Some(key);
+        self.archive_key = Arc::default();
+        self
+    }
+
+    /// The key that encrypts this location's object archives and item logs: read from the
+    /// location, or made and stored (first writer wins) on a writable location that has none
+    /// yet. `None` without a location key, or on a read-only location that never had one
+    /// (its backups predate encryption).
+    pub async fn archive_key(&self) -> Result<Option<ArchiveKey>> {
+        let Some(location_key) = &self.key else {
+            return Ok(None);
+        };
+        let found = self.archive_key.get_or_try_init(|| async {
+            let sealed = match self.get_bytes(layout::ARCHIVE_KEY).await {
+                Ok(sealed) => sealed,
+                Err(e) if e.is_not_found() && self.ensure_writable().is_ok() => {
+                    let fresh = stream::seal_archive_key(location_key, &ArchiveKey::generate()?)?;
+                    // Two first backups at once: one wins, both use what is stored.
+                    self.put_if_absent(layout::ARCHIVE_KEY, fresh).await?;
+                    self.get_bytes(layout::ARCHIVE_KEY).await?
+                }
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            stream::unseal_archive_key(location_key, &sealed)
+                .map(Some)
+                .ok_or_else(|| wrong_archive_key(&self.name))
+        });
+        found.await.cloned()
     }
 
     /// The location's name, for messages.

@@ -114,7 +114,7 @@ pub(crate) async fn archive(store: &Store, name: &str) -> Result<UnpackedArchive
 /// Names each restic volume by its claim, read from the backed-up pod: Velero records the
 /// pod and its volume, vbackup restores claims. Volumes that are not claims, and second
 /// copies of a claim several pods shared, get a message instead of a snapshot.
-pub(crate) fn resolve_claims(volumes: &mut [VolumeRecord], archive: &UnpackedArchive) {
+pub(crate) async fn resolve_claims(volumes: &mut [VolumeRecord], archive: &UnpackedArchive) {
     let mut seen = std::collections::BTreeSet::new();
     for v in volumes.iter_mut() {
         let Some((pod, volume)) = v.pods.first().and_then(|p| p.split_once('/')) else {
@@ -123,6 +123,7 @@ pub(crate) fn resolve_claims(volumes: &mut [VolumeRecord], archive: &UnpackedArc
         let (pod, volume) = (pod.to_string(), volume.to_string());
         let object = archive
             .read(&ObjectRef::namespaced("pods", &v.namespace, &pod))
+            .await
             .ok();
         let claim = object.as_ref().and_then(|o| claim_of(o, &volume));
         match claim {
@@ -400,8 +401,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn claims_are_found_through_the_backed_up_pods() {
+    #[tokio::test]
+    async fn claims_are_found_through_the_backed_up_pods() {
         let pod = |name: &str, volumes: Value| {
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop"},
                    "spec": {"volumes": volumes}})
@@ -453,7 +454,7 @@ mod tests {
             volume("web-1", "cache"),
             volume("gone", "data"),
         ];
-        resolve_claims(&mut volumes, &unpacked);
+        resolve_claims(&mut volumes, &unpacked).await;
         assert_eq!(volumes[0].name, "data-db-0");
         assert_eq!(volumes[0].snapshot.as_deref(), Some("s"));
         assert_eq!(volumes[1].name, "uploads");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog, Phase, itemlog};
+use vbackup_engine::resources::archive;
 use vbackup_engine::resources::backup::preflight;
 use vbackup_engine::resources::backup::run_backup_with_volumes;
 use vbackup_engine::resources::filter::split_list;
@@ -41,7 +42,7 @@ pub enum BackupCommand {
         /// The backup.
         name: String,
         /// Also list every item error and skipped type.
-        #[arg(long)]
+        #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
         details: bool,
         /// The location holding it (default: search every location).
         #[arg(long, value_name = "NAME")]
@@ -51,6 +52,17 @@ pub enum BackupCommand {
     Logs {
         /// The backup.
         name: String,
+        /// The location holding it (default: search every location).
+        #[arg(long, value_name = "NAME")]
+        storage_location: Option<String>,
+    },
+    /// Save a backup's object archive, decrypted: a tar.gz with one JSON file per object.
+    Download {
+        /// The backup.
+        name: String,
+        /// Where to write it (`-` for standard output; default: NAME-data.tar.gz).
+        #[arg(long, value_name = "FILE")]
+        to: Option<std::path::PathBuf>,
         /// The location holding it (default: search every location).
         #[arg(long, value_name = "NAME")]
         storage_location: Option<String>,
@@ -106,7 +118,7 @@ pub struct CreateArgs {
     pub from_schedule: Option<String>,
     /// Wait for the backup to finish (a progress bar on a terminal); false returns at once
     /// and the backup runs on in the background.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub wait: bool,
     #[command(flatten)]
     pub flags: BackupFlags,
@@ -144,7 +156,7 @@ pub struct BackupFlags {
     pub include_cluster_resources: ClusterResources,
     /// With a selector, also take the PVCs, ConfigMaps, Secrets, ServiceAccounts and
     /// Services the selected pods and workloads reference.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub include_dependencies: bool,
     /// Storage location (default: the default location).
     #[arg(long, value_name = "NAME")]
@@ -168,13 +180,7 @@ impl BackupFlags {
     /// `-n NAMESPACE` (the global flag) stands for `--include-namespaces NAMESPACE`.
     pub fn request(&self, name: &str, namespace: Option<&str>) -> anyhow::Result<BackupRequest> {
         let mut r = BackupRequest::new(name);
-        r.namespaces.include = split_list(&self.include_namespaces);
-        if let Some(ns) = namespace {
-            if !r.namespaces.include.is_empty() {
-                anyhow::bail!("-n and --include-namespaces both name namespaces: use one of them");
-            }
-            r.namespaces.include = vec![ns.to_string()];
-        }
+        r.namespaces.include = super::included_namespaces(&self.include_namespaces, namespace)?;
         r.namespaces.exclude = split_list(&self.exclude_namespaces);
         r.resources.include = split_list(&self.include_resources);
         r.resources.exclude = split_list(&self.exclude_resources);
@@ -248,6 +254,27 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             let (store, _) = find(&locations, &name, storage_location.as_deref()).await?;
             let key = Catalog::new(store.clone()).log_key(&name);
             itemlog::copy_log(&store, &key, std::io::stdout()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Download {
+            name,
+            to,
+            storage_location,
+        } => {
+            let (store, _) = find(&locations, &name, storage_location.as_deref()).await?;
+            let to = to.unwrap_or_else(|| format!("{name}-data.tar.gz").into());
+            if to.as_os_str() == "-" {
+                archive::download(&store, &name, std::io::stdout()).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let file = std::fs::File::create_new(&to).with_context(|| {
+                format!("cannot create {} (it must not exist yet)", to.display())
+            })?;
+            let bytes = archive::download(&store, &name, file).await?;
+            eprintln!(
+                "backup {name}: object archive saved to {} ({bytes} bytes)",
+                to.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Delete {

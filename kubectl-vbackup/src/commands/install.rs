@@ -28,7 +28,7 @@ pub struct InstallArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Wait until the webhook is ready.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub wait: bool,
     /// How long to wait for the webhook.
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = humantime_duration)]

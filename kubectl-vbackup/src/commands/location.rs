@@ -40,8 +40,14 @@ pub enum LocationCommand {
         /// The location.
         name: String,
         /// Make it ReadWrite again.
-        #[arg(long)]
+        #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
         off: bool,
+    },
+    /// Make a location the default one (used when a command names none); the others stop
+    /// being default.
+    SetDefault {
+        /// The location.
+        name: String,
     },
     /// Check a location: reachable, bucket exists, and a probe object round trip when writable.
     Check {
@@ -49,7 +55,7 @@ pub enum LocationCommand {
         name: String,
         /// Also check from inside the cluster: a probe mover pod (in the vbackup namespace)
         /// must reach the location too, as every volume copy will.
-        #[arg(long)]
+        #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
         from_cluster: bool,
         #[command(flatten)]
         movers: super::volumes::MoverArgs,
@@ -126,7 +132,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// Path-style bucket addressing (MinIO and most self-hosted services).
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub path_style: bool,
     /// Secret in the vbackup namespace with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
     /// (or Velero's `cloud` file).
@@ -156,10 +162,10 @@ pub struct CreateArgs {
     #[arg(long, value_name = "NAME")]
     pub repository_password_secret: Option<String>,
     /// Use this location when a command names none.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub default: bool,
     /// Save the location without checking that it works (nor that the key opens what is there).
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub skip_check: bool,
     /// Use the location key in FILE (`-` for stdin) instead of generating one: to read backups
     /// that another cluster wrote. Keys are never passed as arguments.
@@ -359,6 +365,12 @@ pub async fn run(ctx: &Context, command: LocationCommand) -> anyhow::Result<Exit
             let updated = locations.set_access_mode(&name, mode).await?;
             if !print_structured(ctx.global.output, &updated)? {
                 println!("storage location {name} is now {mode}");
+            }
+        }
+        LocationCommand::SetDefault { name } => {
+            let updated = locations.set_default(&name).await?;
+            if !print_structured(ctx.global.output, &updated)? {
+                println!("storage location {name} is now the default");
             }
         }
         LocationCommand::Check {

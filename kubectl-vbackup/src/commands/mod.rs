@@ -49,6 +49,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The namespaces `--include-namespaces` and the global `-n` name together: `-n NAMESPACE`
+/// stands for `--include-namespaces NAMESPACE` on backups and restores, as with Velero.
+pub fn included_namespaces(
+    include_namespaces: &[String],
+    namespace: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let include = vbackup_engine::resources::filter::split_list(include_namespaces);
+    match namespace {
+        Some(_) if !include.is_empty() => {
+            anyhow::bail!("-n and --include-namespaces both name namespaces: use one of them")
+        }
+        Some(ns) => Ok(vec![ns.to_string()]),
+        None => Ok(include),
+    }
+}
+
 /// What every command gets: the global flags and a way to reach the cluster.
 pub struct Context {
     pub global: GlobalArgs,

@@ -36,7 +36,7 @@ pub enum RestoreCommand {
         /// The restore.
         name: String,
         /// List every item error.
-        #[arg(long)]
+        #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
         details: bool,
     },
     /// Print a restore's item log (one JSON line per object decision).
@@ -59,7 +59,8 @@ pub struct CreateArgs {
     /// The backup to restore.
     #[arg(long, value_name = "BACKUP")]
     pub from_backup: String,
-    /// Namespaces to restore, by their name in the backup (default: all).
+    /// Namespaces to restore, by their name in the backup (default: all, or the namespace
+    /// given with -n).
     #[arg(long, value_name = "NS[,NS…]")]
     pub include_namespaces: Vec<String>,
     /// Namespaces to leave out.
@@ -92,26 +93,31 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub movers: super::volumes::MoverArgs,
     /// Keep Services' node ports instead of letting the cluster pick new ones.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub preserve_nodeports: bool,
     /// The location holding the backup (default: search every location).
     #[arg(long, value_name = "NAME")]
     pub storage_location: Option<String>,
+    /// Send every object to the cluster with dryRun=All and write nothing: report what would
+    /// be created, updated, left as it is, or refused (admission, validation, quota).
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub dry_run: bool,
     /// Wait for the restore to finish (a progress bar on a terminal); false returns at once
     /// and the restore runs on in the background.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub wait: bool,
 }
 
 impl CreateArgs {
     /// The engine request these flags describe (storage-class ConfigMaps are added later).
-    pub fn request(&self) -> anyhow::Result<RestoreRequest> {
+    /// `-n NAMESPACE` (the global flag) stands for `--include-namespaces NAMESPACE`.
+    pub fn request(&self, namespace: Option<&str>) -> anyhow::Result<RestoreRequest> {
         let name = match &self.name {
             Some(n) => n.clone(),
             None => default_name(&self.from_backup),
         };
         let mut r = RestoreRequest::new(name, &self.from_backup);
-        r.namespaces.include = split_list(&self.include_namespaces);
+        r.namespaces.include = super::included_namespaces(&self.include_namespaces, namespace)?;
         r.namespaces.exclude = split_list(&self.exclude_namespaces);
         r.resources.include = split_list(&self.include_resources);
         r.resources.exclude = split_list(&self.exclude_resources);
@@ -123,8 +129,28 @@ impl CreateArgs {
         r.preserve_node_ports = self.preserve_nodeports;
         r.restore_volumes = self.restore_volumes;
         r.storage_location = self.storage_location.clone();
+        r.dry_run = self.dry_run;
         r.validate()?;
         Ok(r)
+    }
+}
+
+/// The report of `restore create --dry-run`: what the server said it would do.
+fn print_dry_run(record: &RestoreRecord) {
+    let s = &record.status;
+    println!(
+        "restore {} (dry run, nothing written): {} objects would be created, {} updated, {} left          as they are, {} refused",
+        record.spec.name,
+        s.tally.total().saturating_sub(s.updated),
+        s.updated,
+        s.unchanged,
+        s.tally.error_count,
+    );
+    for e in &s.tally.errors {
+        println!("would be refused: {}: {}", e.object, e.message);
+    }
+    for w in &s.tally.warnings {
+        println!("warning: {w}");
     }
 }
 
@@ -139,7 +165,7 @@ fn default_name(backup: &str) -> String {
 /// Runs a `restore` subcommand.
 pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitCode> {
     let request = match &command {
-        RestoreCommand::Create(args) => Some(args.request()?),
+        RestoreCommand::Create(args) => Some(args.request(ctx.global.namespace.as_deref())?),
         _ => None,
     };
     let client = ctx.connect().await?;
@@ -162,7 +188,7 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
             if name_defaulted {
                 request.name = records.unused_name(&request.name).await?;
             }
-            if !args.wait && std::env::var_os(DETACHED_ENV).is_none() {
+            if !args.wait && !args.dry_run && std::env::var_os(DETACHED_ENV).is_none() {
                 // Refuse what can be refused while someone is watching.
                 preflight(&store, &records, &request).await?;
                 let name = request.name.clone();
@@ -200,6 +226,10 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
             let record = record?;
             if !print_structured(ctx.global.output, &record)? {
                 let s = &record.status;
+                if record.spec.dry_run {
+                    print_dry_run(&record);
+                    return Ok(exit_code(s.phase));
+                }
                 println!(
                     "restore {} {}: {} objects created or updated, {} left as they were, {} errors, {} warnings",
                     record.spec.name,

@@ -26,7 +26,7 @@ pub enum SnapshotCommand {
         #[arg(default_value = "")]
         path: String,
         /// Everything below the folder, not only its entries.
-        #[arg(short = 'R', long)]
+        #[arg(short = 'R', long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
         recursive: bool,
     },
     /// Restore one file or folder of a claim: into a local directory (--to), or in place
@@ -46,7 +46,7 @@ pub enum SnapshotCommand {
         )]
         to: Option<PathBuf>,
         /// Put it back where it was, in the claim (-n namespace, --pvc name), through a mover.
-        #[arg(long)]
+        #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
         into_pvc: bool,
         #[command(flatten)]
         movers: super::volumes::MoverArgs,

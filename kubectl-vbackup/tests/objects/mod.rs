@@ -12,6 +12,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::Value;
 use vbackup_engine::cluster::{ClusterOptions, connect};
+use vbackup_engine::keys::LocationKey;
 use vbackup_engine::resources::discovery::discover;
 use vbackup_engine::resources::sanitize::sanitize;
 use vbackup_engine::store::location::{FilesystemSpec, Provider, S3Spec, SecretRef};
@@ -37,12 +38,17 @@ pub const FS_LOCATION: &str = "local";
 impl Env {
     /// Starts everything; the filesystem location `local` is the default.
     pub async fn start() -> Env {
-        Self::start_with_location(None, AccessMode::ReadWrite).await
+        Self::start_with_location(None, AccessMode::ReadWrite, None).await
     }
 
     /// Starts everything with the default location `local` in `store_dir` (a directory of
-    /// its own when `None`), e.g. a second cluster reading the first one's backups.
-    pub async fn start_with_location(store_dir: Option<&Path>, access_mode: AccessMode) -> Env {
+    /// its own when `None`) and `key` (a new one when `None`), e.g. a second cluster reading
+    /// the first one's backups with the first one's key.
+    pub async fn start_with_location(
+        store_dir: Option<&Path>,
+        access_mode: AccessMode,
+        key: Option<LocationKey>,
+    ) -> Env {
         let cluster = PluginCluster::start(env!("CARGO_BIN_EXE_kubectl-vbackup"))
             .expect("start the test cluster");
         cluster.install_crds();
@@ -73,7 +79,7 @@ impl Env {
             repository_password_secret: None,
         };
         env.locations()
-            .create(FS_LOCATION, spec, true, None)
+            .create(FS_LOCATION, spec, true, key)
             .await
             .expect("create the filesystem location");
         env
