@@ -50,7 +50,12 @@ fn dump_annotations(image: &str, env: &[(&str, &str)]) -> String {
 
 fn env_yaml(env: &[(&str, &str)]) -> String {
     env.iter()
-        .map(|(k, v)| format!("{{name: {k}, value: \"{v}\"}}"))
+        .map(|(k, v)| {
+            format!(
+                "{{name: {k}, value: {}}}",
+                serde_json::to_string(v).unwrap()
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -58,6 +63,7 @@ fn env_yaml(env: &[(&str, &str)]) -> String {
 const MARIADB_ENV: &[(&str, &str)] = &[
     ("MARIADB_ROOT_PASSWORD", "r00t 'pw\""),
     ("MYSQL_UNIX_PORT", "/tmp/mysqld/mysqld.sock"),
+    ("MYSQL_HOME", "/tmp/mysqld"),
 ];
 const POSTGRES_ENV: &[(&str, &str)] = &[("POSTGRES_PASSWORD", "pg-secret"), ("PGHOST", "/tmp/pg")];
 

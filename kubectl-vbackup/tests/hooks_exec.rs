@@ -214,7 +214,7 @@ fn each_malformed_hook_gives_its_named_message() {
         .map(|e| {
             format!(
                 "{} {}",
-                e["object"]["name"].as_str().unwrap_or_default(),
+                e["name"].as_str().unwrap_or_default(),
                 e["message"].as_str().unwrap_or_default()
             )
         })

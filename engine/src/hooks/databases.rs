@@ -342,7 +342,7 @@ const POSTGRES_RESTORE: &str = concat!(
     prelude!(),
     postgres_login!(),
     r#"up psql --no-psqlrc --username="$user" --dbname=postgres -c 'SELECT 1'
-exec psql --no-psqlrc --quiet --username="$user" --dbname=postgres
+exec psql --no-psqlrc --quiet --output=/dev/null --username="$user" --dbname=postgres
 "#
 );
 
