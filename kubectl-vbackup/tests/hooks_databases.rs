@@ -39,13 +39,15 @@ fn dump_annotations(image: &str, env: &[(&str, &str)]) -> String {
     let found = databases::detect(&spec);
     assert_eq!(found.len(), 1, "{image} is recognised");
     let db = &found[0];
-    let json = |v: Vec<String>| serde_json::to_string(&serde_json::to_string(&v).unwrap()).unwrap();
-    format!(
-        "vbackup.io/backup-command: {}\n        vbackup.io/restore-command: {}\n        vbackup.io/file-extension: {}\n        backup.velero.io/backup-volumes-excludes: data",
-        json(db.backup_command()),
-        json(db.restore_command()),
-        db.file_extension()
-    )
+    let json = |v: Vec<String>| serde_json::to_string(&v).unwrap();
+    // A JSON object is a YAML flow mapping: no indentation to get wrong.
+    serde_json::json!({
+        "vbackup.io/backup-command": json(db.backup_command()),
+        "vbackup.io/restore-command": json(db.restore_command()),
+        "vbackup.io/file-extension": db.file_extension(),
+        "backup.velero.io/backup-volumes-excludes": "data",
+    })
+    .to_string()
 }
 
 fn env_yaml(env: &[(&str, &str)]) -> String {
@@ -90,8 +92,7 @@ spec:
   template:
     metadata:
       labels: {{app: maria}}
-      annotations:
-        {maria}
+      annotations: {maria}
     spec:
       containers:
       - name: db
@@ -121,8 +122,7 @@ spec:
   template:
     metadata:
       labels: {{app: pg}}
-      annotations:
-        {pg}
+      annotations: {pg}
     spec:
       containers:
       - name: db
@@ -138,8 +138,7 @@ kind: Pod
 metadata:
   name: cache
   namespace: dbs
-  annotations:
-    {redis}
+  annotations: {redis}
 spec:
   containers:
   - name: db
@@ -193,9 +192,9 @@ fn pod_of(env: &VolumeEnv, label: &str) -> String {
                 label,
                 "--field-selector=status.phase=Running",
                 "-o",
-                "jsonpath={.items[0].metadata.name}",
+                "jsonpath={.items[*].metadata.name}",
             ]);
-            (!out.trim().is_empty()).then(|| out.trim().to_string())
+            out.split_whitespace().next().map(str::to_string)
         },
     )
 }
