@@ -18,7 +18,7 @@ use volumes::{VolumeEnv, eventually};
 const DBSERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dbserver.sh");
 
 /// The annotations the webhook would add for a container of `image` with `env`.
-fn dump_annotations(image: &str, env: &[(&str, &str)]) -> String {
+fn dump_annotations(image: &str, env: &[(&str, &str)], extra: &[(&str, &str)]) -> String {
     let spec = PodSpec {
         containers: vec![Container {
             name: "db".into(),
@@ -41,13 +41,16 @@ fn dump_annotations(image: &str, env: &[(&str, &str)]) -> String {
     let db = &found[0];
     let json = |v: Vec<String>| serde_json::to_string(&v).unwrap();
     // A JSON object is a YAML flow mapping: no indentation to get wrong.
-    serde_json::json!({
+    let mut map = serde_json::json!({
         "vbackup.io/backup-command": json(db.backup_command()),
         "vbackup.io/restore-command": json(db.restore_command()),
         "vbackup.io/file-extension": db.file_extension(),
         "backup.velero.io/backup-volumes-excludes": "data",
-    })
-    .to_string()
+    });
+    for (k, v) in extra {
+        map[*k] = Value::String(v.to_string());
+    }
+    map.to_string()
 }
 
 fn env_yaml(env: &[(&str, &str)]) -> String {
@@ -68,6 +71,24 @@ const MARIADB_ENV: &[(&str, &str)] = &[
     ("MYSQL_HOME", "/tmp/mysqld"),
 ];
 const POSTGRES_ENV: &[(&str, &str)] = &[("POSTGRES_PASSWORD", "pg-secret"), ("PGHOST", "/tmp/pg")];
+
+/// Restore hooks of the bare `cache` pod (restored from the backup, unlike workloads' pods).
+const RESTORE_HOOKS: &[(&str, &str)] = &[
+    (
+        "post.hook.restore.velero.io/command",
+        r#"["/bin/sh", "-c", "date > /data/post-restore-ran"]"#,
+    ),
+    ("post.hook.restore.velero.io/wait-for-ready", "true"),
+    (
+        "init.hook.restore.velero.io/container-image",
+        "example.org/shell:1",
+    ),
+    ("init.hook.restore.velero.io/container-name", "restore-seed"),
+    (
+        "init.hook.restore.velero.io/command",
+        r#"["sh", "-c", "true"]"#,
+    ),
+];
 
 fn redis_env(port: u16) -> Vec<(&'static str, String)> {
     vec![("REDIS_PORT_NUMBER", port.to_string())]
@@ -149,11 +170,11 @@ spec:
   volumes:
   - {{name: data, emptyDir: {{}}}}
 "#,
-        maria = dump_annotations("mariadb:10.11", MARIADB_ENV),
+        maria = dump_annotations("mariadb:10.11", MARIADB_ENV, &[]),
         maria_env = env_yaml(MARIADB_ENV),
-        pg = dump_annotations("postgres:15", POSTGRES_ENV),
+        pg = dump_annotations("postgres:15", POSTGRES_ENV, &[]),
         pg_env = env_yaml(POSTGRES_ENV),
-        redis = dump_annotations("bitnami/redis:7.0", &redis_env),
+        redis = dump_annotations("bitnami/redis:7.0", &redis_env, RESTORE_HOOKS),
         redis_env_yaml = env_yaml(&redis_env),
     )
 }
@@ -223,6 +244,7 @@ fn database_dumps_stream_into_the_repository_and_restore_every_row() {
         &format!("mariadb={DBSERVER}"),
         &format!("postgres={DBSERVER}"),
         &format!("bitnami/redis={DBSERVER}"),
+        "example.org/shell=/bin/sh",
     ]);
     env.apply(&manifests(redis_port));
     let pg = pod_of(&env, "app=pg");
@@ -352,6 +374,24 @@ fn database_dumps_stream_into_the_repository_and_restore_every_row() {
             *v
         );
     }
+    // The restored bare pod got its init hook's container and ran its post-restore hook.
+    let inits = env.kubectl(&[
+        "-n",
+        "dbs",
+        "get",
+        "pod",
+        "cache",
+        "-o",
+        "jsonpath={.spec.initContainers[*].name}",
+    ]);
+    assert_eq!(inits.trim(), "restore-seed");
+    assert!(
+        sh(&env, "cache", "test -s /data/post-restore-ran").is_some(),
+        "the post-restore hook did not run"
+    );
+    let log = env.ok(&["restore", "logs", "back"]);
+    assert!(log.contains("post-restore hook (annotation post.hook.restore.velero.io/command) in container db: exit 0"), "{log}");
+    assert!(log.contains("\"dump-restored\""), "{log}");
     // A committed point: whole ten-row transactions with consecutive ids, none torn.
     let ticks = sh_ok(
         &env,
@@ -364,7 +404,10 @@ fn database_dumps_stream_into_the_repository_and_restore_every_row() {
         .split_whitespace()
         .map(|x| x.parse().unwrap())
         .collect();
-    assert!(n[0] >= 100 && n[0] % 10 == 0, "torn transaction: {ticks}");
+    assert!(
+        n[0] >= 100 && n[0].is_multiple_of(10),
+        "torn transaction: {ticks}"
+    );
     assert_eq!(
         (n[1], n[2]),
         (1, n[0]),

@@ -69,15 +69,31 @@ fn hooks_of_pods_sharing_a_claim_run_before_and_after_its_one_copy() {
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: rwx}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: shared, namespace: rwx}}\nspec:\n  accessModes: [ReadWriteMany]\n  resources: {{requests: {{storage: 1Gi}}}}\n{}{}",
         pod("rwx", "left", &hooks, Some("shared")),
         pod("rwx", "right", &twins, Some("shared")),
+        pod("rwx", "lone", &[], None),
     ));
-    wait_running(&env, "rwx", &["left", "right"]);
-    env.ok(&["backup", "create", "order", "--include-namespaces", "rwx"]);
+    wait_running(&env, "rwx", &["left", "right", "lone"]);
+    // A hooks file for the whole namespace: the annotated pods keep their own hooks.
+    let hooks_file = env.dir.path().join("hooks.yaml");
+    std::fs::write(
+        &hooks_file,
+        "spec:\n  hooks:\n    resources:\n    - name: from-file\n      includedNamespaces: [rwx]\n      pre:\n      - exec: {command: [/bin/sh, -c, echo file-hook], timeout: 5s}\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "backup",
+        "create",
+        "order",
+        "--include-namespaces",
+        "rwx",
+        "--hooks-file",
+        hooks_file.to_str().unwrap(),
+    ]);
 
     let r = record(&env, "order");
     assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
     assert_eq!(
         r["status"]["hooks"],
-        serde_json::json!({"attempted": 4, "failed": 0})
+        serde_json::json!({"attempted": 5, "failed": 0})
     );
     let copies: Vec<&Value> = r["status"]["volumes"]
         .as_array()
@@ -156,6 +172,11 @@ fn hooks_of_pods_sharing_a_claim_run_before_and_after_its_one_copy() {
         log.contains(
             "pre hook (annotation pre.hook.backup.vbackup.io/command) in container main: exit 0"
         ),
+        "{log}"
+    );
+    assert!(
+        log.contains("pre hook (hooks file resource from-file) in container main: exit 0")
+            && log.contains("output: file-hook"),
         "{log}"
     );
 }
