@@ -66,7 +66,7 @@ fn hooks_of_pods_sharing_a_claim_run_before_and_after_its_one_copy() {
         ("post.hook.backup.vbackup.io/command", twin_post.as_str()),
     ];
     env.apply(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: rwx}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: shared, namespace: rwx}}\nspec:\n  accessModes: [ReadWriteMany]\n  resources: {{requests: {{storage: 1Gi}}}}\n{}{}",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: rwx}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: shared, namespace: rwx}}\nspec:\n  accessModes: [ReadWriteMany]\n  resources: {{requests: {{storage: 1Gi}}}}\n{}{}{}",
         pod("rwx", "left", &hooks, Some("shared")),
         pod("rwx", "right", &twins, Some("shared")),
         pod("rwx", "lone", &[], None),
