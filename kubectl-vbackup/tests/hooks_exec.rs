@@ -203,6 +203,8 @@ fn each_malformed_hook_gives_its_named_message() {
             None,
         ),
         pod("bad", "lonely", &[("post.hook.backup.velero.io/container", "main")], None),
+        pod("bad", "dumpfails", &[("vbackup.io/backup-command", "echo partial; exit 3")], None),
+        pod("bad", "dumpempty", &[("k8up.io/backupcommand", "true")], None),
     ];
     env.apply(&manifests.concat());
     wait_running(
@@ -216,6 +218,8 @@ fn each_malformed_hook_gives_its_named_message() {
             "missing",
             "slow",
             "lonely",
+            "dumpfails",
+            "dumpempty",
         ],
     );
     let (_, _) = env.fails(&["backup", "create", "bad-1", "--include-namespaces", "bad"]);
@@ -261,6 +265,14 @@ fn each_malformed_hook_gives_its_named_message() {
         &[
             "keep",
             "not copied: the pre hook of pod missing failed and its on-error is Fail",
+        ],
+        &[
+            "dumpfails",
+            "dump of container main: the dump command exited with code 3; the dump is not usable",
+        ],
+        &[
+            "dumpempty",
+            "the dump command wrote nothing to stdout: an empty dump is not a backup",
         ],
     ];
     for want in expect_error {
