@@ -85,13 +85,9 @@ impl Outcome {
     pub fn failure(&self, container: &str) -> Option<String> {
         match &self.exit {
             Exit::Code(0) => None,
-            Exit::Code(126 | 127) => Some(format!(
-                "command not found in container {container} (exit {}): the image has no such \
-                 program, or it is not executable; fix the command",
-                match self.exit {
-                    Exit::Code(c) => c,
-                    _ => 0,
-                }
+            Exit::Code(c @ (126 | 127)) => Some(format!(
+                "command not found in container {container} (exit {c}): the image has no such \
+                 program, or it is not executable; fix the command"
             )),
             Exit::Code(c) => Some(format!("exited with code {c}")),
             Exit::TimedOut(t) => Some(format!(
