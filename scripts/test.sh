@@ -17,6 +17,7 @@ install_prerequisites() {
     command -v restic >/dev/null || missing+=(restic)
     command -v kubectl >/dev/null || missing+=(kubectl)
     command -v unshare >/dev/null || missing+=(util-linux)
+    command -v ip >/dev/null || missing+=(iproute2) # the test cluster's pod networks
     # Real database servers for the dump tests (started by the tests themselves).
     command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
