@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod crds;
 pub mod error;
 pub mod install;
+pub mod hooks;
 pub mod keys;
 pub mod policy;
 pub mod repo;

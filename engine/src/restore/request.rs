@@ -71,6 +71,9 @@ pub struct RestoreRequest {
     /// no record): the report says what would be created, updated, left alone or refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// Restore hooks from `--hooks-file` (Velero's `spec.hooks`).
+    #[serde(default, skip_serializing_if = "crate::hooks::HookFile::is_empty")]
+    pub hooks: crate::hooks::HookFile,
 }
 
 fn yes() -> bool {
@@ -93,6 +96,7 @@ impl RestoreRequest {
             restore_volumes: true,
             storage_location: None,
             dry_run: false,
+            hooks: crate::hooks::HookFile::default(),
         }
     }
 

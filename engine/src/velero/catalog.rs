@@ -269,6 +269,8 @@ fn to_record(
             skipped: Vec::new(),
             archive_bytes,
             volumes: pvbs.iter().map(volume_record).collect(),
+            hooks: Default::default(),
+            dumps: Vec::new(),
         },
     }
 }

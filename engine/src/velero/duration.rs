@@ -2,38 +2,9 @@
 
 use std::time::Duration;
 
-/// Parses a Go duration; `None` when it is not one.
+/// Parses a Go duration; `None` when it is not one (the hooks' parser, which also says why).
 pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    let mut any = false;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * seconds;
-        any = true;
-    }
-    any.then(|| Duration::from_secs_f64(total))
+    crate::hooks::annotations::go_duration(text).ok()
 }
 
 #[cfg(test)]
