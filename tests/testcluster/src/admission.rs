@@ -9,6 +9,7 @@ mod registration;
 mod review;
 mod rules;
 mod selector;
+pub mod serviceaccount;
 mod status;
 
 use std::collections::{BTreeSet, HashMap};

@@ -374,19 +374,11 @@ fn start(node: &Node, pod: &Value) {
             return;
         }
     };
-    let account = match volumes::service_account(node, pod, &dir) {
-        Ok(a) => a,
-        Err(NotReady(why)) => {
-            tracing::debug!("pod {}: {why}", objects::name(pod));
-            waiting_for_volumes(node, pod);
-            return;
-        }
-    };
     let mut plans = Vec::new();
     let mut ctrs = Vec::new();
     for (key, init) in [("initContainers", true), ("containers", false)] {
         for c in containers(pod, key) {
-            let mut binds = match volumes::container_binds(&c, &volumes) {
+            let binds = match volumes::container_binds(&c, &volumes) {
                 Ok(b) => b,
                 Err(NotReady(why)) => {
                     tracing::debug!("pod {}: {why}", objects::name(pod));
@@ -394,7 +386,6 @@ fn start(node: &Node, pod: &Value) {
                     return;
                 }
             };
-            volumes::add_service_account(&mut binds, account.as_ref());
             let image = s(&c, "/image").to_string();
             let binary = mapped_binary(&node.images, &image).map(Path::to_path_buf);
             ctrs.push(Ctr {

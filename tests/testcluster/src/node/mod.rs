@@ -372,6 +372,8 @@ impl Controller for Node {
                 storage::reconcile_all(self);
             }
             ("", "configmaps" | "secrets") => kubelet::retry_waiting(self, &k.namespace),
+            // A controller refused for a missing ServiceAccount tries again once it exists.
+            ("", "serviceaccounts") => workloads::reconcile_all(self),
             // A new node label may let a pending pod's nodeSelector fit.
             ("", "nodes") => kubelet::reconcile_all(self),
             ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
