@@ -146,9 +146,10 @@ spec:
         let name = |i: usize| pods[i]["metadata"]["name"].as_str().unwrap().to_string();
         let ip = |i: usize| pods[i]["status"]["podIP"].as_str().unwrap().to_string();
         assert_ne!(ip(0), ip(1), "each pod has its own IP");
-        for i in 0..2 {
-            assert!(ip(i).starts_with("10.244."), "{}", ip(i));
-            assert_eq!(pods[i]["status"]["podIPs"][0]["ip"], ip(i).as_str());
+        for pod in &pods {
+            let ip = pod["status"]["podIP"].as_str().unwrap();
+            assert!(ip.starts_with("10.244."), "{ip}");
+            assert_eq!(pod["status"]["podIPs"][0]["ip"], ip);
         }
         // Both listen on 8080; each serves its own private /tmp.
         k.ok(&["exec", &name(0), "--", "sh", "-c", "echo one > /tmp/who"]);
@@ -362,6 +363,12 @@ kind: Service
 metadata: {name: my-store}
 spec: {ports: [{name: s3, port: 9000}]}
 ---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-views}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+---
 apiVersion: v1
 kind: Pod
 metadata: {name: client}
@@ -424,8 +431,8 @@ spec:
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // In-cluster kubectl: token, ca.crt and https://10.96.0.1:443 (the certificate
-        // carries the Service IP).
+        // In-cluster kubectl: the service account's token and ca.crt, https://10.96.0.1:443
+        // (the certificate carries the Service IP), allowed by the RoleBinding.
         let out = k.ok(&[
             "exec",
             "client",

@@ -196,30 +196,22 @@ spec:
     #[test]
     fn logs_honour_container_tail_lines_and_follow() {
         let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
-        // The host's /tmp is shared with pods: the test opens the gate the container waits at.
-        let gate = tempfile::Builder::new()
-            .prefix("gate-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let gate_file = gate.path().join("open");
-        let manifest = format!(
-            r#"
+        // The container waits at a gate in its own /tmp, which the test opens through exec.
+        let manifest = r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: counter}}
+metadata: {name: counter}
 spec:
   restartPolicy: Never
   initContainers:
-  - {{name: setup, image: vbackup.test/shell, command: [sh, -c, "echo init done"]}}
+  - {name: setup, image: vbackup.test/shell, command: [sh, -c, "echo init done"]}
   containers:
   - name: count
     image: vbackup.test/shell
-    command: [sh, -c, "echo line 1; echo line 2; while [ ! -e {gate} ]; do sleep 0.05; done; echo line 3; echo oops >&2"]
-  - {{name: idle, image: nginx}}
-"#,
-            gate = gate_file.display()
-        );
-        k.ok_with(&["create", "-f", "-"], &manifest);
+    command: [sh, -c, "echo line 1; echo line 2; while [ ! -e /tmp/open ]; do sleep 0.05; done; echo line 3; echo oops >&2"]
+  - {name: idle, image: nginx}
+"#;
+        k.ok_with(&["create", "-f", "-"], manifest);
         wait(
             &k,
             "default",
@@ -237,7 +229,7 @@ spec:
         lines.read_line(&mut first).unwrap();
         lines.read_line(&mut first).unwrap();
         assert_eq!(first, "line 1\nline 2\n");
-        std::fs::write(&gate_file, "").unwrap();
+        k.ok(&["exec", "counter", "-c", "count", "--", "touch", "/tmp/open"]);
         let mut rest = String::new();
         lines.read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "line 3\noops\n");
