@@ -80,7 +80,7 @@ pub fn admit(rt: &ResourceType, namespace: Option<&Value>, obj: &Value) -> Resul
         let violations = check(level, spec);
         if !violations.is_empty() {
             let text = format!(
-                "violates PodSecurity \"{}:{version}\": {}",
+                "PodSecurity \"{}:{version}\": {}",
                 level.name(),
                 violations.join(", ")
             );
@@ -89,10 +89,11 @@ pub fn admit(rt: &ResourceType, namespace: Option<&Value>, obj: &Value) -> Resul
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                return Err(ApiError::forbidden(&rt.group, &rt.plural, name, &text));
+                let why = format!("violates {text}");
+                return Err(ApiError::forbidden(&rt.group, &rt.plural, name, &why));
             }
             warned.push((level, version.clone()));
-            crate::warnings::warn(format!("would {text}"));
+            crate::warnings::warn(format!("would violate {text}"));
         }
     }
     for mode in ["warn", "audit"] {
