@@ -1021,7 +1021,8 @@ impl Api {
             // A shorter grace period (down to 0: `--force`) replaces a pending one.
             match crate::graceful::shortened(&current, graceful) {
                 Some(new) if !opts.dry_run => {
-                    let out = self.commit(&mut inner, ChangeType::Modified, key, new, Some(current))?;
+                    let out =
+                        self.commit(&mut inner, ChangeType::Modified, key, new, Some(current))?;
                     return Ok((out, false));
                 }
                 _ => {}

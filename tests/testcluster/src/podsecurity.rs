@@ -44,7 +44,11 @@ impl Level {
 /// A namespace's policy for one mode (`enforce`, `warn`, `audit`): level and version.
 fn policy(namespace: &Value, mode: &str) -> Option<(Level, String)> {
     let labels = namespace.pointer("/metadata/labels")?;
-    let level = Level::parse(labels.get(format!("pod-security.kubernetes.io/{mode}"))?.as_str()?)?;
+    let level = Level::parse(
+        labels
+            .get(format!("pod-security.kubernetes.io/{mode}"))?
+            .as_str()?,
+    )?;
     let version = labels
         .get(format!("pod-security.kubernetes.io/{mode}-version"))
         .and_then(Value::as_str)
@@ -328,7 +332,11 @@ pub fn check(level: Level, spec: &Value) -> Vec<String> {
             .into_iter()
             .flatten()
         {
-            if let Some(h) = p.get("hostPort").and_then(Value::as_i64).filter(|h| *h != 0) {
+            if let Some(h) = p
+                .get("hostPort")
+                .and_then(Value::as_i64)
+                .filter(|h| *h != 0)
+            {
                 ports.push(h.to_string());
             }
         }
@@ -345,8 +353,9 @@ pub fn check(level: Level, spec: &Value) -> Vec<String> {
             ),
         );
     }
-    let privileged =
-        containers_where(spec, |c| sc(c, "privileged").and_then(Value::as_bool) == Some(true));
+    let privileged = containers_where(spec, |c| {
+        sc(c, "privileged").and_then(Value::as_bool) == Some(true)
+    });
     if !privileged.is_empty() {
         push(
             "privileged",

@@ -54,8 +54,7 @@ spec:
         assert_eq!(k.ok(&["logs", "tools", "-c", "echo"]), "from the image\n");
         assert_eq!(k.ok(&["logs", "tools", "-c", "absolute"]), "ok\n");
         wait_phase(&k, "default", "missing", "Failed");
-        let st = &k.json(&["get", "pod", "missing"])["status"]["containerStatuses"][0]["state"]
-            ["terminated"];
+        let st = &k.json(&["get", "pod", "missing"])["status"]["containerStatuses"][0]["state"]["terminated"];
         assert_eq!(st["reason"], "StartError");
         assert_eq!(st["exitCode"], 128);
         let message = st["message"].as_str().unwrap();
@@ -89,11 +88,16 @@ registry.example/private/app:2: not found";
         assert_eq!(pod["status"]["phase"], "Pending");
         assert_eq!(
             pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
-            format!("Back-off pulling image \"registry.example/private/app:2\": ErrImagePull: {pull}")
+            format!(
+                "Back-off pulling image \"registry.example/private/app:2\": ErrImagePull: {pull}"
+            )
         );
         let events = event_messages(&k, "default", "private");
         for (reason, message) in [
-            ("Pulling", "Pulling image \"registry.example/private/app:2\"".to_string()),
+            (
+                "Pulling",
+                "Pulling image \"registry.example/private/app:2\"".to_string(),
+            ),
             (
                 "Failed",
                 format!("Failed to pull image \"registry.example/private/app:2\": {pull}"),

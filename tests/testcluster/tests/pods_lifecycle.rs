@@ -39,7 +39,10 @@ spec:
         k.ok_with(&["create", "-f", "-"], pod);
         wait(&k, "default", "pod/stubborn", "condition=Ready");
         k.ok(&["delete", "pod", "stubborn", "--grace-period=0", "--force"]);
-        assert!(k.fails(&["get", "pod", "stubborn"], "").contains("NotFound"));
+        assert!(
+            k.fails(&["get", "pod", "stubborn"], "")
+                .contains("NotFound")
+        );
     }
 
     #[test]
@@ -66,8 +69,7 @@ spec:
 "#,
         );
         wait_phase(&k, "default", "long", "Failed");
-        let t = &k.json(&["get", "pod", "long"])["status"]["containerStatuses"][0]["state"]
-            ["terminated"];
+        let t = &k.json(&["get", "pod", "long"])["status"]["containerStatuses"][0]["state"]["terminated"];
         let message = t["message"].as_str().unwrap();
         assert_eq!(message.len(), 4096);
         assert!(message.ends_with("xxEND"), "{}", &message[4080..]);

@@ -212,7 +212,14 @@ spec:
         assert_eq!(k.ok(&["-n", "locked", "logs", "good"]), "1000\n");
         // Workloads are only warned about; their pods meet the enforcement.
         let out = k
-            .command(&["-n", "locked", "create", "deployment", "web", "--image=nginx"])
+            .command(&[
+                "-n",
+                "locked",
+                "create",
+                "deployment",
+                "web",
+                "--image=nginx",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success());

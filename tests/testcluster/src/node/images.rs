@@ -20,8 +20,8 @@ pub fn normalized(image: &str) -> String {
         None => (image, None),
     };
     let first = name.split('/').next().unwrap_or_default();
-    let has_domain = name.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let mut full = if has_domain {
         name.to_string()
     } else if name.contains('/') {
@@ -132,8 +132,8 @@ mod tests {
         let (bind, argv) = command(Path::new("/bin/sh"), &c, &env).unwrap();
         assert_eq!(argv, vec![ENTRYPOINT, "backup", "--to", "s3"]);
         assert_eq!(bind.target, ENTRYPOINT);
-        let (_, argv) = command(Path::new("/bin/sh"), &json!({"args": ["-c", "true"]}), &[])
-            .unwrap();
+        let (_, argv) =
+            command(Path::new("/bin/sh"), &json!({"args": ["-c", "true"]}), &[]).unwrap();
         assert_eq!(argv, vec![ENTRYPOINT, "-c", "true"]);
     }
 
@@ -143,8 +143,12 @@ mod tests {
         let (bind, argv) = command(Path::new("/usr/bin"), &c, &[]).unwrap();
         assert_eq!(argv, vec![format!("{IMAGE_DIR}/true"), "x".to_string()]);
         assert_eq!(bind.source, Path::new("/usr/bin"));
-        let err = command(Path::new("/usr/bin"), &json!({"command": ["no-such-tool"]}), &[])
-            .unwrap_err();
+        let err = command(
+            Path::new("/usr/bin"),
+            &json!({"command": ["no-such-tool"]}),
+            &[],
+        )
+        .unwrap_err();
         assert!(
             err.contains("exec: \"no-such-tool\": executable file not found in $PATH"),
             "{err}"
@@ -159,9 +163,6 @@ mod tests {
             normalized("ghcr.io/vbackup/vbackup:1.0"),
             "ghcr.io/vbackup/vbackup:1.0"
         );
-        assert_eq!(
-            normalized("localhost:5000/x"),
-            "localhost:5000/x:latest"
-        );
+        assert_eq!(normalized("localhost:5000/x"), "localhost:5000/x:latest");
     }
 }

@@ -4,10 +4,10 @@
 //! reports pod status as the real kubelet does.
 
 use super::objects::{self, s};
-use super::{images, logfile, podenv, security};
 use super::sandbox::{Bind, Sandbox};
 use super::volumes::{self, NotReady};
 use super::{Node, mapped_binary};
+use super::{images, logfile, podenv, security};
 use crate::api::{Api, Change, ChangeType};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -171,7 +171,10 @@ impl Kubelet {
 
 impl Drop for Kubelet {
     fn drop(&mut self) {
-        for rt in lock(&self.pods).values().chain(lock(&self.stopping).values()) {
+        for rt in lock(&self.pods)
+            .values()
+            .chain(lock(&self.stopping).values())
+        {
             kill_all(rt);
         }
     }
@@ -432,7 +435,10 @@ fn start(node: &Node, pod: &Value) {
             return;
         }
     };
-    let dirs = volumes.iter().map(|(k, v)| (k.clone(), v.dir.clone())).collect();
+    let dirs = volumes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.dir.clone()))
+        .collect();
     if let Err(e) = security::apply_fs_group(&node.api, pod, &dirs) {
         tracing::warn!("pod {}: applying fsGroup: {e}", objects::name(pod));
     }

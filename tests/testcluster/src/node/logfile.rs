@@ -123,6 +123,9 @@ mod tests {
 
     #[test]
     fn stamps_are_rfc3339_with_nanoseconds() {
-        assert_eq!(stamp(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456789Z ");
+        assert_eq!(
+            stamp(1_500_000_000_123_456_789),
+            "2017-07-14T02:40:00.123456789Z "
+        );
     }
 }

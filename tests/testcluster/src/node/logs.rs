@@ -1,10 +1,10 @@
 //! `pods/log`: a container's stdout and stderr (interleaved as written), with `container`,
 //! `previous`, `tailLines`, `limitBytes`, `follow`, `timestamps`, `sinceSeconds` and `sinceTime`.
 
-use super::{Node, logfile};
 use super::exec::{flag, param, pick_container, query};
 use super::kubelet::{self, CState};
 use super::objects::{self, s};
+use super::{Node, logfile};
 use crate::error::ApiError;
 use crate::server::error_response;
 use axum::body::{Body, Bytes};
@@ -166,9 +166,9 @@ fn since_nanos(q: &[(String, String)]) -> Result<Option<i128>, ApiError> {
         (Some(_), Some(_)) => Err(ApiError::bad_request(
             "at most one of `sinceTime` or `sinceSeconds` may be specified",
         )),
-        (Some(s), None) => {
-            Ok(Some(jiff::Timestamp::now().as_nanosecond() - s as i128 * 1_000_000_000))
-        }
+        (Some(s), None) => Ok(Some(
+            jiff::Timestamp::now().as_nanosecond() - s as i128 * 1_000_000_000,
+        )),
         (None, Some(t)) => t
             .parse::<jiff::Timestamp>()
             .map(|t| Some(t.as_nanosecond()))

@@ -101,7 +101,9 @@ pub fn process(pod: &Value, container: &Value) -> Result<Process, Refused> {
         }
     }
     let uid = run_as_user.unwrap_or(0) as u32;
-    let gid = int(csc, "runAsGroup").or(int(psc, "runAsGroup")).unwrap_or(0) as u32;
+    let gid = int(csc, "runAsGroup")
+        .or(int(psc, "runAsGroup"))
+        .unwrap_or(0) as u32;
     let mut groups = vec![gid];
     groups.extend(int(psc, "fsGroup").map(|g| g as u32));
     groups.extend(
@@ -118,7 +120,9 @@ pub fn process(pod: &Value, container: &Value) -> Result<Process, Refused> {
     let caps = if privileged {
         None
     } else {
-        Some(capabilities(csc.get("capabilities").unwrap_or(&Value::Null)))
+        Some(capabilities(
+            csc.get("capabilities").unwrap_or(&Value::Null),
+        ))
     };
     // The kubelet sets no_new_privs only when escalation is explicitly refused.
     let no_new_privs = !privileged && flag(csc, "allowPrivilegeEscalation") == Some(false);
@@ -246,7 +250,13 @@ fn owned_by_fs_group(api: &crate::api::Api, ns: &str, volume: &Value) -> Option<
         return None;
     }
     let claim = objects::get(api, "", "persistentvolumeclaims", ns, s(pvc, "/claimName"))?;
-    let pv = objects::get(api, "", "persistentvolumes", "", s(&claim, "/spec/volumeName"))?;
+    let pv = objects::get(
+        api,
+        "",
+        "persistentvolumes",
+        "",
+        s(&claim, "/spec/volumeName"),
+    )?;
     let rwo = pv
         .pointer("/spec/accessModes")
         .and_then(Value::as_array)

@@ -194,9 +194,17 @@ impl AtomicDir {
             }
         }
         // Earlier versions go once ..data no longer points at them.
-        for entry in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let n = entry.file_name().to_string_lossy().into_owned();
-            if n.starts_with("..") && n != self.name && n != "..data" && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if n.starts_with("..")
+                && n != self.name
+                && n != "..data"
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+            {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
