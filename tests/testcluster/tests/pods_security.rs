@@ -14,7 +14,7 @@ mod testnode_security {
     const SHELL: &[(&str, &str)] = &[("vbackup.test/shell", "/bin/sh")];
 
     /// `/proc/self/status` fields of the container's process, its ids and what it may write.
-    const REPORT: &str = r#"echo "ids $(id -u) $(id -g) $(id -G | tr ' ' ,)"; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status | tr -d '\t'; if touch /etc/probe 2>/dev/null; then echo root-rw; else echo root-ro; fi; echo made > /data/$(id -u); echo "data $(stat -c '%g %a' /data) file $(stat -c %g /data/$(id -u))""#;
+    const REPORT: &str = r#"echo "ids $(id -u) $(id -g) $(id -G | tr ' ' ,)"; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status | tr -d '\t'; if touch /etc/probe 2>/dev/null; then echo root-rw; else echo root-ro; fi; echo made > /data/$(id -u); echo "data $(stat -c '%g %a' /data) file $(stat -c %g /data/$(id -u))"; echo "as $(id -u)" > /dev/termination-log"#;
 
     fn report(k: &Kubectl, pod: &str, container: &str) -> Vec<String> {
         k.ok(&["logs", pod, "-c", container])
@@ -72,6 +72,12 @@ spec:
                 "root-ro",
                 "data 2000 2777 file 2000",
             ]
+        );
+        // Any user may write its termination message.
+        let pod = k.json(&["get", "pod", "who"]);
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"],
+            "as 1001\n"
         );
         // Root keeps containerd's default set (0xa80425fb), and may write its root.
         let root = report(&k, "who", "root");

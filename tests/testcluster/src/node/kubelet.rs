@@ -912,6 +912,8 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
             .open(&current)?;
         let term = term_dir.join("termination-log");
         std::fs::write(&term, b"")?;
+        // As the kubelet makes it: writable by whatever user the container runs as.
+        std::fs::set_permissions(&term, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         std::fs::write(term_dir.join("ready"), b"")?;
         Ok((log, term))
     })();
