@@ -49,6 +49,8 @@ pub struct Sandbox {
     pub ready_file: Option<PathBuf>,
     /// Who the process runs as and with which privileges (`None`: the node's root).
     pub process: Option<super::security::Process>,
+    /// The pod's network namespace (`nsenter --net=`); the host's for `hostNetwork` pods.
+    pub netns: Option<PathBuf>,
 }
 
 /// Where the ready file appears inside the root.
@@ -79,7 +81,7 @@ pub fn resolve_in_root(target: &str) -> String {
             continue;
         }
         done.push(part);
-        let mirrored = SYSTEM_DIRS.contains(&done[0].as_str()) || done[0] == "tmp";
+        let mirrored = SYSTEM_DIRS.contains(&done[0].as_str());
         if !mirrored {
             continue;
         }
@@ -164,13 +166,12 @@ impl Sandbox {
                 ));
             }
         }
-        // The host's /tmp is shared on purpose: tests hand files (filesystem backup
-        // locations, fixtures) to mapped binaries through it.
+        // A container's /tmp is its own, as in an image's filesystem: host files reach pods
+        // only through volumes (hostPath for a filesystem backup location).
         s.push_str(
             "/usr/bin/mkdir \"$R/tmp\" \"$R/proc\" \"$R/sys\" \"$R/dev\" \"$R/root\" \"$R/run\"\n",
         );
-        s.push_str("/usr/bin/chmod 1777 \"$R/tmp\"\n");
-        s.push_str("/usr/bin/mount --rbind /tmp \"$R/tmp\"\n");
+        s.push_str("/usr/bin/mount -t tmpfs -o mode=1777 vbackup-tmp \"$R/tmp\"\n");
         s.push_str("/usr/bin/mount --rbind /proc \"$R/proc\"\n");
         s.push_str("/usr/bin/mount --rbind /sys \"$R/sys\"\n");
         s.push_str("/usr/bin/mount -o remount,bind,ro \"$R/sys\"\n");
@@ -269,6 +270,7 @@ impl Sandbox {
                 &pid.to_string(),
                 "--mount",
                 "--uts",
+                "--net",
                 "--root",
                 "--wd",
                 "--",
@@ -287,7 +289,13 @@ impl Sandbox {
         // setpriv: the pod's process dies with the thread that started it, so a killed
         // test cluster leaves no pods behind.
         let mut c = tokio::process::Command::new("/usr/bin/setpriv");
-        c.args(["--pdeathsig", "KILL", "--", "/usr/bin/unshare"])
+        c.args(["--pdeathsig", "KILL", "--"]);
+        if let Some(ns) = &self.netns {
+            c.arg("/usr/bin/nsenter")
+                .arg(format!("--net={}", ns.display()))
+                .arg("--");
+        }
+        c.arg("/usr/bin/unshare")
             .args([
                 "--mount",
                 "--uts",
@@ -353,6 +361,7 @@ mod tests {
             working_dir: String::new(),
             ready_file: None,
             process: None,
+            netns: None,
         };
         let s = sb.script();
         let a = s.find("--bind '/v/a'").unwrap();
