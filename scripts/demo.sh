@@ -19,10 +19,10 @@ ln -sf "$BIN/kubectl-vbackup" "$DEMO_DIR/bin/kubectl-vbackup"
 export PATH="$DEMO_DIR/bin:$PATH"
 
 step "starting a local Kubernetes API server (state in $DEMO_DIR/cluster)"
-# vbackup's image (mover pods) runs the plugin just built.
+# vbackup's image is the build's output directory: mover pods run the kubectl-vbackup just built.
 # TLS: scheduled runs are in-cluster clients, which speak https to the API server.
 "$BIN/vbackup-testcluster" --node --tls --port 0 --state-dir "$DEMO_DIR/cluster" \
-    --image-map "ghcr.io/vbackup/vbackup=$BIN/kubectl-vbackup" \
+    --image-map "ghcr.io/vbackup/vbackup=$BIN" \
     --image-map "mariadb=$PWD/kubectl-vbackup/tests/fixtures/dbserver.sh" \
     --kubeconfig-out "$DEMO_DIR/kubeconfig" >"$DEMO_DIR/cluster.log" 2>&1 &
 CLUSTER_PID=$!

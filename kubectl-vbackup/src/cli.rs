@@ -169,7 +169,11 @@ mod tests {
         assert!(backup_create(&["--wait"]).wait);
         assert!(backup_create(&["--wait=true"]).wait);
         assert!(!backup_create(&["--wait=false"]).wait);
-        assert!(!backup_create(&["--include-dependencies=false"]).flags.include_dependencies);
+        assert!(
+            !backup_create(&["--include-dependencies=false"])
+                .flags
+                .include_dependencies
+        );
         assert!(
             Cli::try_parse_from(["kubectl-vbackup", "backup", "create", "b1", "--wait=maybe"])
                 .is_err()

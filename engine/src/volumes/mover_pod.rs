@@ -207,12 +207,19 @@ impl MoverPod {
     /// The pod.
     pub fn pod(&self) -> Pod {
         let read_only = self.direction != Direction::Restore;
+        // Secret files belong to root; the kubelet gives them to the fsGroup (g+r), so a
+        // mover running as another user without one can only read what all may read. The
+        // pod runs nothing but the mover.
+        let job_mode = match &self.identity {
+            MoverIdentity::AppUser { fs_group: None, .. } => 0o444,
+            _ => 0o400,
+        };
         let mut volumes = vec![
             Volume {
                 name: "job".into(),
                 secret: Some(SecretVolumeSource {
                     secret_name: Some(self.name.clone()),
-                    default_mode: Some(0o400),
+                    default_mode: Some(job_mode),
                     ..Default::default()
                 }),
                 ..Default::default()

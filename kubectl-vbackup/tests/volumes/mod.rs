@@ -14,7 +14,8 @@ use vbackup_test_support::plugin::PluginCluster;
 use vbackup_testcluster::ClusterOptions;
 use vbackup_testcluster::node::{ImageMapping, NodeOptions};
 
-/// The image movers run, mapped to the plugin binary under test.
+/// The image movers run, mapped to the build's output directory: its `kubectl-vbackup`
+/// (the plugin under test) runs as the movers' `command[0]`.
 pub const MOVER_IMAGE: &str = "ghcr.io/vbackup/vbackup";
 
 /// A cluster with a node, vbackup's CRDs and a default filesystem location `local`.
@@ -28,22 +29,36 @@ pub struct VolumeEnv {
 impl VolumeEnv {
     /// Starts the cluster and creates the location.
     pub fn start() -> VolumeEnv {
-        VolumeEnv::start_with_images(&[])
+        VolumeEnv::start_with(|_| {})
     }
 
     /// [`VolumeEnv::start`], with more images mapped to local programs (`PREFIX=PATH`).
     pub fn start_with_images(images: &[&str]) -> VolumeEnv {
+        VolumeEnv::start_with(|node| {
+            node.image_map
+                .extend(images.iter().map(|m| ImageMapping::parse(m).unwrap()))
+        })
+    }
+
+    /// Like [`VolumeEnv::start`], with the node's options adjusted (more nodes, images
+    /// that cannot be pulled).
+    pub fn start_with(adjust: impl FnOnce(&mut NodeOptions)) -> VolumeEnv {
         let plugin = env!("CARGO_BIN_EXE_kubectl-vbackup");
-        let mut image_map = vec![ImageMapping::parse(&format!("{MOVER_IMAGE}={plugin}")).unwrap()];
-        image_map.extend(images.iter().map(|m| ImageMapping::parse(m).unwrap()));
+        let image_dir = Path::new(plugin)
+            .parent()
+            .expect("the plugin lives in the build's output directory");
+        let mut node = NodeOptions {
+            image_map: vec![
+                ImageMapping::parse(&format!("{MOVER_IMAGE}={}", image_dir.display())).unwrap(),
+            ],
+            snapshot_crds: true,
+            ..Default::default()
+        };
+        adjust(&mut node);
         let cluster = PluginCluster::start_with(
             plugin,
             ClusterOptions {
-                node: Some(NodeOptions {
-                    image_map,
-                    snapshot_crds: true,
-                    ..Default::default()
-                }),
+                node: Some(node),
                 ..Default::default()
             },
         )

@@ -89,6 +89,8 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// `preconditions.resourceVersion`.
     pub resource_version: Option<String>,
+    /// `gracePeriodSeconds` (pods: how long the kubelet lets containers stop).
+    pub grace_period: Option<i64>,
 }
 
 /// Options of a list.
@@ -559,11 +561,29 @@ impl Api {
             self.check_namespace(&inner, rt, ns, md_str(&obj, "name"))?;
         }
         defaults::apply(rt, &mut obj);
-        let obj = self
+        let mut obj = self
             .admit(rt, Operation::Create, obj, None, opts, None)
             .await?;
         let mut inner = self.lock();
+        // Validating admission sees the generated name, as upstream's runs after BeforeCreate.
+        Self::generate_name(&inner, rt, ns, &mut obj);
+        let namespace = ns.and_then(|n| inner.store.get(&ObjectKey::new("", "namespaces", "", n)));
+        crate::podsecurity::admit(rt, namespace, &obj)?;
         self.commit_create(&mut inner, rt, ns, obj, opts, true)
+    }
+
+    /// Gives an object with only `generateName` a free name.
+    fn generate_name(inner: &Inner, rt: &ResourceType, ns: Option<&str>, obj: &mut Value) {
+        let generate = md_str(obj, "generateName").to_string();
+        if md_str(obj, "name").is_empty() && !generate.is_empty() {
+            let name = loop {
+                let candidate = format!("{generate}{}", ids::name_suffix());
+                if inner.store.get(&key_of(rt, ns, &candidate)).is_none() {
+                    break candidate;
+                }
+            };
+            obj["metadata"]["name"] = json!(name);
+        }
     }
 
     /// Creates without admission (bootstrap and controllers' own objects).
@@ -591,16 +611,7 @@ impl Api {
         record_fields: bool,
     ) -> ApiResult<Value> {
         self.check_namespace(inner, rt, ns, md_str(&obj, "name"))?;
-        let generate = md_str(&obj, "generateName").to_string();
-        if md_str(&obj, "name").is_empty() && !generate.is_empty() {
-            let name = loop {
-                let candidate = format!("{generate}{}", ids::name_suffix());
-                if inner.store.get(&key_of(rt, ns, &candidate)).is_none() {
-                    break candidate;
-                }
-            };
-            obj["metadata"]["name"] = json!(name);
-        }
+        Self::generate_name(inner, rt, ns, &mut obj);
         let uid = ids::uid();
         {
             let md = obj["metadata"]
@@ -632,8 +643,12 @@ impl Api {
         validation::validate(rt, &obj)?;
         let name = md_str(&obj, "name").to_string();
         let key = key_of(rt, ns, &name);
-        if inner.store.get(&key).is_some() {
-            return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
+        if let Some(existing) = inner.store.get(&key) {
+            let mut err = ApiError::already_exists(&rt.group, &rt.plural, &name);
+            if existing.pointer("/metadata/deletionTimestamp").is_some() {
+                err.message = format!("object is being deleted: {}", err.message);
+            }
+            return Err(err);
         }
         if record_fields {
             if let Some(md) = obj["metadata"].as_object_mut() {
@@ -1032,8 +1047,21 @@ impl Api {
                 "this namespace may not be deleted",
             ));
         }
+        let graceful = crate::graceful::period(rt, &current, opts.grace_period);
         if current.pointer("/metadata/deletionTimestamp").is_some() {
-            return Ok((current, false));
+            // A shorter grace period (down to 0: `--force`) replaces a pending one.
+            match crate::graceful::shortened(&current, graceful) {
+                Some(new) if !opts.dry_run => {
+                    let out =
+                        self.commit(&mut inner, ChangeType::Modified, key, new, Some(current))?;
+                    return Ok((out, false));
+                }
+                _ => {}
+            }
+            let forced = graceful == Some(0) && !crate::graceful::has_finalizers(&current);
+            if !(forced && crate::graceful::is_graceful(&current)) {
+                return Ok((current, false));
+            }
         }
         let has_finalizers = current
             .pointer("/metadata/finalizers")
@@ -1042,7 +1070,24 @@ impl Api {
         // Orphaning goes through the `orphan` finalizer: the garbage collector removes the
         // owner references from the dependents, then the finalizer.
         let orphan = opts.propagation.as_deref() == Some("Orphan");
-        if is_namespace || has_finalizers || orphan {
+        if let Some(seconds) = graceful.filter(|s| *s > 0)
+            && current.pointer("/metadata/deletionTimestamp").is_none()
+        {
+            // A running pod stays, Terminating, until its kubelet has stopped it.
+            let mut new = current.clone();
+            crate::graceful::mark(&mut new, seconds);
+            if orphan {
+                defaults::add_finalizer(&mut new, ORPHAN_FINALIZER);
+            }
+            if opts.dry_run {
+                return Ok((new, false));
+            }
+            let out = self.commit(&mut inner, ChangeType::Modified, key, new, Some(current))?;
+            return Ok((out, false));
+        }
+        if (is_namespace || has_finalizers || orphan)
+            && current.pointer("/metadata/deletionTimestamp").is_none()
+        {
             let mut new = current.clone();
             new["metadata"]["deletionTimestamp"] = json!(time::now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);

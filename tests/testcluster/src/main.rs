@@ -31,9 +31,13 @@ struct Args {
     /// Linux mount namespaces).
     #[arg(long)]
     node: bool,
-    /// Run pods whose image starts with IMAGE_PREFIX as the local binary (implies --node).
-    #[arg(long = "image-map", value_name = "IMAGE_PREFIX=LOCAL_BINARY")]
+    /// Run pods whose image starts with IMAGE_PREFIX as the local binary, or from a
+    /// directory of binaries where `command[0]` is looked up (implies --node).
+    #[arg(long = "image-map", value_name = "IMAGE_PREFIX=LOCAL_BINARY|DIRECTORY")]
     image_map: Vec<String>,
+    /// Pulls of images starting with IMAGE_PREFIX fail (ErrImagePull, ImagePullBackOff).
+    #[arg(long = "unpullable-image", value_name = "IMAGE_PREFIX")]
+    unpullable_images: Vec<String>,
     /// Install the snapshot.storage.k8s.io/v1 CRDs and a default VolumeSnapshotClass
     /// (implies --node).
     #[arg(long)]
@@ -62,6 +66,7 @@ fn main() -> anyhow::Result<()> {
     let enabled = args.node
         || args.snapshot_crds
         || !image_map.is_empty()
+        || !args.unpullable_images.is_empty()
         || args.nodes > 1
         || !args.forward_host_ports.is_empty();
     let node = enabled.then_some(NodeOptions {
@@ -69,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         image_map,
         snapshot_crds: args.snapshot_crds,
         nodes: args.nodes,
+        unpullable_images: args.unpullable_images,
         forward_host_ports: args.forward_host_ports,
     });
     let cluster = TestCluster::start_with(ClusterOptions {

@@ -779,5 +779,9 @@ fn delete_options(
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string),
+        grace_period: q
+            .get("gracePeriodSeconds")
+            .and_then(|g| g.parse().ok())
+            .or_else(|| b.get("gracePeriodSeconds").and_then(Value::as_i64)),
     })
 }

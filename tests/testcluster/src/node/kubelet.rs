@@ -8,7 +8,7 @@ use super::objects::{self, s};
 use super::sandbox::{Bind, Sandbox};
 use super::volumes::{self, NotReady};
 use super::{Node, mapped_binary};
-use super::{podenv, probes};
+use super::{images, logfile, podenv, probes, security};
 use crate::api::{Api, Change, ChangeType};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -115,12 +115,18 @@ pub struct PodRt {
     /// The pod's containers.
     pub ctrs: Mutex<Vec<Ctr>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The grace period of a deletion (else the spec's `terminationGracePeriodSeconds`).
+    grace: Mutex<Option<Duration>>,
 }
 
 impl PodRt {
     /// A container by name.
     pub fn ctr(&self, name: &str) -> Option<Ctr> {
         lock(&self.ctrs).iter().find(|c| c.name == name).cloned()
+    }
+
+    fn grace_or(&self, spec: Duration) -> Duration {
+        lock(&self.grace).unwrap_or(spec)
     }
 
     fn update(&self, name: &str, f: impl FnOnce(&mut Ctr)) {
@@ -133,6 +139,8 @@ impl PodRt {
 /// The node's pods and what their tasks share.
 pub struct Kubelet {
     pods: Mutex<HashMap<String, Arc<PodRt>>>,
+    /// Pods within their deletion grace period.
+    stopping: Arc<Mutex<HashMap<String, Arc<PodRt>>>>,
     status_lock: Arc<Mutex<()>>,
     next_ip: AtomicU32,
     dir: PathBuf,
@@ -143,6 +151,7 @@ impl Kubelet {
     pub fn new(dir: &Path) -> Self {
         Kubelet {
             pods: Mutex::new(HashMap::new()),
+            stopping: Arc::new(Mutex::new(HashMap::new())),
             status_lock: Arc::new(Mutex::new(())),
             next_ip: AtomicU32::new(0),
             dir: dir.to_path_buf(),
@@ -167,13 +176,11 @@ impl Kubelet {
 
 impl Drop for Kubelet {
     fn drop(&mut self) {
-        for rt in lock(&self.pods).values() {
-            rt.cancel.cancel();
-            for c in lock(&rt.ctrs).iter() {
-                if let Some(pgid) = c.pgid {
-                    kill_group(pgid);
-                }
-            }
+        for rt in lock(&self.pods)
+            .values()
+            .chain(lock(&self.stopping).values())
+        {
+            kill_all(rt);
         }
     }
 }
@@ -212,7 +219,18 @@ fn terminal(pod: &Value) -> bool {
 pub fn on_change(node: &Node, change: &Change) {
     let pod = &change.object;
     if change.type_ == ChangeType::Deleted || objects::deleting(pod) {
-        stop(node, objects::uid(pod));
+        let uid = objects::uid(pod);
+        if change.type_ == ChangeType::Deleted {
+            // Gone (forced, or its grace period over): nothing of it may keep running.
+            if let Some(rt) = lock(&node.kubelet.stopping).remove(uid) {
+                kill_all(&rt);
+            }
+            stop(node, uid);
+        } else if crate::graceful::is_graceful(pod) {
+            stop_gracefully(node, pod);
+        } else {
+            stop(node, uid);
+        }
         if change.type_ == ChangeType::Deleted {
             // A claim with ReadWriteOncePod may now be free for a waiting pod.
             retry_waiting(node, objects::namespace(pod));
@@ -255,8 +273,56 @@ pub fn reconcile_all(node: &Node) {
     for pod in pods {
         if !objects::deleting(&pod) {
             admit(node, pod);
+        } else if crate::graceful::is_graceful(&pod) {
+            stop_gracefully(node, &pod);
         }
     }
+}
+
+fn kill_all(rt: &PodRt) {
+    rt.cancel.cancel();
+    for c in lock(&rt.ctrs).iter() {
+        if let Some(pgid) = c.pgid {
+            kill_group(pgid);
+        }
+    }
+}
+
+/// Stops a Terminating pod within its `deletionGracePeriodSeconds` (SIGTERM, then SIGKILL),
+/// then deletes it for good.
+fn stop_gracefully(node: &Node, pod: &Value) {
+    let grace = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_u64)
+        .map(Duration::from_secs)
+        .unwrap_or_default();
+    let uid = objects::uid(pod).to_string();
+    if lock(&node.kubelet.stopping).contains_key(&uid) {
+        return;
+    }
+    let (ns, name) = (
+        objects::namespace(pod).to_string(),
+        objects::name(pod).to_string(),
+    );
+    let api = node.api.clone();
+    let Some(rt) = lock(&node.kubelet.pods).remove(&uid) else {
+        // Nothing runs (still waiting for volumes, or never admitted here).
+        objects::delete_stopped_pod(&api, &ns, &name, &uid);
+        return;
+    };
+    *lock(&rt.grace) = Some(grace);
+    lock(&node.kubelet.stopping).insert(uid.clone(), rt.clone());
+    rt.cancel.cancel();
+    let task = lock(&rt.task).take();
+    let stopping = node.kubelet.stopping.clone();
+    tokio::spawn(async move {
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        lock(&stopping).remove(&uid);
+        let _ = tokio::fs::remove_dir_all(&rt.dir).await;
+        objects::delete_stopped_pod(&api, &ns, &name, &uid);
+    });
 }
 
 fn stop(node: &Node, uid: &str) {
@@ -374,6 +440,13 @@ fn start(node: &Node, pod: &Value) {
             return;
         }
     };
+    let dirs = volumes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.dir.clone()))
+        .collect();
+    if let Err(e) = security::apply_fs_group(&node.api, pod, &dirs) {
+        tracing::warn!("pod {}: applying fsGroup: {e}", objects::name(pod));
+    }
     let mut plans = Vec::new();
     let mut ctrs = Vec::new();
     for (key, init) in [("initContainers", true), ("containers", false)] {
@@ -436,6 +509,7 @@ fn start(node: &Node, pod: &Value) {
         cancel: CancellationToken::new(),
         ctrs: Mutex::new(ctrs),
         task: Mutex::new(None),
+        grace: Mutex::new(None),
     });
     lock(&node.kubelet.pods).insert(uid, rt.clone());
     let ctx = Ctx {
@@ -443,6 +517,7 @@ fn start(node: &Node, pod: &Value) {
         status_lock: node.kubelet.status_lock.clone(),
         root: node.dir.join("rootfs"),
         service: node.service.clone(),
+        unpullable: node.unpullable.clone(),
         network: node.network.clone(),
     };
     let task = tokio::spawn(run_pod(ctx, rt.clone(), plans));
@@ -491,6 +566,7 @@ struct Ctx {
     status_lock: Arc<Mutex<()>>,
     root: PathBuf,
     service: super::Service,
+    unpullable: Vec<String>,
     network: Arc<Network>,
 }
 
@@ -752,26 +828,48 @@ fn tail_bytes(bytes: &[u8], lines: usize, max: usize) -> String {
     joined[start..].to_string()
 }
 
-/// The argv of a mapped container: the binary replaces the image's entrypoint.
-fn mapped_argv(container: &Value, env: &[(String, String)]) -> Vec<String> {
-    let list = |k: &str| -> Vec<String> {
-        container
-            .get(k)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|a| podenv::expand(a, env))
-            .collect()
+/// An image that cannot be pulled: `ErrImagePull`, then `ImagePullBackOff`, retried with the
+/// kubelet's back-off (10 s, doubling up to 5 min) until the pod goes.
+async fn pull_back_off(ctx: &Ctx, rt: &PodRt, name: &str, image: &str) {
+    let err = images::pull_error(image);
+    let record = |type_: &str, reason: &str, message: &str| {
+        if let Some(pod) = objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name) {
+            super::events::record(&ctx.api, &pod, type_, reason, message, MANAGER);
+        }
     };
-    let mut argv = vec![ENTRYPOINT.to_string()];
-    argv.extend(list("command").into_iter().skip(1));
-    argv.extend(list("args"));
-    argv
+    let mut delay = Duration::from_secs(10);
+    loop {
+        record("Normal", "Pulling", &format!("Pulling image \"{image}\""));
+        record(
+            "Warning",
+            "Failed",
+            &format!("Failed to pull image \"{image}\": {err}"),
+        );
+        record("Warning", "Failed", "Error: ErrImagePull");
+        rt.update(name, |c| c.state = CState::waiting("ErrImagePull", &err));
+        sync(ctx, rt);
+        tokio::select! {
+            _ = rt.cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        record(
+            "Normal",
+            "BackOff",
+            &format!("Back-off pulling image \"{image}\""),
+        );
+        record("Warning", "Failed", "Error: ImagePullBackOff");
+        let message = format!("Back-off pulling image \"{image}\": ErrImagePull: {err}");
+        rt.update(name, |c| {
+            c.state = CState::waiting("ImagePullBackOff", &message)
+        });
+        sync(ctx, rt);
+        tokio::select! {
+            _ = rt.cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(300));
+    }
 }
-
-/// Where a mapped binary appears inside the pod.
-const ENTRYPOINT: &str = "/.testnode/entrypoint";
 
 /// Starts a running container's probes: readiness updates its `ready`, a failed liveness
 /// probe kills it as the kubelet does (SIGTERM, SIGKILL after the grace period).
@@ -782,11 +880,13 @@ fn start_probes(
     name: &str,
     pid: u32,
     env: &[(String, String)],
+    process: &security::Process,
 ) -> tokio_util::sync::DropGuard {
     let target = probes::Target {
         ip: rt.ip.clone(),
         pid,
         env: env.to_vec(),
+        process: process.clone(),
         network: ctx.network.clone(),
     };
     let readiness: probes::Report = {
@@ -822,12 +922,24 @@ fn start_probes(
 }
 
 async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option<i32> {
-    let env = loop {
+    let image = rt.ctr(name)?.image;
+    if images::unpullable(&ctx.unpullable, &image) {
+        pull_back_off(ctx, rt, name, &image).await;
+        return None;
+    }
+    let (env, process) = loop {
         let pod = objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name)
             .filter(|p| objects::uid(p) == rt.uid)?;
-        match podenv::build(&ctx.api, &pod, &plan.container, &rt.ip, &ctx.service) {
-            Ok(env) => break env,
-            Err(podenv::ConfigError(msg)) => {
+        let config = podenv::build(&ctx.api, &pod, &plan.container, &rt.ip, &ctx.service)
+            .map_err(|podenv::ConfigError(m)| m)
+            .and_then(|env| {
+                security::process(&pod, &plan.container)
+                    .map(|p| (env, p))
+                    .map_err(|security::Refused(m)| m)
+            });
+        match config {
+            Ok(config) => break config,
+            Err(msg) => {
                 rt.update(name, |c| {
                     c.state = CState::waiting("CreateContainerConfigError", &msg)
                 });
@@ -863,7 +975,12 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
         std::fs::create_dir_all(&term_dir)?;
         let current = log_path(&rt.dir, name, false);
         if ctr.restarts > 0 && current.exists() {
-            std::fs::rename(&current, log_path(&rt.dir, name, true))?;
+            let previous = log_path(&rt.dir, name, true);
+            std::fs::rename(&current, &previous)?;
+            let _ = std::fs::rename(
+                logfile::times_path(&current),
+                logfile::times_path(&previous),
+            );
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -871,6 +988,8 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
             .open(&current)?;
         let term = term_dir.join("termination-log");
         std::fs::write(&term, b"")?;
+        // As the kubelet makes it: writable by whatever user the container runs as.
+        std::fs::set_permissions(&term, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         std::fs::write(term_dir.join("ready"), b"")?;
         Ok((log, term))
     })();
@@ -898,15 +1017,13 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
     };
     let mut binds = plan.binds.clone();
     let argv = match ctr.binary.clone() {
-        Some(binary) => {
-            binds.push(Bind {
-                source: binary,
-                target: ENTRYPOINT.into(),
-                read_only: true,
-                file: true,
-            });
-            mapped_argv(&plan.container, &env)
-        }
+        Some(path) => match images::command(&path, &plan.container, &env) {
+            Ok((bind, argv)) => {
+                binds.push(bind);
+                argv
+            }
+            Err(msg) => return fail(msg),
+        },
         // Not mapped: a process that only holds the container's namespaces for pods/exec.
         None => vec!["/usr/bin/sleep".into(), "infinity".into()],
     };
@@ -923,18 +1040,26 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
         hostname: rt.name.clone(),
         working_dir: s(&plan.container, "/workingDir").to_string(),
         ready_file: Some(ready.clone()),
+        process: Some(process.clone()),
         netns: lock(&rt.net).as_ref().map(PodNet::path),
     };
     let mut cmd = sandbox.command(&argv, &env);
-    let Ok(err_log) = log.try_clone() else {
-        return fail("opening the log".into());
-    };
+    drop(log);
     cmd.stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(err_log);
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return fail(format!("starting unshare: {e}")),
+    };
+    let capture = match (child.stdout.take(), child.stderr.take()) {
+        (Some(out), Some(err)) => {
+            let path = log_path(&rt.dir, name, false);
+            Some(tokio::spawn(async move {
+                logfile::capture(out, err, &path).await
+            }))
+        }
+        _ => None,
     };
     let pgid = child.id();
     // Running once the process is inside its finished root (exec may enter it from then on).
@@ -946,7 +1071,7 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
                 break;
             }
             _ = rt.cancel.cancelled() => {
-                terminate(&mut child, pgid, plan.grace).await;
+                terminate(&mut child, pgid, rt.grace_or(plan.grace)).await;
                 return None;
             }
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
@@ -962,7 +1087,7 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
     });
     sync(ctx, rt);
     let _probes = match (early.is_none(), pgid, &ctr.binary) {
-        (true, Some(pid), Some(_)) => Some(start_probes(ctx, rt, plan, name, pid, &env)),
+        (true, Some(pid), Some(_)) => Some(start_probes(ctx, rt, plan, name, pid, &env, &process)),
         _ => None,
     };
     let status = match early {
@@ -970,13 +1095,17 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
         None => tokio::select! {
             s = child.wait() => s,
             _ = rt.cancel.cancelled() => {
-                terminate(&mut child, pgid, plan.grace).await;
+                terminate(&mut child, pgid, rt.grace_or(plan.grace)).await;
                 return None;
             }
         },
     };
     if let Some(p) = pgid {
         kill_group(p);
+    }
+    if let Some(c) = capture {
+        // The group is gone, so its pipes close: the log is complete.
+        let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
     }
     let code = match status {
         Ok(st) => {
@@ -985,8 +1114,9 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
         }
         Err(_) => 128,
     };
+    // The kubelet reads at most the last 4096 bytes (`tail.ReadAtMost`).
     let mut message = std::fs::read(&term)
-        .map(|b| String::from_utf8_lossy(&b[..b.len().min(MESSAGE_BYTES)]).into_owned())
+        .map(|b| String::from_utf8_lossy(&b[b.len().saturating_sub(MESSAGE_BYTES)..]).into_owned())
         .unwrap_or_default();
     if message.is_empty()
         && code != 0
@@ -1032,26 +1162,13 @@ pub fn exec_command(
     let ip = rt.map(|r| r.ip.clone()).unwrap_or_default();
     let env = podenv::build(&node.api, pod, container, &ip, &node.service)
         .map_err(|podenv::ConfigError(m)| m)?;
-    Ok(Sandbox::enter(pid, argv, &env))
+    let process = security::process(pod, container).map_err(|security::Refused(m)| m)?;
+    Ok(Sandbox::enter(pid, Some(&process), argv, &env))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mapped_binary_replaces_the_entrypoint_and_keeps_arguments() {
-        let c = json!({"command": ["/mover", "backup"], "args": ["--to", "$(DEST)"]});
-        let env = vec![("DEST".to_string(), "s3".to_string())];
-        assert_eq!(
-            mapped_argv(&c, &env),
-            vec![ENTRYPOINT, "backup", "--to", "s3"]
-        );
-        assert_eq!(
-            mapped_argv(&json!({"args": ["-c", "true"]}), &[]),
-            vec![ENTRYPOINT, "-c", "true"]
-        );
-    }
 
     #[test]
     fn fallback_message_is_the_tail_of_the_log() {

@@ -1,10 +1,10 @@
 //! `pods/log`: a container's stdout and stderr (interleaved as written), with `container`,
-//! `previous`, `tailLines`, `limitBytes` and `follow`.
+//! `previous`, `tailLines`, `limitBytes`, `follow`, `timestamps`, `sinceSeconds` and `sinceTime`.
 
-use super::Node;
 use super::exec::{flag, param, pick_container, query};
 use super::kubelet::{self, CState};
 use super::objects::{self, s};
+use super::{Node, logfile};
 use crate::error::ApiError;
 use crate::server::error_response;
 use axum::body::{Body, Bytes};
@@ -69,17 +69,33 @@ async fn serve(node: &Arc<Node>, ns: &str, name: &str, uri: &Uri) -> Result<Resp
             "previous terminated container \"{cname}\" in pod \"{name}\" not found"
         )));
     }
-    if !path.exists()
-        && let Some(CState::Waiting { reason, .. }) = ctr.as_ref().map(|c| &c.state)
-    {
-        return Err(ApiError::bad_request(format!(
-            "container \"{cname}\" in pod \"{name}\" is waiting to start: {reason}"
-        )));
+    if !path.exists() {
+        // Not started: the runtime's waiting reason, or the pod's (volumes not ready yet).
+        let reason = match ctr.as_ref().map(|c| &c.state) {
+            Some(CState::Waiting { reason, .. }) => Some(reason.clone()),
+            Some(_) => None,
+            None => Some(waiting_reason(&pod, &cname)),
+        };
+        if let Some(reason) = reason {
+            return Err(ApiError::bad_request(format!(
+                "container \"{cname}\" in pod \"{name}\" is waiting to start: {reason}"
+            )));
+        }
     }
+    let timestamps = flag(&q, "timestamps");
+    let since = since_nanos(&q)?;
     let content = tokio::fs::read(&path).await.unwrap_or_default();
+    let times = tokio::fs::read_to_string(logfile::times_path(&path))
+        .await
+        .unwrap_or_default();
+    let shown = if timestamps || since.is_some() {
+        render(&content, &times, 0, since, timestamps)
+    } else {
+        content.clone()
+    };
     let mut first = match tail {
-        Some(n) => tail_lines(&content, n).to_vec(),
-        None => content.clone(),
+        Some(n) => tail_lines(&shown, n).to_vec(),
+        None => shown,
     };
     if let Some(l) = limit {
         first.truncate(l);
@@ -98,7 +114,7 @@ async fn serve(node: &Arc<Node>, ns: &str, name: &str, uri: &Uri) -> Result<Resp
     );
     let stream = futures::stream::unfold(
         state,
-        |(first, offset, node, uid, cname, path)| async move {
+        move |(first, offset, node, uid, cname, path)| async move {
             if let Some(f) = first {
                 return Some((
                     Ok::<Bytes, std::io::Error>(Bytes::from(f)),
@@ -115,7 +131,14 @@ async fn serve(node: &Arc<Node>, ns: &str, name: &str, uri: &Uri) -> Result<Resp
                 if len > offset {
                     let bytes = tokio::fs::read(&path).await.unwrap_or_default();
                     let start = (offset as usize).min(bytes.len());
-                    let chunk = Bytes::copy_from_slice(&bytes[start..]);
+                    let chunk = if timestamps {
+                        let times = tokio::fs::read_to_string(logfile::times_path(&path))
+                            .await
+                            .unwrap_or_default();
+                        Bytes::from(render(&bytes, &times, start, None, true))
+                    } else {
+                        Bytes::copy_from_slice(&bytes[start..])
+                    };
                     let new_offset = bytes.len() as u64;
                     return Some((Ok(chunk), (None, new_offset, node, uid, cname, path)));
                 }
@@ -133,6 +156,57 @@ async fn serve(node: &Arc<Node>, ns: &str, name: &str, uri: &Uri) -> Result<Resp
         },
     );
     Ok((text, Body::from_stream(stream)).into_response())
+}
+
+/// `sinceSeconds` or `sinceTime` as the earliest time shown (at most one of them).
+fn since_nanos(q: &[(String, String)]) -> Result<Option<i128>, ApiError> {
+    let seconds = parse_num(q, "sinceSeconds")?;
+    let time = param(q, "sinceTime").filter(|t| !t.is_empty());
+    match (seconds, time) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "at most one of `sinceTime` or `sinceSeconds` may be specified",
+        )),
+        (Some(s), None) => Ok(Some(
+            jiff::Timestamp::now().as_nanosecond() - s as i128 * 1_000_000_000,
+        )),
+        (None, Some(t)) => t
+            .parse::<jiff::Timestamp>()
+            .map(|t| Some(t.as_nanosecond()))
+            .map_err(|e| ApiError::bad_request(format!("invalid sinceTime {t:?}: {e}"))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The log from byte `from`, lines older than `since` left out, each prefixed with its time
+/// when `timestamps`.
+fn render(log: &[u8], times: &str, from: usize, since: Option<i128>, timestamps: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (at, line) in logfile::lines(log, times, from) {
+        if since.is_some_and(|s| at < s) {
+            continue;
+        }
+        if timestamps {
+            out.extend_from_slice(logfile::stamp(at).as_bytes());
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+/// The waiting reason a pod's status gives a container (`ContainerCreating` before any).
+fn waiting_reason(pod: &serde_json::Value, container: &str) -> String {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .flat_map(|k| {
+            pod.pointer(&format!("/status/{k}"))
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .find(|c| s(c, "/name") == container)
+        .map(|c| s(c, "/state/waiting/reason").to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "ContainerCreating".into())
 }
 
 #[cfg(test)]

@@ -42,7 +42,9 @@ mod attach;
 mod cronjobs;
 mod events;
 mod exec;
+mod images;
 mod kubelet;
+mod logfile;
 mod logs;
 pub mod network;
 mod nodeobject;
@@ -51,6 +53,7 @@ mod podenv;
 mod probes;
 pub mod sandbox;
 mod scheduler;
+mod security;
 mod service_env;
 mod snapshots;
 mod storage;
@@ -82,16 +85,18 @@ pub fn node_name(i: usize) -> String {
 
 /// Runs pods of images starting with `prefix` as the local executable `binary`: the image's
 /// entrypoint becomes `binary`, the container's `command[1..]` and `args` its arguments.
+/// Where `binary` is a directory, it stands for the image's filesystem: `command[0]` (or
+/// `args[0]`) names the program in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageMapping {
     /// Image prefix, e.g. `ghcr.io/vbackup/mover` (matches `...:tag` and `...@sha256:`).
     pub prefix: String,
-    /// Absolute path of the local executable.
+    /// Absolute path of the local executable, or of a directory of executables.
     pub binary: PathBuf,
 }
 
 impl ImageMapping {
-    /// Parses `IMAGE_PREFIX=LOCAL_BINARY`, checking that the binary exists.
+    /// Parses `IMAGE_PREFIX=LOCAL_BINARY` (or `=DIRECTORY`), checking that it exists.
     pub fn parse(spec: &str) -> anyhow::Result<ImageMapping> {
         let (prefix, binary) = spec.split_once('=').with_context(|| {
             format!(
@@ -108,8 +113,8 @@ impl ImageMapping {
             )
         })?;
         anyhow::ensure!(
-            binary.is_file(),
-            "--image-map {spec:?}: {} is not a file; give the path of a local executable",
+            binary.is_file() || binary.is_dir(),
+            "--image-map {spec:?}: {} is neither a file nor a directory; give the path of a local executable or of a directory of executables",
             binary.display()
         );
         Ok(ImageMapping {
@@ -156,6 +161,8 @@ pub struct NodeOptions {
     pub snapshot_crds: bool,
     /// How many nodes (0 or 1: just `testnode`).
     pub nodes: usize,
+    /// Image prefixes whose pulls fail (`ErrImagePull`, then `ImagePullBackOff`).
+    pub unpullable_images: Vec<String>,
     /// Ports of the host's 127.0.0.1 (a test S3 server) that pods reach at their own
     /// 127.0.0.1:PORT; more with [`Node::forward_host_port`].
     pub forward_host_ports: Vec<u16>,
@@ -167,6 +174,7 @@ pub struct Node {
     api: Arc<Api>,
     dir: PathBuf,
     images: Vec<ImageMapping>,
+    unpullable: Vec<String>,
     snapshot_crds: bool,
     /// The nodes' names, `testnode` first.
     names: Vec<String>,
@@ -248,6 +256,7 @@ impl Node {
             kubelet: kubelet::Kubelet::new(&dir),
             dir,
             images: opts.image_map,
+            unpullable: opts.unpullable_images,
             snapshot_crds: opts.snapshot_crds,
             names: (0..opts.nodes.max(1)).map(node_name).collect(),
             _tempdir: tempdir,

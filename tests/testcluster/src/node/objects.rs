@@ -143,6 +143,19 @@ pub fn delete(api: &Api, group: &str, plural: &str, ns: &str, name: &str) {
     }
 }
 
+/// Deletes a pod for good once its kubelet has stopped it (grace period 0), if it is still
+/// the pod with `uid`.
+pub fn delete_stopped_pod(api: &Api, ns: &str, name: &str, uid: &str) {
+    if let Ok(rt) = rt(api, "", "pods") {
+        let opts = DeleteOptions {
+            grace_period: Some(0),
+            uid: Some(uid.to_string()),
+            ..Default::default()
+        };
+        let _ = api.delete(&rt, ns_opt(ns), name, &opts);
+    }
+}
+
 /// An owner reference to `owner` marked as its controller.
 pub fn controller_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
     serde_json::json!({

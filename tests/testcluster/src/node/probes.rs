@@ -30,6 +30,8 @@ pub struct Target {
     pub pid: u32,
     /// The container's environment (exec probes run with it).
     pub env: Vec<(String, String)>,
+    /// The container's user and privileges (exec probes run as it).
+    pub process: super::security::Process,
     /// The node's network, to reach pod IPs.
     pub network: Arc<Network>,
 }
@@ -146,7 +148,7 @@ async fn check(probe: &Value, ports: &Value, target: &Target, timeout: Duration)
         if argv.is_empty() {
             return false;
         }
-        let mut cmd = Sandbox::enter(target.pid, &argv, &target.env);
+        let mut cmd = Sandbox::enter(target.pid, Some(&target.process), &argv, &target.env);
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());

@@ -47,6 +47,8 @@ pub struct Sandbox {
     /// A host file that receives `ok` once the process runs inside the finished root, so
     /// `pods/exec` never enters a half-built namespace.
     pub ready_file: Option<PathBuf>,
+    /// Who the process runs as and with which privileges (`None`: the node's root).
+    pub process: Option<super::security::Process>,
     /// The pod's network namespace (`nsenter --net=`); the host's for `hostNetwork` pods.
     pub netns: Option<PathBuf>,
 }
@@ -107,6 +109,27 @@ pub fn resolve_in_root(target: &str) -> String {
         }
     }
     format!("/{}", done.join("/"))
+}
+
+/// Remounts the root and the mirrored system directories read-only, leaving volumes (and
+/// the files the node binds) writable as their own mounts: `readOnlyRootFilesystem`.
+fn read_only_root(binds: &[Bind]) -> String {
+    let mut s = String::new();
+    for d in SYSTEM_DIRS.iter().chain(&["tmp"]) {
+        let target = format!("/{d}");
+        if binds.iter().any(|b| b.target == target) || !Path::new("/").join(d).is_dir() {
+            continue;
+        }
+        if std::fs::symlink_metadata(Path::new("/").join(d)).is_ok_and(|m| m.is_symlink()) {
+            continue;
+        }
+        s.push_str(&format!(
+            "/usr/bin/mount -o remount,bind,ro \"$R\"{}\n",
+            quote(&target)
+        ));
+    }
+    s.push_str("/usr/bin/mount -o remount,bind,ro \"$R\"\n");
+    s
 }
 
 fn depth(target: &str) -> usize {
@@ -202,13 +225,22 @@ impl Sandbox {
             "echo {} > /proc/sys/kernel/hostname\n",
             quote(&self.hostname)
         ));
+        if self.process.as_ref().is_some_and(|p| p.read_only_root) {
+            s.push_str(&read_only_root(&binds));
+        }
+        let setpriv = self
+            .process
+            .as_ref()
+            .map(|p| format!("{} ", p.setpriv_shell()))
+            .unwrap_or_default();
         let wd = if self.working_dir.is_empty() {
             "/".to_string()
         } else {
             self.working_dir.clone()
         };
         if self.ready_file.is_some() {
-            let inner = format!("echo ok > {READY}; exec /usr/bin/env -C \"$0\" -- \"$@\"");
+            let inner =
+                format!("echo ok > {READY}; exec {setpriv}/usr/bin/env -C \"$0\" -- \"$@\"");
             s.push_str(&format!(
                 "exec /usr/sbin/chroot \"$R\" /bin/sh -c {} {} \"$@\"\n",
                 quote(&inner),
@@ -216,7 +248,7 @@ impl Sandbox {
             ));
         } else {
             s.push_str(&format!(
-                "exec /usr/sbin/chroot \"$R\" /usr/bin/env -C {} -- \"$@\"\n",
+                "exec /usr/sbin/chroot \"$R\" {setpriv}/usr/bin/env -C {} -- \"$@\"\n",
                 quote(&wd)
             ));
         }
@@ -225,7 +257,12 @@ impl Sandbox {
 
     /// A command that runs `argv` inside the namespaces and root of the running process
     /// `pid` (a container), with exactly `env` set: `pods/exec`.
-    pub fn enter(pid: u32, argv: &[String], env: &[(String, String)]) -> tokio::process::Command {
+    pub fn enter(
+        pid: u32,
+        process: Option<&super::security::Process>,
+        argv: &[String],
+        env: &[(String, String)],
+    ) -> tokio::process::Command {
         let mut c = tokio::process::Command::new("/usr/bin/setpriv");
         c.args(["--pdeathsig", "KILL", "--", "/usr/bin/nsenter"])
             .args([
@@ -238,6 +275,7 @@ impl Sandbox {
                 "--wd",
                 "--",
             ])
+            .args(process.map(|p| p.setpriv()).unwrap_or_default())
             .args(argv)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -322,6 +360,7 @@ mod tests {
             hostname: "web-0".into(),
             working_dir: String::new(),
             ready_file: None,
+            process: None,
             netns: None,
         };
         let s = sb.script();

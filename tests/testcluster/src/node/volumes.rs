@@ -150,6 +150,68 @@ fn downward_items(
     Ok(())
 }
 
+/// The kubelet's atomic writer layout: the files in a `..<timestamp>` directory, a `..data`
+/// link to it, and a link per top-level name into `..data`, so a consumer never sees a
+/// half-written update.
+struct AtomicDir {
+    root: PathBuf,
+    name: String,
+    /// Where the files are written before [`AtomicDir::publish`].
+    dir: PathBuf,
+}
+
+impl AtomicDir {
+    fn begin(root: &Path) -> Result<AtomicDir, NotReady> {
+        let now = jiff::Timestamp::now();
+        let name = format!(
+            "..{}.{:09}",
+            now.strftime("%Y_%m_%d_%H_%M_%S"),
+            now.subsec_nanosecond()
+        );
+        let dir = root.join(&name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| NotReady(format!("creating {}: {e}", dir.display())))?;
+        Ok(AtomicDir {
+            root: root.to_path_buf(),
+            name,
+            dir,
+        })
+    }
+
+    fn publish(self) -> Result<(), NotReady> {
+        let io = |what: &str, e: std::io::Error| NotReady(format!("{what}: {e}"));
+        let tmp = self.root.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&self.name, &tmp).map_err(|e| io("linking ..data", e))?;
+        std::fs::rename(&tmp, self.root.join("..data")).map_err(|e| io("linking ..data", e))?;
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| io("listing the data", e))?;
+        for entry in entries.flatten() {
+            let top = entry.file_name();
+            let link = self.root.join(&top);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(Path::new("..data").join(&top), &link)
+                    .map_err(|e| io("linking a key", e))?;
+            }
+        }
+        // Earlier versions go once ..data no longer points at them.
+        for entry in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let n = entry.file_name().to_string_lossy().into_owned();
+            if n.starts_with("..")
+                && n != self.name
+                && n != "..data"
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Resolves (and for per-pod volumes, creates) every volume of a pod.
 pub fn prepare(
     node: &Node,
@@ -182,6 +244,9 @@ pub fn prepare(
             }
         } else if v.get("emptyDir").is_some() {
             mk(&own)?;
+            // The kubelet creates emptyDir volumes world-writable, for any user to use.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o777));
             HostVolume {
                 dir: own,
                 read_only: false,
@@ -196,26 +261,30 @@ pub fn prepare(
             if plural == "secrets" {
                 src["name"] = src.get("secretName").cloned().unwrap_or(Value::Null);
             }
-            mk(&own)?;
-            project_keys(node, ns, plural, &src, &own, 0o644)?;
+            let data = AtomicDir::begin(&own)?;
+            project_keys(node, ns, plural, &src, &data.dir, 0o644)?;
+            data.publish()?;
             HostVolume {
                 dir: own,
                 read_only: true,
             }
         } else if let Some(d) = v.get("downwardAPI") {
-            mk(&own)?;
+            let data = AtomicDir::begin(&own)?;
             downward_items(
                 pod,
                 d.get("items").unwrap_or(&Value::Null),
-                &own,
+                &data.dir,
                 mode_of(d, 0o644),
             )?;
+            data.publish()?;
             HostVolume {
                 dir: own,
                 read_only: true,
             }
         } else if let Some(p) = v.get("projected") {
-            mk(&own)?;
+            let data = AtomicDir::begin(&own)?;
+            let own_dir = own.clone();
+            let own = data.dir.clone();
             let mode = mode_of(p, 0o644);
             for src in p
                 .get("sources")
@@ -234,8 +303,9 @@ pub fn prepare(
                     write_file(&own, path, pod_token(node, pod, t)?.as_bytes(), mode)?;
                 }
             }
+            data.publish()?;
             HostVolume {
-                dir: own,
+                dir: own_dir,
                 read_only: true,
             }
         } else if let Some(h) = v.get("hostPath") {
