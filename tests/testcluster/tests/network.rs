@@ -146,9 +146,9 @@ spec:
         let name = |i: usize| pods[i]["metadata"]["name"].as_str().unwrap().to_string();
         let ip = |i: usize| pods[i]["status"]["podIP"].as_str().unwrap().to_string();
         assert_ne!(ip(0), ip(1), "each pod has its own IP");
-        for i in 0..2 {
+        for (i, pod) in pods.iter().enumerate().take(2) {
             assert!(ip(i).starts_with("10.244."), "{}", ip(i));
-            assert_eq!(pods[i]["status"]["podIPs"][0]["ip"], ip(i).as_str());
+            assert_eq!(pod["status"]["podIPs"][0]["ip"], ip(i).as_str());
         }
         // Both listen on 8080; each serves its own private /tmp.
         k.ok(&["exec", &name(0), "--", "sh", "-c", "echo one > /tmp/who"]);
