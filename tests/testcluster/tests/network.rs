@@ -362,6 +362,12 @@ kind: Service
 metadata: {name: my-store}
 spec: {ports: [{name: s3, port: 9000}]}
 ---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-views}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+---
 apiVersion: v1
 kind: Pod
 metadata: {name: client}
@@ -425,7 +431,7 @@ spec:
             String::from_utf8_lossy(&out.stderr)
         );
         // In-cluster kubectl: token, ca.crt and https://10.96.0.1:443 (the certificate
-        // carries the Service IP).
+        // carries the Service IP), as the default ServiceAccount bound to `view`.
         let out = k.ok(&[
             "exec",
             "client",
