@@ -14,5 +14,6 @@ pub mod resources;
 pub mod restore;
 pub mod store;
 pub mod volumes;
+pub mod webhook;
 
 pub use error::{Error, Result};
