@@ -8,3 +8,6 @@ pub mod validate;
 
 pub use config::mutating_webhook_configuration;
 pub use mutate::{ClusterView, Outcome, Reply, StaticView, mutate};
+
+#[cfg(test)]
+mod tests;
