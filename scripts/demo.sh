@@ -22,6 +22,7 @@ step "starting a local Kubernetes API server (state in $DEMO_DIR/cluster)"
 # vbackup's image (mover pods) runs the plugin just built.
 "$BIN/vbackup-testcluster" --node --port 0 --state-dir "$DEMO_DIR/cluster" \
     --image-map "ghcr.io/vbackup/vbackup=$BIN/kubectl-vbackup" \
+    --image-map "mariadb=$PWD/kubectl-vbackup/tests/fixtures/dbserver.sh" \
     --kubeconfig-out "$DEMO_DIR/kubeconfig" >"$DEMO_DIR/cluster.log" 2>&1 &
 CLUSTER_PID=$!
 trap 'kill $CLUSTER_PID 2>/dev/null || true' EXIT
@@ -42,6 +43,7 @@ run kubectl vbackup location check local
 
 step "deploying the shop application"
 run kubectl apply -f manifests/examples/shop.yaml
+run kubectl apply -f manifests/examples/shop-db.yaml
 for _ in $(seq 300); do
     [ "$(kubectl get statefulset db -n shop -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 1 ] &&
         [ "$(kubectl get deployment web -n shop -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 2 ] && break
@@ -54,6 +56,12 @@ before=$(kubectl get configmaps,secrets,serviceaccounts,services,deployments,sta
 step "the shop writes data into its volumes"
 run kubectl exec -n shop db-0 -- sh -c 'for i in 1 2 3; do echo "order $i: $((i * 3)) coffees" >> /var/lib/postgresql/data/orders.log; done'
 run kubectl exec -n shop deploy/web -- sh -c 'mkdir -p /srv/uploads/thumbnails && echo "the shop logo" > /srv/uploads/logo.txt && echo small > /srv/uploads/thumbnails/logo.png'
+SQL='MYSQL_PWD="$MARIADB_ROOT_PASSWORD" mariadb -uroot -N'
+for _ in $(seq 300); do kubectl exec -n shop orders-db-0 -- sh -c "$SQL -e 'SELECT 1'" >/dev/null 2>&1 && break; sleep 0.2; done
+run kubectl exec -n shop orders-db-0 -- sh -c "$SQL -e \"CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item TEXT);
+    INSERT INTO shop.orders VALUES (1, 'espresso'), (2, 'flat white'), (3, 'cortado');\""
+rows=$(kubectl exec -n shop orders-db-0 -- sh -c "$SQL -e 'SELECT * FROM shop.orders ORDER BY id'")
+echo "$rows"
 orders=$(kubectl exec -n shop db-0 -- cat /var/lib/postgresql/data/orders.log)
 logo=$(kubectl exec -n shop deploy/web -- cat /srv/uploads/logo.txt)
 echo "$orders"
@@ -67,6 +75,7 @@ step "backing up the namespace"
 run kubectl vbackup backup create shop-1 --include-namespaces shop
 run kubectl vbackup backup get
 run kubectl vbackup backup describe shop-1
+run sh -c 'kubectl vbackup backup logs shop-1 | grep -E "\"(dumped|dump-failed)\""'
 
 step "a ReadOnly location refuses new backups before writing a byte"
 run kubectl vbackup location set-readonly local
@@ -107,6 +116,15 @@ if kubectl exec -n shop deploy/web -- test -e /srv/uploads/thumbnails/logo.png 2
     echo "demo failed: an excluded path was restored" >&2; exit 1
 fi
 echo "orders and uploads are back; the excluded thumbnails were not copied"
+
+step "the order database is back from its dump (its files were never copied)"
+for _ in $(seq 300); do
+    got=$(kubectl exec -n shop orders-db-0 -- sh -c "$SQL -e 'SELECT * FROM shop.orders ORDER BY id'" 2>/dev/null || true)
+    [ "$got" = "$rows" ] && break
+    sleep 0.2
+done
+run kubectl exec -n shop orders-db-0 -- sh -c "$SQL -e 'SELECT * FROM shop.orders ORDER BY id'"
+[ "$got" = "$rows" ] || { echo "demo failed: the database rows are not back" >&2; exit 1; }
 
 step "one file deleted by mistake comes back on its own"
 run kubectl exec -n shop deploy/web -- rm /srv/uploads/logo.txt

@@ -17,10 +17,22 @@ install_prerequisites() {
     command -v restic >/dev/null || missing+=(restic)
     command -v kubectl >/dev/null || missing+=(kubectl)
     command -v unshare >/dev/null || missing+=(util-linux)
+    # Real database servers for the dump tests (started by the tests themselves).
+    command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+    command -v redis-server >/dev/null || missing+=(redis-server)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} from Debian's packages" >&2
         as_root apt-get update -qq
+        # Packages must not start their services here: the tests start their own servers.
+        local no_start=
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            no_start=1
+            printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+            as_root chmod +x /usr/sbin/policy-rc.d
+        fi
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        if [ -n "$no_start" ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
     fi
     if [ "$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then
         echo "installing moto $MOTO_VERSION from PyPI" >&2

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod cluster;
 pub mod crds;
 pub mod error;
+pub mod hooks;
 pub mod keys;
 pub mod policy;
 pub mod repo;

@@ -12,4 +12,4 @@ pub use record::{
     BackupRecord, BackupStatus, ItemError, Phase, RestoreRecord, RestoreStatus, SkippedSummary,
     VolumeRecord,
 };
-pub use volume_step::{BackupVolumeContext, RestoreVolumeContext, VolumeStep};
+pub use volume_step::{BackupVolumeContext, BackupVolumeOutcome, RestoreVolumeContext, VolumeStep};

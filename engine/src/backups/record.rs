@@ -213,6 +213,12 @@ pub struct BackupStatus {
     /// Volume results (filled by the volume-data work).
     #[serde(default)]
     pub volumes: Vec<VolumeRecord>,
+    /// Hooks attempted and failed.
+    #[serde(default)]
+    pub hooks: crate::hooks::HookCounts,
+    /// Streaming dumps taken (`vbackup.io/backup-command`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dumps: Vec<crate::hooks::dump::DumpRecord>,
 }
 
 /// `vbackup-backup.json`: the request and its outcome.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use kube::Client;
 
 use super::record::{BackupRecord, VolumeRecord};
+use crate::hooks::HookReport;
 use crate::resources::request::BackupRequest;
 use crate::resources::selector::LabelSelector;
 use crate::restore::request::RestoreRequest;
@@ -37,6 +38,15 @@ pub struct RestoreVolumeContext<'a> {
     pub backup: &'a BackupRecord,
 }
 
+/// What the volume step of a backup did: the volumes, and the hooks and dumps around them.
+#[derive(Debug, Default)]
+pub struct BackupVolumeOutcome {
+    /// One record per volume.
+    pub volumes: Vec<VolumeRecord>,
+    /// The pods' hooks and streaming dumps.
+    pub hooks: HookReport,
+}
+
 /// Volume data, for the object engine.
 #[async_trait]
 pub trait VolumeStep: Send + Sync {
@@ -44,9 +54,24 @@ pub trait VolumeStep: Send + Sync {
     /// is written. A `Failed` record makes the backup `PartiallyFailed`.
     async fn back_up(&self, ctx: BackupVolumeContext<'_>) -> Vec<VolumeRecord>;
 
+    /// [`VolumeStep::back_up`] with the pods' hooks and dumps around the copies; the
+    /// default runs none.
+    async fn back_up_with_hooks(&self, ctx: BackupVolumeContext<'_>) -> BackupVolumeOutcome {
+        BackupVolumeOutcome {
+            volumes: self.back_up(ctx).await,
+            hooks: HookReport::default(),
+        }
+    }
+
     /// Brings volume data back; called once the claims are created and before any
     /// workload is. A `Failed` record makes the restore `PartiallyFailed`.
     async fn restore(&self, ctx: RestoreVolumeContext<'_>) -> Vec<VolumeRecord>;
+
+    /// Runs post-restore hooks and loads streaming dumps; called once every object is
+    /// restored. The default does nothing.
+    async fn after_workloads(&self, _ctx: RestoreVolumeContext<'_>) -> HookReport {
+        HookReport::default()
+    }
 }
 
 /// The phase a volume record has when its data could not be copied.

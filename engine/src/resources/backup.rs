@@ -172,7 +172,10 @@ pub async fn run_backup_with_volumes(
         }
     };
     let mut tally = tally;
+    let mut log = log;
     let mut volume_records = Vec::new();
+    let mut hooks = crate::hooks::HookCounts::default();
+    let mut dumps = Vec::new();
     let (phase, failure, archive_bytes) = match finished {
         Ok(()) => match upload.await {
             Ok(Ok(bytes)) => {
@@ -186,8 +189,12 @@ pub async fn run_backup_with_volumes(
                         namespaces: &namespaces.selected,
                         selector: &selector,
                     };
-                    volume_records = step.back_up(ctx).await;
+                    let outcome = step.back_up_with_hooks(ctx).await;
+                    volume_records = outcome.volumes;
                     record_volume_failures(&mut tally, &volume_records);
+                    hooks = outcome.hooks.counts;
+                    dumps =
+                        crate::hooks::backup::record_report(&mut tally, &mut log, outcome.hooks);
                 }
                 (Phase::from_errors(tally.error_count), None, bytes)
             }
@@ -220,6 +227,8 @@ pub async fn run_backup_with_volumes(
             skipped,
             archive_bytes,
             volumes: volume_records,
+            hooks,
+            dumps,
         },
     };
     save(store, record, log).await
@@ -279,6 +288,8 @@ async fn finish_failed(
             skipped,
             archive_bytes: 0,
             volumes: Vec::new(),
+            hooks: Default::default(),
+            dumps: Vec::new(),
         },
     };
     save(store, record, log).await

@@ -125,6 +125,9 @@ pub struct BackupRequest {
     /// Volume-data options.
     #[serde(default)]
     pub volumes: VolumeOptions,
+    /// Hooks from `--hooks-file` (Velero's `spec.hooks`).
+    #[serde(default, skip_serializing_if = "crate::hooks::HookFile::is_empty")]
+    pub hooks: crate::hooks::HookFile,
 }
 
 impl BackupRequest {
@@ -141,6 +144,7 @@ impl BackupRequest {
             ttl: DEFAULT_TTL,
             labels: BTreeMap::new(),
             volumes: VolumeOptions::default(),
+            hooks: crate::hooks::HookFile::default(),
         }
     }
 

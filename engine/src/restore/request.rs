@@ -67,6 +67,9 @@ pub struct RestoreRequest {
     /// The storage location (`None` = the default location).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_location: Option<String>,
+    /// Restore hooks from `--hooks-file` (Velero's `spec.hooks`).
+    #[serde(default, skip_serializing_if = "crate::hooks::HookFile::is_empty")]
+    pub hooks: crate::hooks::HookFile,
 }
 
 fn yes() -> bool {
@@ -88,6 +91,7 @@ impl RestoreRequest {
             preserve_node_ports: false,
             restore_volumes: true,
             storage_location: None,
+            hooks: crate::hooks::HookFile::default(),
         }
     }
 

@@ -256,6 +256,16 @@ async fn restore_objects(
     if let Some(step) = volumes_pending {
         volume_records = run.restore_volumes(step, store, backup).await;
     }
+    if let Some(step) = volumes {
+        let ctx = RestoreVolumeContext {
+            client,
+            store,
+            request,
+            backup,
+        };
+        let report = step.after_workloads(ctx).await;
+        crate::hooks::backup::record_report(&mut run.tally, &mut run.log, report);
+    }
     Ok(Done {
         tally: run.tally,
         skipped: run.skipped,

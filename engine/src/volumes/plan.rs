@@ -248,6 +248,24 @@ pub fn explain_decision(d: &VolumeDecision) -> String {
 }
 
 /// Pods that hold their volumes: not finished, not being deleted.
+/// The live pods of a namespace the selector takes: those whose hooks and dumps run.
+pub fn hook_pods(ns: &NamespaceState, selector: &LabelSelector) -> Vec<Pod> {
+    ns.pods
+        .iter()
+        .filter(|p| {
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            is_live(p)
+                && selector.matches(&labels)
+                && crate::policy::annotations::labelled_true(
+                    &labels,
+                    &crate::policy::annotations::EXCLUDE_FROM_BACKUP_LABELS,
+                )
+                .is_none()
+        })
+        .cloned()
+        .collect()
+}
+
 fn is_live(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))

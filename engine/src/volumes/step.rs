@@ -20,7 +20,9 @@ use super::mover_pod::{
 use super::plan::{self, BackupPlan, ClaimWork, NotCopied};
 use super::snapshots;
 use crate::backups::VolumeRecord;
-use crate::backups::volume_step::{BackupVolumeContext, RestoreVolumeContext, VolumeStep};
+use crate::backups::volume_step::{
+    BackupVolumeContext, BackupVolumeOutcome, RestoreVolumeContext, VolumeStep,
+};
 use crate::keys::{LocationKey, RepoSecrets};
 use crate::policy::{Method, PolicyOptions, ResourcePolicies};
 use crate::repo::{ProgressFn, RepoOptions, VolumeRepo};
@@ -113,11 +115,17 @@ pub struct MoverStep {
 #[async_trait]
 impl VolumeStep for MoverStep {
     async fn back_up(&self, ctx: BackupVolumeContext<'_>) -> Vec<VolumeRecord> {
+        self.back_up_with_hooks(ctx).await.volumes
+    }
+
+    async fn back_up_with_hooks(&self, ctx: BackupVolumeContext<'_>) -> BackupVolumeOutcome {
         let mut records = Vec::new();
         let mut plan = BackupPlan::default();
+        let mut pods = Vec::new();
         for ns in ctx.namespaces {
             match plan::gather(ctx.client, ns, self.settings.snapshot_class.as_deref()).await {
                 Ok(state) => {
+                    pods.extend(plan::hook_pods(&state, ctx.selector));
                     let p = plan::assemble(
                         &state,
                         ctx.selector,
@@ -144,7 +152,10 @@ impl VolumeStep for MoverStep {
                         .iter()
                         .map(|w| failed(w, &e.to_string(), Duration::ZERO)),
                 );
-                return records;
+                return BackupVolumeOutcome {
+                    volumes: records,
+                    hooks: Default::default(),
+                };
             }
         };
         let mut secrets = Opened::new();
@@ -160,18 +171,30 @@ impl VolumeStep for MoverStep {
             secrets.insert(ns, opened);
         }
         let backup = ctx.request.name.as_str();
-        let copies: Vec<_> = plan
-            .work
-            .iter()
-            .map(|work| self.copy_one(ctx.client, work, &access, &secrets, backup))
-            .collect();
-        let copies: Vec<VolumeRecord> = futures::stream::iter(copies)
-            .buffer_unordered(self.settings.parallel.max(1))
-            .collect()
-            .await;
+        let copier = Copies {
+            step: self,
+            client: ctx.client,
+            store: ctx.store,
+            access: &access,
+            secrets: &secrets,
+            backup,
+        };
+        let (copies, hooks) = crate::hooks::backup::around_copies(
+            ctx.client,
+            backup,
+            &pods,
+            plan.work,
+            &ctx.request.hooks,
+            self.settings.parallel,
+            &copier,
+        )
+        .await;
         records.extend(copies);
         records.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        records
+        BackupVolumeOutcome {
+            volumes: records,
+            hooks,
+        }
     }
 
     async fn restore(&self, ctx: RestoreVolumeContext<'_>) -> Vec<VolumeRecord> {
@@ -202,6 +225,54 @@ impl VolumeStep for MoverStep {
             .buffer_unordered(self.settings.parallel.max(1))
             .collect()
             .await
+    }
+
+    async fn after_workloads(&self, ctx: RestoreVolumeContext<'_>) -> crate::hooks::HookReport {
+        let (store, key) = (ctx.store.clone(), self.key.clone());
+        let open = move |ns: String| {
+            let (store, key) = (store.clone(), key.clone());
+            Box::pin(
+                async move { VolumeRepo::open(&store, &ns, &key, RepoOptions::default()).await },
+            ) as futures::future::BoxFuture<'static, Result<VolumeRepo>>
+        };
+        crate::hooks::restore::after_restore(
+            ctx.client,
+            ctx.request,
+            ctx.backup,
+            &ctx.request.hooks,
+            &open,
+        )
+        .await
+    }
+}
+
+/// The copies of one backup, for the hook runner that orders them.
+struct Copies<'a> {
+    step: &'a MoverStep,
+    client: &'a Client,
+    store: &'a crate::store::Store,
+    access: &'a (StoreAccess, Option<Volume>),
+    secrets: &'a Opened,
+    backup: &'a str,
+}
+
+#[async_trait]
+impl crate::hooks::backup::Copier for Copies<'_> {
+    async fn copy(&self, work: &ClaimWork) -> VolumeRecord {
+        self.step
+            .copy_one(self.client, work, self.access, self.secrets, self.backup)
+            .await
+    }
+
+    async fn repo(&self, namespace: &str) -> Result<VolumeRepo> {
+        VolumeRepo::open_or_init(
+            self.store,
+            namespace,
+            &self.step.key,
+            RepoOptions::default(),
+        )
+        .await
+        .map(|(repo, _)| repo)
     }
 }
 

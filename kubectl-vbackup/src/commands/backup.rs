@@ -114,6 +114,10 @@ pub struct CreateArgs {
     pub wait: bool,
     #[command(flatten)]
     pub volumes: super::volumes::BackupVolumeArgs,
+    /// Hooks for many pods at once, in Velero's spec.hooks shape (a Velero Backup or Restore
+    /// manifest works as it is); pods' own hook annotations win over it.
+    #[arg(long, value_name = "FILE")]
+    pub hooks_file: Option<std::path::PathBuf>,
 }
 
 pub fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -142,6 +146,11 @@ impl CreateArgs {
         r.ttl = self.ttl;
         r.labels = parse_labels(&self.labels)?;
         r.volumes = self.volumes.options();
+        if let Some(path) = &self.hooks_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read --hooks-file {}: {e}", path.display()))?;
+            r.hooks = vbackup_engine::hooks::HookFile::parse(&text, &path.display().to_string())?;
+        }
         r.validate()?;
         Ok(r)
     }
@@ -490,6 +499,30 @@ fn describe(r: &BackupRecord, details: bool) -> String {
         }
     }
     out += &super::volumes::describe_volumes(&s.volumes, details, false);
+    if s.hooks.attempted > 0 {
+        out += &format!(
+            "\nHooks: {} attempted, {} failed (each run in `backup logs`)\n",
+            s.hooks.attempted, s.hooks.failed
+        );
+    }
+    if !s.dumps.is_empty() {
+        out += &format!("\nDatabase dumps ({}):\n", s.dumps.len());
+        for d in &s.dumps {
+            out += &format!(
+                "  {}/{} {}: {} {} bytes in {}s{}\n",
+                d.namespace,
+                d.pod,
+                d.file,
+                d.phase,
+                d.bytes,
+                d.duration_seconds,
+                d.message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     out += &format!("\nErrors ({}):\n", s.tally.error_count);
     let shown = if details {
         s.tally.errors.len()

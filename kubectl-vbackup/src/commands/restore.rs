@@ -94,6 +94,10 @@ pub struct CreateArgs {
     /// Keep Services' node ports instead of letting the cluster pick new ones.
     #[arg(long)]
     pub preserve_nodeports: bool,
+    /// Hooks for many pods at once, in Velero's spec.hooks shape (a Velero Backup or Restore
+    /// manifest works as it is); pods' own hook annotations win over it.
+    #[arg(long, value_name = "FILE")]
+    pub hooks_file: Option<std::path::PathBuf>,
     /// The location holding the backup (default: search every location).
     #[arg(long, value_name = "NAME")]
     pub storage_location: Option<String>,
@@ -123,6 +127,11 @@ impl CreateArgs {
         r.preserve_node_ports = self.preserve_nodeports;
         r.restore_volumes = self.restore_volumes;
         r.storage_location = self.storage_location.clone();
+        if let Some(path) = &self.hooks_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read --hooks-file {}: {e}", path.display()))?;
+            r.hooks = vbackup_engine::hooks::HookFile::parse(&text, &path.display().to_string())?;
+        }
         r.validate()?;
         Ok(r)
     }

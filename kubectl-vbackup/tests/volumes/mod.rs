@@ -28,14 +28,19 @@ pub struct VolumeEnv {
 impl VolumeEnv {
     /// Starts the cluster and creates the location.
     pub fn start() -> VolumeEnv {
+        VolumeEnv::start_with_images(&[])
+    }
+
+    /// [`VolumeEnv::start`], with more images mapped to local programs (`PREFIX=PATH`).
+    pub fn start_with_images(images: &[&str]) -> VolumeEnv {
         let plugin = env!("CARGO_BIN_EXE_kubectl-vbackup");
+        let mut image_map = vec![ImageMapping::parse(&format!("{MOVER_IMAGE}={plugin}")).unwrap()];
+        image_map.extend(images.iter().map(|m| ImageMapping::parse(m).unwrap()));
         let cluster = PluginCluster::start_with(
             plugin,
             ClusterOptions {
                 node: Some(NodeOptions {
-                    image_map: vec![
-                        ImageMapping::parse(&format!("{MOVER_IMAGE}={plugin}")).unwrap(),
-                    ],
+                    image_map,
                     snapshot_crds: true,
                     ..Default::default()
                 }),

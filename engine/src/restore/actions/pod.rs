@@ -1,4 +1,5 @@
-//! Pods are scheduled afresh in the new cluster.
+//! Pods are scheduled afresh in the new cluster, with the init containers of their init
+//! restore hooks.
 
 use serde_json::Value;
 
@@ -16,10 +17,12 @@ impl ItemAction for PodAction {
         resource == "pods"
     }
 
-    fn apply(&self, object: &mut Value, _ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
         if let Some(spec) = object.get_mut("spec") {
             remove(spec, "nodeName");
         }
+        // Malformed init hooks are reported after the restore, with the other hook warnings.
+        crate::hooks::restore::add_init_containers(object, &ctx.request.hooks);
         Ok(Outcome::Restore)
     }
 }
