@@ -1,5 +1,6 @@
 //! What the admission webhook adds to a pod: the volume annotations [`decide_pod`] implies
-//! under the pod's [`AppliedPolicy`], and a marker naming that policy.
+//! under the pod's [`AppliedPolicy`], the streaming dump and restore of a database container
+//! (from [`detect`]), and a marker naming the policy.
 //!
 //! At admission the pod's claims may not be bound yet (a StatefulSet's claims bind when the
 //! pod is scheduled), so every claim is taken as bound here: the annotations say which volumes
@@ -15,6 +16,12 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSta
 use super::annotations::{
     BACKUP_VOLUMES, BACKUP_VOLUMES_EXCLUDES, EXCLUDE_LABEL, MOVER_LABEL, labelled_true,
 };
+use crate::hooks::annotations::{
+    BACKUP_COMMAND, BACKUP_COMMAND_CONTAINER, FILE_EXTENSION, RESTORE_COMMAND,
+};
+use crate::hooks::databases::detect;
+use crate::hooks::dump::dump_request;
+
 use super::backup_policy::{AppliedPolicy, VolumeMode};
 use super::decide::{Action, ClaimFacts, PolicyInput, PolicyOptions, Reason, decide_pod};
 
@@ -58,6 +65,9 @@ pub fn admission_annotations(
         return Err(Untouched::Excluded(format!("pod labelled {label}=true")));
     }
     let mut wanted = volume_annotations(pod, namespace_labels, policy);
+    if policy.databases {
+        wanted.extend(database_annotations(pod, existing));
+    }
     wanted.insert(POLICY_ANNOTATION.into(), policy.name.clone());
     wanted.retain(|k, _| !existing.contains_key(k));
     Ok(wanted)
@@ -120,6 +130,28 @@ fn volume_annotations(
         return BTreeMap::new();
     }
     BTreeMap::from([(key.to_string(), names.join(","))])
+}
+
+/// The streaming dump and restore of the first database the pod runs, unless the pod asks
+/// for a dump of its own (vbackup's or K8up's keys): one dump per pod, the user's first.
+fn database_annotations(
+    pod: &Pod,
+    existing: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    if dump_request(existing).is_some() {
+        return BTreeMap::new();
+    }
+    let Some(db) = pod.spec.as_ref().and_then(|s| detect(s).into_iter().next()) else {
+        return BTreeMap::new();
+    };
+    // JSON arrays: the dump annotations read a value starting with `[` as the argv itself.
+    let argv = |words: Vec<String>| serde_json::Value::from(words).to_string();
+    BTreeMap::from([
+        (BACKUP_COMMAND.to_string(), argv(db.backup_command())),
+        (BACKUP_COMMAND_CONTAINER.to_string(), db.container.clone()),
+        (FILE_EXTENSION.to_string(), db.file_extension().to_string()),
+        (RESTORE_COMMAND.to_string(), argv(db.restore_command())),
+    ])
 }
 
 /// Every claim the pod names, as a bound claim with no labels.

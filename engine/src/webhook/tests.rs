@@ -113,7 +113,7 @@ fn pods_people_run_get_the_policys_annotations() {
             ]),
         ),
         (
-            "bitnami MariaDB StatefulSet pod: data copied, its empty-dir excluded",
+            "bitnami MariaDB StatefulSet pod: data copied, its empty-dir excluded, a dump added",
             pod(
                 "mariadb",
                 json!({"app.kubernetes.io/name": "mariadb", "statefulset.kubernetes.io/pod-name": "mariadb-0"}),
@@ -132,7 +132,7 @@ fn pods_people_run_get_the_policys_annotations() {
             ]),
         ),
         (
-            "redis with only emptyDir and configMap: its emptyDir is named, nothing else",
+            "redis with only emptyDir and configMap: its emptyDir is named, a dump added",
             pod(
                 "redis",
                 json!({"app": "redis"}),
@@ -146,7 +146,7 @@ fn pods_people_run_get_the_policys_annotations() {
             ]),
         ),
         (
-            "postgresql: its claim is copied, nothing to exclude",
+            "postgresql: its claim is copied, nothing to exclude, a dump added",
             pod(
                 "postgres",
                 json!({"app": "postgres"}),
@@ -158,7 +158,7 @@ fn pods_people_run_get_the_policys_annotations() {
             map(&[("vbackup.io/policy", "default")]),
         ),
         (
-            "mongodb: claim copied, its config volume comes back with the objects",
+            "mongodb: claim copied, its keyfile comes back with the objects, a dump added",
             pod(
                 "mongo",
                 json!({"app": "mongo"}),
@@ -224,9 +224,43 @@ fn pods_people_run_get_the_policys_annotations() {
             map(&[]),
         ),
     ];
+    // Which cases run a database, and the dump's container and file extension.
+    let databases = [
+        ("bitnami MariaDB", ("mariadb", ".sql")),
+        ("redis", ("redis", ".rdb")),
+        ("postgresql", ("postgres", ".sql")),
+        ("mongodb", ("mongo", ".archive")),
+    ];
     for (case, pod, expected) in cases {
-        let (_, outcome, annotations) = admit(&view, &review(pod));
+        let (_, outcome, mut annotations) = admit(&view, &review(pod));
+        let dump = [
+            "vbackup.io/backup-command",
+            "vbackup.io/backup-command-container",
+            "vbackup.io/file-extension",
+            "vbackup.io/restore-command",
+        ]
+        .map(|k| annotations.remove(k));
         assert_eq!(annotations, expected, "{case}: {outcome:?}");
+        match databases
+            .iter()
+            .find(|(prefix, _)| case.starts_with(prefix))
+        {
+            Some((_, (container, extension))) => {
+                let [Some(backup), Some(c), Some(ext), Some(restore)] = dump else {
+                    panic!("{case}: no complete dump annotations: {dump:?}");
+                };
+                assert_eq!(
+                    (c.as_str(), ext.as_str()),
+                    (*container, *extension),
+                    "{case}"
+                );
+                for command in [backup, restore] {
+                    let argv: Vec<String> = serde_json::from_str(&command).unwrap();
+                    assert_eq!(argv[..2], ["/bin/sh", "-c"], "{case}: {command}");
+                }
+            }
+            None => assert_eq!(dump, [None, None, None, None], "{case}"),
+        }
     }
 }
 
@@ -412,4 +446,44 @@ fn a_pod_with_200_volumes_is_annotated_in_one_patch() {
         .collect();
     assert_eq!(excluded.len(), 100);
     assert!(excluded.iter().all(|v| v.starts_with("tmp-")));
+}
+
+#[test]
+fn a_pods_own_dump_annotations_win_over_detection() {
+    let p = pod(
+        "db",
+        json!({}),
+        Some(json!({"k8up.io/backupcommand": "mysqldump --all-databases"})),
+        json!({"containers": [{"name": "db", "image": "mariadb:11"}]}),
+    );
+    let (_, _, annotations) = admit(&StaticView::default(), &review(p));
+    assert!(
+        !annotations.contains_key("vbackup.io/backup-command"),
+        "{annotations:?}"
+    );
+    assert_eq!(
+        annotations["k8up.io/backupcommand"],
+        "mysqldump --all-databases"
+    );
+}
+
+#[test]
+fn a_policy_with_databases_off_adds_no_dump() {
+    let policy: BackupPolicy = serde_json::from_value(json!({
+        "apiVersion": "vbackup.io/v1alpha1", "kind": "BackupPolicy",
+        "metadata": {"name": "no-dumps"}, "spec": {"databases": false}
+    }))
+    .unwrap();
+    let view = StaticView {
+        policies: vec![policy],
+        ..Default::default()
+    };
+    let p = pod(
+        "db",
+        json!({}),
+        None,
+        json!({"containers": [{"name": "db", "image": "postgres:16"}]}),
+    );
+    let (_, _, annotations) = admit(&view, &review(p));
+    assert_eq!(annotations, map(&[("vbackup.io/policy", "no-dumps")]));
 }
