@@ -130,8 +130,14 @@ pub async fn serve(app: Arc<App>, listen: SocketAddr, grace: Duration) -> anyhow
     app.cert.clone().watch();
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
+    // Registered before the address is printed: a SIGTERM from then on is a clean stop.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
         tracing::info!("shutting down: finishing in-flight requests");
         shutdown.graceful_shutdown(Some(grace));
     });
@@ -147,19 +153,4 @@ pub async fn serve(app: Arc<App>, listen: SocketAddr, grace: Duration) -> anyhow
         .serve(router(app).into_make_service())
         .await
         .context("serving HTTPS")
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
