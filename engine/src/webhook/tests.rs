@@ -487,3 +487,60 @@ fn a_policy_with_databases_off_adds_no_dump() {
     let (_, _, annotations) = admit(&view, &review(p));
     assert_eq!(annotations, map(&[("vbackup.io/policy", "no-dumps")]));
 }
+
+#[test]
+fn backups_see_pods_created_before_the_webhook_as_the_webhook_would_have_left_them() {
+    use crate::policy::{
+        Action, AppliedPolicy, PolicyInput, PolicyOptions, VolumeMode, decide_pod,
+        with_admission_annotations,
+    };
+    let old: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod(
+        "shop",
+        json!({}),
+        None,
+        json!({"containers": [{"name": "db", "image": "postgres:16"}],
+               "volumes": [{"name": "uploads", "persistentVolumeClaim": {"claimName": "uploads"}}]}),
+    ))
+    .unwrap();
+    let opt_in = AppliedPolicy {
+        name: "opt-in".into(),
+        volumes: VolumeMode::OptIn,
+        databases: true,
+    };
+    let seen = with_admission_annotations(&old, &BTreeMap::new(), &opt_in);
+    let a = seen.metadata.annotations.clone().unwrap();
+    assert_eq!(a["vbackup.io/backup-volumes"], "uploads");
+    assert_eq!(a["vbackup.io/backup-command-container"], "db");
+    // An opt-in backup now copies the volume the webhook would have listed.
+    let claims = BTreeMap::from([(
+        "uploads".to_string(),
+        crate::policy::ClaimFacts {
+            pvc: serde_json::from_value(
+                json!({"metadata": {"name": "uploads"}, "status": {"phase": "Bound"}}),
+            )
+            .unwrap(),
+            pv: None,
+            snapshot_class: None,
+        },
+    )]);
+    let empty = BTreeMap::new();
+    let input = PolicyInput {
+        namespace_labels: &empty,
+        claims: &claims,
+        policies: None,
+        options: PolicyOptions {
+            default_volumes_to_fs_backup: false,
+            ..Default::default()
+        },
+    };
+    assert_eq!(decide_pod(&old, &input)[0].action, Action::Skip);
+    assert!(matches!(
+        decide_pod(&seen, &input)[0].action,
+        Action::Copy(_)
+    ));
+    // A pod the webhook annotated already is taken as it is.
+    assert_eq!(
+        with_admission_annotations(&seen, &BTreeMap::new(), &AppliedPolicy::default()),
+        seen
+    );
+}
