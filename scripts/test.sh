@@ -21,6 +21,7 @@ install_prerequisites() {
     command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
     command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v ip >/dev/null || missing+=(iproute2) # the test cluster's pod networks
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} from Debian's packages" >&2
         as_root apt-get update -qq
