@@ -238,9 +238,10 @@ impl VolumeStep for MoverStep {
         let (store, key) = (ctx.store.clone(), self.key.clone());
         let open = move |ns: String| {
             let (store, key) = (store.clone(), key.clone());
-            Box::pin(
-                async move { VolumeRepo::open(&store, &ns, &key, RepoOptions::default()).await },
-            ) as futures::future::BoxFuture<'static, Result<VolumeRepo>>
+            Box::pin(async move {
+                let key = key.ok_or_else(|| no_location_key(&store))?;
+                VolumeRepo::open(&store, &ns, &key, RepoOptions::default()).await
+            }) as futures::future::BoxFuture<'static, Result<VolumeRepo>>
         };
         crate::hooks::restore::after_restore(
             ctx.client,
@@ -272,15 +273,19 @@ impl crate::hooks::backup::Copier for Copies<'_> {
     }
 
     async fn repo(&self, namespace: &str) -> Result<VolumeRepo> {
-        VolumeRepo::open_or_init(
-            self.store,
-            namespace,
-            &self.step.key,
-            RepoOptions::default(),
-        )
-        .await
-        .map(|(repo, _)| repo)
+        let key = self
+            .step
+            .key
+            .as_ref()
+            .ok_or_else(|| no_location_key(self.store))?;
+        VolumeRepo::open_or_init(self.store, namespace, key, RepoOptions::default())
+            .await
+            .map(|(repo, _)| repo)
     }
+}
+
+fn no_location_key(store: &crate::store::Store) -> crate::Error {
+    crate::Error::BadInput(format!("location {} has no location key", store.name()))
 }
 
 enum Restored {
