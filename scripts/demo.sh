@@ -20,7 +20,8 @@ export PATH="$DEMO_DIR/bin:$PATH"
 
 step "starting a local Kubernetes API server (state in $DEMO_DIR/cluster)"
 # vbackup's image (mover pods) runs the plugin just built.
-"$BIN/vbackup-testcluster" --node --port 0 --state-dir "$DEMO_DIR/cluster" \
+# TLS: scheduled runs are in-cluster clients, which speak https to the API server.
+"$BIN/vbackup-testcluster" --node --tls --port 0 --state-dir "$DEMO_DIR/cluster" \
     --image-map "ghcr.io/vbackup/vbackup=$BIN/kubectl-vbackup" \
     --image-map "mariadb=$PWD/kubectl-vbackup/tests/fixtures/dbserver.sh" \
     --kubeconfig-out "$DEMO_DIR/kubeconfig" >"$DEMO_DIR/cluster.log" 2>&1 &
@@ -131,5 +132,26 @@ run kubectl exec -n shop deploy/web -- rm /srv/uploads/logo.txt
 run kubectl vbackup snapshot ls --backup shop-1 -n shop --pvc uploads
 run kubectl vbackup snapshot restore --backup shop-1 -n shop --pvc uploads --path logo.txt --into-pvc
 run kubectl exec -n shop deploy/web -- cat /srv/uploads/logo.txt
+
+step "a nightly schedule: a CronJob running the same binary in the cluster, as its own ServiceAccount"
+run kubectl vbackup schedule create nightly --schedule "0 2 * * *" --time-zone Europe/Paris \
+    --include-namespaces shop --keep-last 3
+run kubectl vbackup schedule get
+out=$(kubectl vbackup schedule run-now nightly); echo "$out"
+job=$(echo "$out" | awk '{print $2}')
+for _ in $(seq 600); do
+    [ -n "$(kubectl get job "$job" -n vbackup-system -o jsonpath='{.status.succeeded}{.status.failed}' 2>/dev/null)" ] && break
+    sleep 0.5
+done
+run kubectl logs -n vbackup-system "job/$job"
+[ "$(kubectl get job "$job" -n vbackup-system -o jsonpath='{.status.succeeded}')" = 1 ] ||
+    { echo "demo failed: the scheduled run failed" >&2; exit 1; }
+run kubectl vbackup backup get
+
+step "coverage: which claims are protected, by what, and since when"
+run kubectl vbackup coverage -n shop
+
+step "status: is every schedule keeping up? (exit 1 if not: ready for cron and CI)"
+run kubectl vbackup status
 
 step "done: state in $DEMO_DIR (KUBECONFIG=$DEMO_DIR/kubeconfig)"

@@ -71,6 +71,21 @@ pub enum Command {
     Snapshot(crate::commands::snapshot::SnapshotCommand),
     /// Show, per volume of a pod or claim, whether backups copy it, how, and why.
     Explain(crate::commands::explain::ExplainArgs),
+    /// Back up on a cron schedule (a CronJob in the cluster); list, pause, run now.
+    #[command(subcommand, visible_alias = "schedules")]
+    Schedule(crate::commands::schedule::ScheduleCommand),
+    /// Delete expired backups and those no schedule keeps, and free their storage.
+    Gc(crate::commands::gc::GcArgs),
+    /// Every claim and pod volume: which schedule protects it, its last copy, or why not
+    /// (exit 1 when a claim is unprotected).
+    Coverage(crate::commands::coverage::CoverageArgs),
+    /// Per location and schedule: the last backup, its age and size, the next run (exit 1
+    /// when a schedule's last success is older than twice its interval).
+    Status,
+    /// Install (or upgrade) vbackup in the cluster: namespace, CRDs, RBAC, admission webhook.
+    Install(crate::commands::install::InstallArgs),
+    /// Remove what install made (backups and location keys stay unless --purge).
+    Uninstall(crate::commands::install::UninstallArgs),
     /// Runs inside a mover pod: copies one volume (started by backups and restores).
     #[command(hide = true)]
     Mover(crate::commands::mover::MoverArgs),

@@ -371,7 +371,7 @@ fn velero_s3_bucket_read_with_velero_own_credentials_secret() {
     }
     .write(&fixture);
     // The bucket as Velero leaves it on S3: the same keys under Velero's prefix.
-    let s3 = vbackup_test_support::S3Server::shared().expect("start moto");
+    let s3 = env.s3();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let bucket = rt.block_on(s3.bucket("velero")).unwrap();
     rt.block_on(s3.upload_dir(&bucket, "velero", &fixture))

@@ -2,6 +2,7 @@
 //! back (`get`, `describe`, `logs`, `delete`) — from any cluster pointed at the location.
 
 pub mod catalog;
+pub mod gc;
 pub mod itemlog;
 pub mod record;
 pub mod volume_step;

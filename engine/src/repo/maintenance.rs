@@ -30,14 +30,19 @@ impl VolumeRepo {
     /// Removes data no snapshot references any more, in rustic's two phases (see module
     /// docs): safe while backups run, from this cluster or any other.
     pub async fn prune(&self) -> Result<PruneSummary> {
+        let keep = PRUNE_KEEP_MARKED
+            .parse::<jiff::Span>()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.prune_keeping_marked(keep).await
+    }
+
+    /// [`VolumeRepo::prune`], deleting packs once they have been marked for `keep_marked`
+    /// (shorter than a backup can run only when no backup writes to the repository).
+    pub async fn prune_keeping_marked(&self, keep_marked: jiff::Span) -> Result<PruneSummary> {
         self.store.ensure_writable()?;
-        self.run("prune", None, None, |state, _| {
+        self.run("prune", None, None, move |state, _| {
             let repo = state.into_open();
-            let opts = PruneOptions::default().keep_delete(
-                PRUNE_KEEP_MARKED
-                    .parse::<jiff::Span>()
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-            );
+            let opts = PruneOptions::default().keep_delete(keep_marked);
             let plan = repo.prune_plan(&opts)?;
             let stats = &plan.stats;
             let summary = PruneSummary {

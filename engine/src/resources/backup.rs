@@ -250,7 +250,11 @@ pub fn record_volume_failures(tally: &mut Tally, volumes: &[VolumeRecord]) {
     }
 }
 
+/// `started + ttl`; a TTL of 0 means the backup never expires.
 fn expiry(started_at: jiff::Timestamp, request: &BackupRequest) -> String {
+    if request.ttl.is_zero() {
+        return "never".to_string();
+    }
     jiff::SignedDuration::try_from(request.ttl)
         .ok()
         .and_then(|ttl| started_at.checked_add(ttl).ok())

@@ -216,7 +216,8 @@ pub fn parse_labels(values: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-mod humantime_serde_secs {
+/// Serde for durations as humantime text (`720h`, `1h 30m`).
+pub(crate) mod humantime_serde_secs {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

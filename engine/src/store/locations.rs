@@ -307,6 +307,32 @@ impl Locations {
         Ok(forgotten)
     }
 
+    /// Prunes every namespace repository of the location behind `store` (see
+    /// [`VolumeRepo::prune_keeping_marked`]); one result per namespace, so one damaged
+    /// repository does not keep the others from being pruned.
+    pub async fn prune_repositories(
+        &self,
+        store: &Store,
+        keep_marked: jiff::Span,
+    ) -> Result<Vec<(String, Result<repo::PruneSummary>)>> {
+        store.ensure_writable()?;
+        let namespaces = repo::list_repositories(store).await?;
+        if namespaces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.current(store.name()).await?;
+        let mut out = Vec::with_capacity(namespaces.len());
+        for namespace in namespaces {
+            let result =
+                match VolumeRepo::open(store, &namespace, &key, RepoOptions::default()).await {
+                    Ok(repo) => repo.prune_keeping_marked(keep_marked).await,
+                    Err(e) => Err(e),
+                };
+            out.push((namespace, result));
+        }
+        Ok(out)
+    }
+
     /// The password of a namespace's repository, for the stock `restic`/`rustic` tools.
     pub async fn repo_password(&self, name: &str, namespace: &str) -> Result<RepoPassword> {
         let location = self.get(name).await?;

@@ -12,6 +12,7 @@ use vbackup_engine::resources::backup::run_backup_with_volumes;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::resources::request::parse_labels;
 use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress};
+use vbackup_engine::schedules::Schedules;
 use vbackup_engine::store::{Locations, Store};
 
 use super::Context;
@@ -64,11 +65,57 @@ pub enum BackupCommand {
     },
 }
 
-/// Arguments of `backup create`, with Velero's names and meaning.
+/// Every flag a schedule's template fixes (clap's conflicts with the flattened structs'
+/// groups are not enforced, so they are named one by one).
+const FROM_SCHEDULE_CONFLICTS: [&str; 23] = [
+    "name",
+    "wait",
+    "include_namespaces",
+    "exclude_namespaces",
+    "include_resources",
+    "exclude_resources",
+    "selector",
+    "include_cluster_resources",
+    "include_dependencies",
+    "storage_location",
+    "ttl",
+    "labels",
+    "backup_volumes",
+    "default_volumes_to_fs_backup",
+    "snapshot_volumes",
+    "snapshot_move_data",
+    "snapshot_class",
+    "snapshot_timeout",
+    "resource_policies_configmap",
+    "parallel_volumes",
+    "mover_image",
+    "mover_start_timeout",
+    "stall_timeout",
+];
+
+/// Arguments of `backup create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Name of the backup (lower-case letters, digits and '-').
-    pub name: String,
+    #[arg(required_unless_present = "from_schedule")]
+    pub name: Option<String>,
+    /// Make the backup a schedule's run makes: its template, named
+    /// `<schedule>-<yyyyMMddHHmmss>`, then gc with the schedule's retention (what the
+    /// schedule's CronJob runs).
+    #[arg(long, value_name = "SCHEDULE", conflicts_with_all = FROM_SCHEDULE_CONFLICTS)]
+    pub from_schedule: Option<String>,
+    /// Wait for the backup to finish (a progress bar on a terminal); false returns at once
+    /// and the backup runs on in the background.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub flags: BackupFlags,
+}
+
+/// What to back up and how, with Velero's names and meaning: shared by `backup create` and
+/// `schedule create`.
+#[derive(Debug, Args)]
+pub struct BackupFlags {
     /// Namespaces to back up (comma-separated, wildcards allowed; default: all, or the
     /// namespace given with -n).
     #[arg(long, value_name = "NS[,NS…]")]
@@ -102,16 +149,12 @@ pub struct CreateArgs {
     /// Storage location (default: the default location).
     #[arg(long, value_name = "NAME")]
     pub storage_location: Option<String>,
-    /// How long to keep the backup (e.g. 720h, 30d).
+    /// How long to keep the backup (e.g. 720h, 30d; 0 keeps it until deleted).
     #[arg(long, value_name = "DURATION", default_value = "720h", value_parser = humantime_duration)]
     pub ttl: Duration,
     /// Labels on the backup (key=value,…).
     #[arg(long, value_name = "K=V[,…]")]
     pub labels: Vec<String>,
-    /// Wait for the backup to finish (a progress bar on a terminal); false returns at once
-    /// and the backup runs on in the background.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub wait: bool,
     #[command(flatten)]
     pub volumes: super::volumes::BackupVolumeArgs,
     /// Hooks for many pods at once, in Velero's spec.hooks shape (a Velero Backup or Restore
@@ -124,11 +167,11 @@ pub fn humantime_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 720h, 30d, 1h30m)"))
 }
 
-impl CreateArgs {
-    /// The engine request these flags describe.
+impl BackupFlags {
+    /// The engine request these flags describe for backup `name`.
     /// `-n NAMESPACE` (the global flag) stands for `--include-namespaces NAMESPACE`.
-    pub fn request(&self, namespace: Option<&str>) -> anyhow::Result<BackupRequest> {
-        let mut r = BackupRequest::new(&self.name);
+    pub fn request(&self, name: &str, namespace: Option<&str>) -> anyhow::Result<BackupRequest> {
+        let mut r = BackupRequest::new(name);
         r.namespaces.include = split_list(&self.include_namespaces);
         if let Some(ns) = namespace {
             if !r.namespaces.include.is_empty() {
@@ -158,64 +201,14 @@ impl CreateArgs {
 
 /// Runs a `backup` subcommand.
 pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCode> {
-    let request = match &command {
-        BackupCommand::Create(args) => Some(args.request(ctx.global.namespace.as_deref())?),
-        _ => None,
+    let command = match command {
+        BackupCommand::Create(args) => return create(ctx, args).await,
+        other => other,
     };
     let client = ctx.connect().await?;
     let locations = Locations::new(client.clone(), &ctx.global.vbackup_namespace);
-    if let (Some(request), BackupCommand::Create(args)) = (&request, &command)
-        && !args.wait
-        && std::env::var_os(DETACHED_ENV).is_none()
-    {
-        // Everything that can be refused is refused here, before the background process
-        // (whose output nobody sees) takes over.
-        let location = locations
-            .resolve(request.storage_location.as_deref())
-            .await?;
-        let store = locations.open(&location).await?;
-        preflight(&client, &store, request).await?;
-        return detach("backup", &args.name, &[]);
-    }
     match command {
-        BackupCommand::Create(args) => {
-            let request = request.context("request built above")?;
-            let location = locations
-                .resolve(request.storage_location.as_deref())
-                .await?;
-            let store = locations.open(&location).await?;
-            let bar = progress_bar(std::env::var_os(DETACHED_ENV).is_none());
-            let on_progress = |p: &Progress| {
-                if let Some(bar) = &bar {
-                    bar.set_position(p.items);
-                    bar.set_message(p.resource.clone());
-                }
-            };
-            let policies = super::volumes::read_policies(
-                &client,
-                &ctx.global.vbackup_namespace,
-                request.volumes.resource_policies_configmap.as_deref(),
-            )
-            .await?;
-            let step = super::volumes::mover_step(
-                &locations,
-                &location,
-                &args.volumes.movers,
-                Some((&request.volumes, policies, args.volumes.snapshot_timeout)),
-                super::volumes::Bars::new(bar.is_some()),
-            )
-            .await?;
-            let record =
-                run_backup_with_volumes(&client, &store, &request, Some(&step), &on_progress).await;
-            if let Some(bar) = &bar {
-                bar.finish_and_clear();
-            }
-            let record = record?;
-            if !print_structured(ctx.global.output, &record)? {
-                print_outcome(&record);
-            }
-            Ok(exit_code(record.status.phase))
-        }
+        BackupCommand::Create(_) => anyhow::bail!("internal error: backup create handled above"),
         BackupCommand::Get {
             name,
             storage_location,
@@ -290,6 +283,109 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `backup create`: a backup from flags, or a schedule's run (`--from-schedule`).
+async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    // Bad flags are refused before the cluster is reached.
+    let manual = match &args.name {
+        Some(name) => Some(args.flags.request(name, ctx.global.namespace.as_deref())?),
+        None => None,
+    };
+    let client = ctx.connect().await?;
+    let locations = Locations::new(client.clone(), &ctx.global.vbackup_namespace);
+    let (request, movers, snapshot_timeout, schedule) = match manual {
+        Some(request) => (
+            request,
+            args.flags.volumes.movers.clone(),
+            args.flags.volumes.snapshot_timeout,
+            None,
+        ),
+        None => {
+            let name = args
+                .from_schedule
+                .as_deref()
+                .context("give a backup name or --from-schedule")?;
+            let schedule = Schedules::new(client.clone(), &ctx.global.vbackup_namespace)
+                .get(name)
+                .await?;
+            let request = schedule.spec.backup_request(name, jiff::Timestamp::now());
+            request.validate()?;
+            let (movers, timeout) = super::schedule::mover_args(&schedule.spec.movers);
+            (request, movers, timeout, Some(schedule))
+        }
+    };
+    if !args.wait && std::env::var_os(DETACHED_ENV).is_none() {
+        // Everything that can be refused is refused here, before the background process
+        // (whose output nobody sees) takes over.
+        let location = locations
+            .resolve(request.storage_location.as_deref())
+            .await?;
+        let store = locations.open(&location).await?;
+        preflight(&client, &store, &request).await?;
+        return detach("backup", &request.name, &[]);
+    }
+    let location = locations
+        .resolve(request.storage_location.as_deref())
+        .await?;
+    let store = locations.open(&location).await?;
+    let bar = progress_bar(std::env::var_os(DETACHED_ENV).is_none());
+    let on_progress = |p: &Progress| {
+        if let Some(bar) = &bar {
+            bar.set_position(p.items);
+            bar.set_message(p.resource.clone());
+        }
+    };
+    let policies = super::volumes::read_policies(
+        &client,
+        &ctx.global.vbackup_namespace,
+        request.volumes.resource_policies_configmap.as_deref(),
+    )
+    .await?;
+    let step = super::volumes::mover_step(
+        &locations,
+        &location,
+        &movers,
+        Some((&request.volumes, policies, snapshot_timeout)),
+        super::volumes::Bars::new(bar.is_some()),
+    )
+    .await?;
+    let record =
+        run_backup_with_volumes(&client, &store, &request, Some(&step), &on_progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let record = record?;
+    if !print_structured(ctx.global.output, &record)? {
+        print_outcome(&record);
+    }
+    let mut code = exit_code(record.status.phase);
+    if schedule.is_some() {
+        // Each scheduled run also deletes what expired and what the retention lets go.
+        let report = super::gc::collect(
+            ctx,
+            &client,
+            &locations,
+            &store,
+            &super::gc::GcArgs::default(),
+        )
+        .await;
+        match report {
+            Ok(report) => {
+                if ctx.global.output == crate::output::OutputFormat::Table {
+                    super::gc::print_report(&report);
+                }
+                if report.has_failures() {
+                    code = ExitCode::from(super::EXIT_INCOMPLETE);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: gc after the backup failed: {e:#}");
+                code = ExitCode::from(super::EXIT_INCOMPLETE);
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// `--wait=false`: runs the same command again in the background (with `extra_args`
@@ -553,5 +649,40 @@ mod tests {
         assert_eq!(humantime_duration("720h").unwrap(), DEFAULT_TTL);
         assert_eq!(humantime_duration("30d").unwrap(), DEFAULT_TTL);
         assert!(humantime_duration("soon").is_err());
+    }
+
+    #[test]
+    fn from_schedule_takes_its_flags_from_the_schedule_only() {
+        use clap::Parser;
+        let parse = |args: &[&str]| crate::cli::Cli::try_parse_from(args);
+        assert!(
+            parse(&[
+                "kubectl-vbackup",
+                "backup",
+                "create",
+                "--from-schedule",
+                "nightly"
+            ])
+            .is_ok()
+        );
+        for extra in [
+            &["x"][..],
+            &["--ttl", "1h"],
+            &["--snapshot-volumes"],
+            &["--parallel-volumes", "2"],
+            &["--wait=false"],
+        ] {
+            let mut args = vec![
+                "kubectl-vbackup",
+                "backup",
+                "create",
+                "--from-schedule",
+                "nightly",
+            ];
+            args.extend(extra);
+            let e = parse(&args).unwrap_err().to_string();
+            assert!(e.contains("cannot be used with"), "{extra:?}: {e}");
+        }
+        assert!(parse(&["kubectl-vbackup", "backup", "create"]).is_err());
     }
 }

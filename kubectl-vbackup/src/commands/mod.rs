@@ -2,11 +2,15 @@
 
 pub mod backup;
 pub mod completion;
+pub mod coverage;
 pub mod explain;
+pub mod gc;
+pub mod install;
 pub mod location;
 pub mod mover;
 pub mod repo;
 pub mod restore;
+pub mod schedule;
 pub mod snapshot;
 pub mod version;
 pub mod volumes;
@@ -36,6 +40,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mover(args) => mover::run(&args).await,
         Command::Explain(args) => explain::run(&ctx, &args).await,
         Command::Snapshot(command) => snapshot::run(&ctx, command).await,
+        Command::Schedule(command) => schedule::run(&ctx, command).await,
+        Command::Gc(args) => gc::run(&ctx, &args).await,
+        Command::Coverage(args) => coverage::run_coverage(&ctx, &args).await,
+        Command::Status => coverage::run_status(&ctx).await,
+        Command::Install(args) => install::run_install(&ctx, &args).await,
+        Command::Uninstall(args) => install::run_uninstall(&ctx, &args).await,
     }
 }
 

@@ -142,10 +142,9 @@ impl VolumeEnv {
         );
     }
 
-    /// An S3 location on the shared moto server, created through the plugin as users do.
-    /// The server listens on the host's loopback: the node forwards its port into mover
-    /// pods, so the location's one endpoint URL works from the plugin and from movers.
-    pub fn create_s3_location(&self, name: &str) -> String {
+    /// The shared moto server, its port forwarded by the node into pods: the one endpoint
+    /// URL works from the plugin and from movers.
+    pub fn s3(&self) -> &'static vbackup_test_support::S3Server {
         let s3 = vbackup_test_support::S3Server::shared().expect("start moto");
         let port: u16 = s3
             .endpoint
@@ -159,6 +158,14 @@ impl VolumeEnv {
             .node()
             .expect("the cluster runs a node")
             .forward_host_port(port);
+        s3
+    }
+
+    /// An S3 location on the shared moto server, created through the plugin as users do.
+    /// The server listens on the host's loopback: the node forwards its port into mover
+    /// pods, so the location's one endpoint URL works from the plugin and from movers.
+    pub fn create_s3_location(&self, name: &str) -> String {
+        let s3 = self.s3();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let bucket = rt.block_on(s3.bucket(name)).expect("create a bucket");
         let secret = format!("{name}-credentials");

@@ -1,0 +1,209 @@
+//! Least-privilege RBAC: one ClusterRole per job, each rule justified. Scheduled backups run
+//! under [`BACKUP_SERVICE_ACCOUNT`], bound to [`BACKUP_ROLE`] and nothing else.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use kube::api::ObjectMeta;
+
+/// The ServiceAccount scheduled backups run as (in the vbackup namespace).
+pub const BACKUP_SERVICE_ACCOUNT: &str = "vbackup-backup";
+/// The ClusterRole of backups.
+pub const BACKUP_ROLE: &str = "vbackup-backup";
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(v(groups)),
+        resources: Some(v(resources)),
+        verbs: v(verbs),
+        ..Default::default()
+    }
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/part-of".into(), super::PART_OF.into()),
+        (
+            "app.kubernetes.io/managed-by".into(),
+            super::FIELD_MANAGER.into(),
+        ),
+    ])
+}
+
+/// What a backup needs, and nothing it does not.
+pub fn backup_cluster_role() -> ClusterRole {
+    let rules = vec![
+        // A backup captures every API object of the selected namespaces, whatever its type
+        // (CRDs included, unknown in advance): read-only, but of everything.
+        rule(&["*"], &["*"], &["get", "list"]),
+        // Discovery: which types exist, and the cluster version recorded in the backup.
+        PolicyRule {
+            non_resource_urls: Some(
+                ["/api", "/api/*", "/apis", "/apis/*", "/version"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        },
+        // Pre/post hooks (database dumps, fsfreeze) run in the application's containers.
+        rule(&[""], &["pods/exec"], &["create", "get"]),
+        // Mover pods copy each claim's files: started, followed and removed by the backup.
+        rule(&[""], &["pods"], &["create", "delete", "watch"]),
+        // Each mover reads its job (repository password, store credentials) from a Secret
+        // made for it alone and deleted with it.
+        rule(&[""], &["secrets"], &["create", "delete"]),
+        // Snapshot data movement: a CSI snapshot of the claim, and a temporary claim made
+        // from it for the mover to read; both deleted afterwards.
+        rule(
+            &["snapshot.storage.k8s.io"],
+            &["volumesnapshots"],
+            &["create", "delete", "watch"],
+        ),
+        rule(&[""], &["persistentvolumeclaims"], &["create", "delete"]),
+        // The backup records the outcome of its location check on the location.
+        rule(
+            &["vbackup.io"],
+            &["backupstoragelocations", "backupstoragelocations/status"],
+            &["patch", "update"],
+        ),
+    ];
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(BACKUP_ROLE.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        rules: Some(rules),
+        ..Default::default()
+    }
+}
+
+/// The ClusterRole of restores (people and tools that run `restore create`).
+pub const RESTORE_ROLE: &str = "vbackup-restore";
+/// The ServiceAccount and ClusterRole of the admission webhook.
+pub const WEBHOOK_ACCOUNT: &str = "vbackup-webhook";
+
+/// What a restore needs: it recreates objects of any type, so it writes broadly; bind it
+/// only to the people or automation trusted to restore.
+pub fn restore_cluster_role() -> ClusterRole {
+    let rules = vec![
+        // A restore brings back objects of every type the backup holds (CRDs first), checks
+        // what exists, and updates it only with --existing-resource-policy=update.
+        rule(
+            &["*"],
+            &["*"],
+            &["get", "list", "create", "patch", "update"],
+        ),
+        // Discovery, to map the archive's types onto this cluster's.
+        PolicyRule {
+            non_resource_urls: Some(
+                ["/api", "/api/*", "/apis", "/apis/*", "/version"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        },
+        // Restore hooks run in the restored containers.
+        rule(&[""], &["pods/exec"], &["create", "get"]),
+        // Mover pods fill restored claims: started, followed and removed; their job Secrets
+        // and temporary snapshot claims are removed with them.
+        rule(
+            &[""],
+            &["pods", "secrets", "persistentvolumeclaims"],
+            &["delete", "watch"],
+        ),
+        rule(
+            &["snapshot.storage.k8s.io"],
+            &["volumesnapshots"],
+            &["delete", "watch"],
+        ),
+    ];
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(RESTORE_ROLE.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        rules: Some(rules),
+        ..Default::default()
+    }
+}
+
+/// What the webhook reads to decide a pod's volumes; it writes nothing (its answer is the
+/// patch the API server applies).
+pub fn webhook_cluster_role() -> ClusterRole {
+    let rules = vec![
+        // Namespace labels (exclusion), the pod's claims, their volumes and classes: the
+        // inputs of the shared volume policy.
+        rule(
+            &[""],
+            &["namespaces", "persistentvolumeclaims", "persistentvolumes"],
+            &["get", "list", "watch"],
+        ),
+        rule(
+            &["storage.k8s.io"],
+            &["storageclasses"],
+            &["get", "list", "watch"],
+        ),
+        rule(
+            &["snapshot.storage.k8s.io"],
+            &["volumesnapshotclasses"],
+            &["get", "list", "watch"],
+        ),
+        // Metrics are read from the locations' backup metadata; BackupPolicies choose how
+        // each pod is annotated (watched).
+        rule(
+            &["vbackup.io"],
+            &["backupstoragelocations", "backuppolicies"],
+            &["get", "list", "watch"],
+        ),
+    ];
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(WEBHOOK_ACCOUNT.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        rules: Some(rules),
+        ..Default::default()
+    }
+}
+
+/// A ServiceAccount of vbackup's in `namespace`.
+pub fn service_account(name: &str, namespace: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Binds ServiceAccount `account` in `namespace` to ClusterRole `role`.
+pub fn binding(role: &str, account: &str, namespace: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(role.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account.into(),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        }]),
+    }
+}

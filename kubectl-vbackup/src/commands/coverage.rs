@@ -1,0 +1,200 @@
+//! `kubectl vbackup coverage` and `kubectl vbackup status`: is everything protected, and are
+//! the schedules keeping up. Both exit 1 when something needs attention, for cron and CI.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use clap::Args;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog};
+use vbackup_engine::policy::ResourcePolicies;
+use vbackup_engine::schedules::coverage::{self, Scope, VolumeCoverage};
+use vbackup_engine::schedules::{Schedule, Schedules, status};
+use vbackup_engine::store::Locations;
+use vbackup_engine::volumes::plan::gather;
+
+use super::Context;
+use crate::output::{print_structured, table};
+
+/// Arguments of `coverage`.
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Every namespace (default: the one of -n, or the context's).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+/// Every schedule and every backup record of every location.
+async fn inventory(
+    ctx: &Context,
+    client: &Client,
+) -> anyhow::Result<(Vec<Schedule>, Vec<(String, BackupRecord)>)> {
+    let schedules = Schedules::new(client.clone(), &ctx.global.vbackup_namespace)
+        .list()
+        .await?;
+    let locations = Locations::new(client.clone(), &ctx.global.vbackup_namespace);
+    let mut records = Vec::new();
+    for location in locations.list().await? {
+        let store = locations.open(&location).await?;
+        for summary in Catalog::new(store.clone()).backups().await? {
+            if let BackupSummary::Recorded(r) = summary {
+                records.push((store.name().to_string(), *r));
+            }
+        }
+    }
+    Ok((schedules, records))
+}
+
+fn age(now: Timestamp, t: Option<Timestamp>) -> String {
+    t.and_then(|t| Duration::try_from(now.duration_since(t)).ok())
+        .map_or_else(
+            || "-".into(),
+            |d| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string(),
+        )
+}
+
+/// Runs `coverage`: exit 1 when a claim is not protected.
+pub async fn run_coverage(ctx: &Context, args: &CoverageArgs) -> anyhow::Result<ExitCode> {
+    let client = ctx.connect().await?;
+    let (schedules, records) = inventory(ctx, &client).await?;
+    let mut policies: Vec<Option<ResourcePolicies>> = Vec::new();
+    for s in &schedules {
+        policies.push(
+            super::volumes::read_policies(
+                &client,
+                &ctx.global.vbackup_namespace,
+                s.spec
+                    .template
+                    .volumes
+                    .resource_policies_configmap
+                    .as_deref(),
+            )
+            .await?,
+        );
+    }
+    let scopes: Vec<Scope<'_>> = schedules
+        .iter()
+        .zip(&policies)
+        .map(|(schedule, p)| Scope {
+            schedule,
+            policies: p.as_ref(),
+        })
+        .collect();
+    let history = coverage::history(records.iter().map(|(_, r)| r));
+    let namespaces = if args.all_namespaces {
+        let api: Api<Namespace> = Api::all(client.clone());
+        api.list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .filter(|n| n != &ctx.global.vbackup_namespace)
+            .collect()
+    } else {
+        vec![ctx.namespace(&client)]
+    };
+    let now = Timestamp::now();
+    let mut rows: Vec<VolumeCoverage> = Vec::new();
+    for ns in namespaces {
+        let state = gather(&client, &ns, None).await?;
+        rows.extend(coverage::assess(&state, &scopes, &history, now));
+    }
+    if !print_structured(ctx.global.output, &rows)? {
+        if rows.is_empty() {
+            println!("no claims and no pod volumes holding data");
+        } else {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.namespace.clone(),
+                        r.volume.clone(),
+                        if r.protected { "yes" } else { "NO" }.into(),
+                        r.schedule.clone().unwrap_or_else(|| "-".into()),
+                        r.method
+                            .map_or_else(|| "-".into(), |m| m.describe().to_string()),
+                        age(now, r.last_copy),
+                        r.reason.clone(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &[
+                        "NAMESPACE",
+                        "VOLUME",
+                        "PROTECTED",
+                        "SCHEDULE",
+                        "METHOD",
+                        "LAST COPY AGE",
+                        "WHY"
+                    ],
+                    &cells
+                )
+            );
+        }
+    }
+    let unprotected = rows
+        .iter()
+        .any(|r| !r.protected && r.volume.starts_with("pvc/"));
+    Ok(if unprotected {
+        ExitCode::from(super::EXIT_INCOMPLETE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs `status`: exit 1 when a schedule is overdue.
+pub async fn run_status(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let client = ctx.connect().await?;
+    let (schedules, records) = inventory(ctx, &client).await?;
+    let now = Timestamp::now();
+    let rows = status::rows(&schedules, &records, now);
+    if !print_structured(ctx.global.output, &rows)? {
+        if rows.is_empty() {
+            println!("no backups and no schedules yet");
+        } else {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.location.clone(),
+                        r.schedule.clone().unwrap_or_else(|| "<none>".into()),
+                        r.last_backup.clone().unwrap_or_else(|| "-".into()),
+                        r.phase.map_or_else(|| "-".into(), |p| p.to_string()),
+                        age(now, r.started),
+                        ByteSize::b(r.bytes).to_string(),
+                        r.next_run.map_or_else(|| "-".into(), |t| t.to_string()),
+                        r.problem.clone().unwrap_or_else(|| "ok".into()),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &[
+                        "LOCATION",
+                        "SCHEDULE",
+                        "LAST BACKUP",
+                        "PHASE",
+                        "AGE",
+                        "SIZE",
+                        "NEXT RUN",
+                        "STATUS"
+                    ],
+                    &cells
+                )
+            );
+        }
+    }
+    Ok(if rows.iter().any(|r| r.overdue) {
+        ExitCode::from(super::EXIT_INCOMPLETE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
