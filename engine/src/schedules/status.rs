@@ -191,6 +191,8 @@ pub(crate) mod tests {
                 skipped: Vec::new(),
                 archive_bytes: 1000,
                 volumes,
+                hooks: Default::default(),
+                dumps: Vec::new(),
             },
         }
     }
