@@ -364,7 +364,10 @@ fn database_dumps_stream_into_the_repository_and_restore_every_row() {
         .split_whitespace()
         .map(|x| x.parse().unwrap())
         .collect();
-    assert!(n[0] >= 100 && n[0] % 10 == 0, "torn transaction: {ticks}");
+    assert!(
+        n[0] >= 100 && n[0].is_multiple_of(10),
+        "torn transaction: {ticks}"
+    );
     assert_eq!(
         (n[1], n[2]),
         (1, n[0]),
