@@ -5,14 +5,18 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use crate::policy::BackupPolicy;
 use crate::store::BackupStorageLocation;
 
 /// Every CRD vbackup needs, with the file name it has under `manifests/crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![(
-        "backupstoragelocations.vbackup.io.yaml",
-        BackupStorageLocation::crd(),
-    )]
+    vec![
+        (
+            "backupstoragelocations.vbackup.io.yaml",
+            BackupStorageLocation::crd(),
+        ),
+        ("backuppolicies.vbackup.io.yaml", BackupPolicy::crd()),
+    ]
 }
 
 /// One CRD as the YAML document kept in `manifests/crds/`.

@@ -18,5 +18,6 @@ pub mod schedules;
 pub mod store;
 pub mod velero;
 pub mod volumes;
+pub mod webhook;
 
 pub use error::{Error, Result};

@@ -154,10 +154,11 @@ pub fn webhook_cluster_role() -> ClusterRole {
             &["volumesnapshotclasses"],
             &["get", "list", "watch"],
         ),
-        // Metrics are read from the locations' backup metadata.
+        // Metrics are read from the locations' backup metadata; BackupPolicies choose how
+        // each pod is annotated (watched).
         rule(
             &["vbackup.io"],
-            &["backupstoragelocations"],
+            &["backupstoragelocations", "backuppolicies"],
             &["get", "list", "watch"],
         ),
     ];

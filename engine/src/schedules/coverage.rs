@@ -274,6 +274,7 @@ mod tests {
                 ("data".into(), claim("data")),
                 ("scratch".into(), claim("scratch")),
             ]),
+            policies: Vec::new(),
         }
     }
 

@@ -269,6 +269,7 @@ fn to_record(
             skipped: Vec::new(),
             archive_bytes,
             volumes: pvbs.iter().map(volume_record).collect(),
+            // Velero's restic-era backups carry no vbackup hooks or streaming dumps.
             hooks: Default::default(),
             dumps: Vec::new(),
         },

@@ -1,12 +1,15 @@
 //! `kubectl vbackup explain`: for a pod or a claim, what a backup would do with each volume and
 //! why — from the same policy function the webhook and backups use.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::plan::{NamespaceState, gather};
+use crate::policy::admission::Untouched;
 use crate::policy::{
-    ExcludePaths, PolicyInput, PolicyOptions, ResourcePolicies, VolumeDecision, decide_pod,
-    decide_unused_claim, exclude_paths,
+    ExcludePaths, PolicyInput, PolicyOptions, ResourcePolicies, VolumeDecision,
+    admission_annotations, decide_pod, decide_unused_claim, exclude_paths,
 };
 use crate::{Error, Result};
 
@@ -22,6 +25,22 @@ pub struct Explanation {
     pub volumes: Vec<(Option<String>, VolumeDecision)>,
     /// Paths excluded inside each copied claim.
     pub excludes: Vec<(String, ExcludePaths)>,
+    /// For a pod: what the admission webhook adds to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookAnswer>,
+}
+
+/// What the admission webhook does with a pod, from the same function it runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAnswer {
+    /// The BackupPolicy that applies (`default`: the built-in one).
+    pub policy: String,
+    /// The annotations it adds (the pod's own keys are never changed).
+    pub adds: BTreeMap<String, String>,
+    /// Why it adds nothing, when it adds nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untouched: Option<String>,
 }
 
 /// What to explain.
@@ -83,6 +102,7 @@ pub fn explain_in(
         options,
     };
     let ns = &state.name;
+    let mut webhook = None;
     let (label, volumes) = match target {
         Target::Pod(name) => {
             let pod = state
@@ -90,6 +110,24 @@ pub fn explain_in(
                 .iter()
                 .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
                 .ok_or_else(|| Error::BadInput(format!("pod {ns}/{name} not found")))?;
+            let policy = state.policy_for(pod);
+            webhook = Some(match admission_annotations(pod, &state.labels, &policy) {
+                Ok(adds) => WebhookAnswer {
+                    policy: policy.name,
+                    adds,
+                    untouched: None,
+                },
+                Err(why) => WebhookAnswer {
+                    policy: policy.name,
+                    adds: BTreeMap::new(),
+                    untouched: Some(match why {
+                        Untouched::AlreadyAnnotated => {
+                            "the pod carries vbackup's annotations already".to_string()
+                        }
+                        Untouched::Excluded(why) => why,
+                    }),
+                },
+            });
             let decisions = decide_pod(pod, &input);
             (
                 format!("pod/{name}"),
@@ -142,6 +180,7 @@ pub fn explain_in(
         namespace: ns.clone(),
         volumes,
         excludes,
+        webhook,
     })
 }
 

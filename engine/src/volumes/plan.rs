@@ -16,11 +16,15 @@ use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 
 use super::mover_pod::{AppSecurity, PodSecurityLevel};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+
 use crate::policy::{
-    Action, ClaimFacts, ExcludePaths, Method, PolicyInput, PolicyOptions, ResourcePolicies,
-    VolumeDecision, decide_pod, decide_unused_claim, exclude_paths,
+    Action, AppliedPolicy, BackupPolicy, ClaimFacts, ExcludePaths, Method, PolicyInput,
+    PolicyOptions, ResourcePolicies, VolumeDecision, decide_pod, decide_unused_claim,
+    exclude_paths, select_policy, with_admission_annotations,
 };
 use crate::resources::selector::LabelSelector;
+use crate::webhook::config::CONFIGURATION_NAME;
 use crate::{Error, Result};
 
 /// One claim to copy.
@@ -84,6 +88,17 @@ pub struct NamespaceState {
     pub pods: Vec<Pod>,
     /// Its claims with their volumes and snapshot classes.
     pub claims: BTreeMap<String, ClaimFacts>,
+    /// The cluster's BackupPolicies (what the admission webhook applies).
+    pub policies: Vec<BackupPolicy>,
+}
+
+impl NamespaceState {
+    /// The BackupPolicy the admission webhook applies to `pod`.
+    pub fn policy_for(&self, pod: &Pod) -> AppliedPolicy {
+        let empty = BTreeMap::new();
+        let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+        select_policy(&self.policies, &self.labels, labels)
+    }
 }
 
 /// Builds the plan of one namespace. A claim mounted by several pods is copied once, with the
@@ -342,12 +357,48 @@ pub async fn gather(
             },
         );
     }
-    Ok(NamespaceState {
+    let (webhook_installed, policies) = admission_policies(client).await;
+    let mut state = NamespaceState {
         name: namespace.into(),
         labels,
         pods,
         claims,
-    })
+        policies,
+    };
+    if webhook_installed {
+        // Pods created before the webhook get what it would have added, so protection does
+        // not depend on when a pod was created; annotated pods are left as they are.
+        state.pods = state
+            .pods
+            .iter()
+            .map(|p| with_admission_annotations(p, &state.labels, &state.policy_for(p)))
+            .collect();
+    }
+    Ok(state)
+}
+
+/// Whether the admission webhook is registered (the cluster opted into protection by
+/// default), and the cluster's BackupPolicies. Neither being readable is no reason to fail a
+/// backup: the pods' own annotations still apply.
+async fn admission_policies(client: &Client) -> (bool, Vec<BackupPolicy>) {
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let installed = match configs.get_opt(CONFIGURATION_NAME).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::warn!("cannot read MutatingWebhookConfiguration {CONFIGURATION_NAME}: {e}");
+            false
+        }
+    };
+    let policies: Api<BackupPolicy> = Api::all(client.clone());
+    let policies = match policies.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
+        Err(e) => {
+            tracing::warn!("cannot list BackupPolicies, the built-in default applies: {e}");
+            Vec::new()
+        }
+    };
+    (installed, policies)
 }
 
 /// A namespace's labels (exclusion, Pod Security level); none when it does not exist.

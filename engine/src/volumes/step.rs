@@ -272,16 +272,19 @@ impl crate::hooks::backup::Copier for Copies<'_> {
     }
 
     async fn repo(&self, namespace: &str) -> Result<VolumeRepo> {
-        let key = self.step.key.as_ref().ok_or_else(|| {
-            Error::BadInput(format!(
-                "location {} has no location key",
-                self.store.name()
-            ))
-        })?;
+        let key = self
+            .step
+            .key
+            .as_ref()
+            .ok_or_else(|| no_location_key(self.store))?;
         VolumeRepo::open_or_init(self.store, namespace, key, RepoOptions::default())
             .await
             .map(|(repo, _)| repo)
     }
+}
+
+fn no_location_key(store: &crate::store::Store) -> crate::Error {
+    crate::Error::BadInput(format!("location {} has no location key", store.name()))
 }
 
 enum Restored {

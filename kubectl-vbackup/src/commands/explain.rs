@@ -82,6 +82,20 @@ pub async fn run(ctx: &Context, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
         "{}",
         table(&["POD", "VOLUME", "CLAIM", "COPIED", "WHY"], &rows)
     );
+    if let Some(webhook) = &explained.webhook {
+        match &webhook.untouched {
+            Some(why) => println!(
+                "admission webhook (policy {}): adds nothing: {why}",
+                webhook.policy
+            ),
+            None => {
+                println!("admission webhook (policy {}) adds:", webhook.policy);
+                for (key, value) in &webhook.adds {
+                    println!("  {key}: {value}");
+                }
+            }
+        }
+    }
     for (claim, excludes) in &explained.excludes {
         if !excludes.patterns.is_empty() {
             println!(
