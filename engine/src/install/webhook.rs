@@ -5,11 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
-    WebhookClientConfig,
-};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec,
@@ -206,59 +202,38 @@ pub fn service(namespace: &str) -> Service {
     }
 }
 
-/// Pod creation calls the webhook; `failurePolicy: Ignore`, so a broken webhook never
-/// blocks a pod. `ca_bundle`: the CA's PEM, or `None` with cert-manager injecting it.
+/// The webhook's registration ([`crate::webhook::mutating_webhook_configuration`]: pod
+/// CREATEs, `failurePolicy: Ignore`, excluded namespaces and mover pods skipped), pointed at
+/// the Service in `namespace`. `ca_bundle`: the CA's PEM, or `None` with cert-manager
+/// injecting it.
 pub fn configuration(namespace: &str, ca_bundle: Option<&str>) -> MutatingWebhookConfiguration {
-    let mut metadata = ObjectMeta {
-        name: Some(CONFIGURATION.into()),
-        labels: Some(labels()),
-        ..Default::default()
-    };
+    let mut config =
+        crate::webhook::mutating_webhook_configuration(ca_bundle.unwrap_or_default().as_bytes());
+    config.metadata.labels = Some(labels());
     if ca_bundle.is_none() {
-        metadata.annotations = Some(BTreeMap::from([(
+        config.metadata.annotations = Some(BTreeMap::from([(
             CERT_MANAGER_INJECT.into(),
             format!("{namespace}/{TLS_SECRET}"),
         )]));
     }
-    MutatingWebhookConfiguration {
-        metadata,
-        webhooks: Some(vec![MutatingWebhook {
-            name: WEBHOOK.into(),
-            admission_review_versions: vec!["v1".into()],
-            side_effects: "None".into(),
-            failure_policy: Some("Ignore".into()),
-            // Annotating is quick; a slow webhook must not slow every pod start.
-            timeout_seconds: Some(5),
-            reinvocation_policy: Some("IfNeeded".into()),
-            client_config: WebhookClientConfig {
-                ca_bundle: ca_bundle.map(|ca| ByteString(ca.as_bytes().to_vec())),
-                service: Some(ServiceReference {
-                    name: SERVICE.into(),
-                    namespace: namespace.into(),
-                    path: Some("/mutate".into()),
-                    port: Some(443),
-                }),
-                url: None,
-            },
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["".into()]),
-                api_versions: Some(vec!["v1".into()]),
-                operations: Some(vec!["CREATE".into()]),
-                resources: Some(vec!["pods".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            // vbackup's own pods (movers, scheduled runs, the webhook) are left alone.
-            namespace_selector: Some(LabelSelector {
-                match_expressions: Some(vec![
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-                        key: "kubernetes.io/metadata.name".into(),
-                        operator: "NotIn".into(),
-                        values: Some(vec![namespace.into(), "kube-system".into()]),
-                    },
-                ]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+    for hook in config.webhooks.iter_mut().flatten() {
+        if ca_bundle.is_none() {
+            hook.client_config.ca_bundle = None;
+        }
+        if let Some(service) = &mut hook.client_config.service {
+            service.namespace = namespace.into();
+        }
+        // vbackup's own pods (movers, scheduled runs, the webhook) live where it is installed.
+        let skipped = hook
+            .namespace_selector
+            .iter_mut()
+            .flat_map(|s| s.match_expressions.iter_mut().flatten())
+            .find(|e| e.key == "kubernetes.io/metadata.name");
+        if let Some(values) = skipped.and_then(|e| e.values.as_mut())
+            && !values.iter().any(|v| v == namespace)
+        {
+            values.push(namespace.into());
+        }
     }
+    config
 }
