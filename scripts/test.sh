@@ -17,6 +17,7 @@ install_prerequisites() {
     command -v restic >/dev/null || missing+=(restic)
     command -v kubectl >/dev/null || missing+=(kubectl)
     command -v unshare >/dev/null || missing+=(util-linux)
+    command -v ip >/dev/null || missing+=(iproute2) # the test cluster's pod networks
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} from Debian's packages" >&2
         as_root apt-get update -qq

@@ -13,6 +13,7 @@ pub mod repo;
 pub mod resources;
 pub mod restore;
 pub mod store;
+pub mod velero;
 pub mod volumes;
 
 pub use error::{Error, Result};

@@ -102,6 +102,8 @@ async fn run(plugin: &Path, configmaps: usize, secrets: usize) -> anyhow::Result
         }),
         access_mode: AccessMode::ReadWrite,
         default: true,
+        format: Default::default(),
+        repository_password_secret: None,
     };
     Locations::new(client.clone(), SYSTEM_NAMESPACE)
         .create("local", spec, true, None)

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::record::{BackupRecord, Phase, RestoreRecord};
-use crate::store::{Store, layout};
+use crate::resources::archive::{self, UnpackedArchive};
+use crate::store::{Format, Store, layout};
+use crate::velero;
 use crate::{Error, Result};
 
 /// One line of `backup get`: the record, or a folder without metadata.
@@ -40,6 +42,9 @@ impl Catalog {
 
     /// Every backup in the location, by name.
     pub async fn backups(&self) -> Result<Vec<BackupSummary>> {
+        if self.store.format() == Format::Velero {
+            return velero::catalog::backups(&self.store).await;
+        }
         let keys = self.store.list(layout::BACKUPS).await?;
         let names = layout::child_names(layout::BACKUPS, keys.iter().map(|k| k.key.as_str()));
         let mut out = Vec::with_capacity(names.len());
@@ -70,6 +75,9 @@ impl Catalog {
     }
 
     async fn backup_opt(&self, name: &str) -> Result<Option<BackupRecord>> {
+        if self.store.format() == Format::Velero {
+            return velero::catalog::backup_opt(&self.store, name).await;
+        }
         let key = layout::backup_metadata(name);
         match self.store.get_bytes(&key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
@@ -79,6 +87,33 @@ impl Catalog {
             }),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The backup's objects, unpacked into a private temporary directory.
+    pub async fn archive(&self, name: &str) -> Result<UnpackedArchive> {
+        if self.store.format() == Format::Velero {
+            return velero::catalog::archive(&self.store, name).await;
+        }
+        let reader = self.store.get(&layout::backup_resources(name)).await?;
+        archive::unpack(reader).await
+    }
+
+    /// `record` with each volume named by its claim: Velero records pod volumes, so their
+    /// claims are read from the backed-up pods (vbackup's own records name claims already).
+    pub async fn with_claims(&self, mut record: BackupRecord, name: &str) -> Result<BackupRecord> {
+        if self.store.format() == Format::Velero && !record.status.volumes.is_empty() {
+            let unpacked = self.archive(name).await?;
+            velero::catalog::resolve_claims(&mut record.status.volumes, &unpacked);
+        }
+        Ok(record)
+    }
+
+    /// Where the backup's log is (gzip-compressed: vbackup's item log, or Velero's log).
+    pub fn log_key(&self, name: &str) -> String {
+        match self.store.format() {
+            Format::Vbackup => layout::backup_log(name),
+            Format::Velero => layout::velero_backup_file(name, "-logs.gz"),
         }
     }
 

@@ -7,7 +7,7 @@ use rustic_core::LsOptions;
 use rustic_core::repofile::{NodeType, SnapshotFile};
 
 use super::session::{State, with_repo};
-use super::{EntryKind, LsEntry, SnapshotInfo, VolumeRepo, snapshot_path};
+use super::{EntryKind, LsEntry, SnapshotInfo, VolumeRepo};
 use crate::{Error, Result};
 
 impl VolumeRepo {
@@ -24,7 +24,7 @@ impl VolumeRepo {
     /// Lists `path` (relative to the volume root; `""` for the root) in a snapshot, with
     /// everything below it when `recursive`.
     pub async fn ls(&self, snapshot: &str, path: &str, recursive: bool) -> Result<Vec<LsEntry>> {
-        let (snapshot, inner) = (snapshot.to_string(), snapshot_path(path)?);
+        let (snapshot, inner) = (snapshot.to_string(), self.snapshot_path(path)?);
         let prefix = path.trim_matches('/').to_string();
         let listing = self.index_listing().await?;
         self.run("ls", None, None, move |state, _| {
@@ -50,7 +50,7 @@ impl VolumeRepo {
     where
         W: Write + Send + 'static,
     {
-        let (snapshot, inner) = (snapshot.to_string(), snapshot_path(path)?);
+        let (snapshot, inner) = (snapshot.to_string(), self.snapshot_path(path)?);
         let shown = path.to_string();
         let ns = self.namespace.clone();
         let listing = self.index_listing().await?;

@@ -108,18 +108,21 @@ pub struct RepoOptions {
     pub restore_workers: usize,
 }
 
-/// Maps a path relative to the volume root onto the snapshot's tree.
-pub(crate) fn snapshot_path(path: &str) -> Result<String> {
+/// Maps a path relative to the volume root onto the snapshot's tree, whose volume root is
+/// `root` ([`SNAPSHOT_ROOT`] for vbackup's snapshots, `/` for Velero's: its node agent ran
+/// `restic backup .` from the volume's directory).
+pub(crate) fn snapshot_path(root: &str, path: &str) -> Result<String> {
     let rel = path.trim_matches('/');
     if rel.split('/').any(|c| c == "..") {
         return Err(Error::BadInput(format!(
             "path {path:?} must stay inside the volume (no `..`)"
         )));
     }
-    Ok(if rel.is_empty() {
-        SNAPSHOT_ROOT.to_string()
-    } else {
-        format!("{SNAPSHOT_ROOT}/{rel}")
+    let root = root.trim_end_matches('/');
+    Ok(match (root.is_empty(), rel.is_empty()) {
+        (true, true) => "/".to_string(),
+        (_, true) => root.to_string(),
+        (_, false) => format!("{root}/{rel}"),
     })
 }
 
@@ -149,4 +152,21 @@ pub(crate) fn validate_tag_value(what: &str, value: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SNAPSHOT_ROOT, snapshot_path};
+
+    #[test]
+    fn volume_paths_map_onto_either_snapshot_layout() {
+        assert_eq!(snapshot_path(SNAPSHOT_ROOT, "").unwrap(), "/data");
+        assert_eq!(snapshot_path(SNAPSHOT_ROOT, "/a/b/").unwrap(), "/data/a/b");
+        assert_eq!(snapshot_path("/", "").unwrap(), "/");
+        assert_eq!(
+            snapshot_path("/", "orders/1.json").unwrap(),
+            "/orders/1.json"
+        );
+        assert!(snapshot_path("/", "../etc").is_err());
+    }
 }

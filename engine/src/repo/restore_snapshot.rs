@@ -6,7 +6,7 @@ use rustic_core::repofile::NodeType;
 use rustic_core::{LocalDestination, LsOptions, RestoreOptions};
 
 use super::session::State;
-use super::{RestoreSummary, VolumeRepo, VolumeRestore, restore, snapshot_path};
+use super::{RestoreSummary, VolumeRepo, VolumeRestore, restore};
 use crate::{Error, Result};
 
 impl VolumeRepo {
@@ -15,7 +15,7 @@ impl VolumeRepo {
     /// an interrupted restore only writes what is missing. Owners are restored by numeric id.
     pub async fn restore(&self, req: VolumeRestore) -> Result<RestoreSummary> {
         let path = req.path.clone().unwrap_or_default();
-        let inner = snapshot_path(&path)?;
+        let inner = self.snapshot_path(&path)?;
         let (snapshot, target, verify) = (
             req.snapshot.clone(),
             req.target.clone(),

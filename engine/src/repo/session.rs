@@ -152,6 +152,46 @@ impl VolumeRepo {
         Ok(repo)
     }
 
+    /// Opens a namespace's existing repository to read it: with the location key, or for a
+    /// Velero bucket with Velero's repository password (no key needed).
+    pub async fn open_existing(
+        store: &Store,
+        namespace: &str,
+        key: Option<&LocationKey>,
+        options: RepoOptions,
+    ) -> Result<VolumeRepo> {
+        match (store.velero_repo_password(), key) {
+            (Some(password), _) => Self::open_velero(store, namespace, password, options).await,
+            (None, Some(key)) => Self::open(store, namespace, key, options).await,
+            (None, None) => Err(Error::Internal(format!(
+                "no location key to open the repository of namespace {namespace} in {}",
+                store.name()
+            ))),
+        }
+    }
+
+    /// Opens one of a Velero bucket's restic repositories (`restic/<namespace>/`).
+    async fn open_velero(
+        store: &Store,
+        namespace: &str,
+        password: &RepoPassword,
+        options: RepoOptions,
+    ) -> Result<VolumeRepo> {
+        validate_namespace(namespace)?;
+        if store.head(&layout::repo_config(namespace)).await?.is_none() {
+            return Err(Error::RepoMissing {
+                namespace: namespace.into(),
+                location: store.name().into(),
+                key_object: format!("{}{namespace}/config", layout::VELERO_REPOS),
+            });
+        }
+        let secrets = RepoSecrets {
+            password: password.clone(),
+            master_key: None,
+        };
+        VolumeRepo::from_secrets(store, namespace, &secrets, options).await
+    }
+
     /// Opens a namespace's existing repository with secrets unsealed elsewhere (a mover's
     /// job): no location key is needed or kept.
     pub async fn from_secrets(
@@ -199,6 +239,15 @@ impl VolumeRepo {
             master_key,
             session: Arc::new(Mutex::new(Arc::new(session))),
         }
+    }
+
+    /// Where `path` (relative to the volume root) is in this repository's snapshots.
+    pub(crate) fn snapshot_path(&self, path: &str) -> Result<String> {
+        let root = match self.store.format() {
+            crate::store::Format::Vbackup => super::SNAPSHOT_ROOT,
+            crate::store::Format::Velero => "/",
+        };
+        super::snapshot_path(root, path)
     }
 
     /// The namespace this repository belongs to.

@@ -262,6 +262,75 @@ pub fn unpack_sync(reader: impl Read) -> Result<UnpackedArchive> {
     })
 }
 
+/// The largest object entry a foreign archive may hold: the API server stores objects of
+/// at most ~1.5 MiB, so anything far larger is damage or a crafted archive.
+const MAX_FOREIGN_OBJECT_BYTES: u64 = 8 << 20;
+
+/// Unpacks another tool's archive that uses the same object paths (Velero's): there is no
+/// vbackup header, entries that are not objects (Velero's `metadata/version`, its per-API-
+/// version folders) are skipped, and `fix` runs on each object before it is kept.
+pub(crate) fn unpack_foreign(
+    reader: impl Read,
+    backup: &str,
+    fix: &dyn Fn(&mut serde_json::Value),
+) -> Result<UnpackedArchive> {
+    let dir = tempfile::Builder::new()
+        .prefix("vbackup-restore-")
+        .tempdir()
+        .map_err(Error::io(
+            "create temporary directory",
+            std::env::temp_dir(),
+        ))?;
+    let mut archive = tar::Archive::new(GzDecoder::new(reader));
+    let mut objects = Vec::new();
+    let entries = archive.entries().map_err(|e| corrupt("reading", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| corrupt("reading", e))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry
+            .path()
+            .map_err(|e| corrupt("entry name", e))?
+            .to_string_lossy()
+            .into_owned();
+        let Some(object) = parse_object_path(path.trim_start_matches("./")) else {
+            continue;
+        };
+        let mut data = Vec::new();
+        entry
+            .take(MAX_FOREIGN_OBJECT_BYTES + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| corrupt(&path, e))?;
+        if data.len() as u64 > MAX_FOREIGN_OBJECT_BYTES {
+            return Err(corrupt(
+                &path,
+                format!("the entry is larger than {MAX_FOREIGN_OBJECT_BYTES} bytes"),
+            ));
+        }
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&data).map_err(|e| corrupt(&path, e))?;
+        fix(&mut value);
+        let local = local_path(dir.path(), &object);
+        if let Some(parent) = local.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+        }
+        let bytes = serde_json::to_vec(&value).map_err(|e| corrupt(&path, e))?;
+        std::fs::write(&local, bytes).map_err(Error::io("write", &local))?;
+        objects.push(object);
+    }
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())
+        .map_err(|e| corrupt("end of archive", e))?;
+    Ok(UnpackedArchive {
+        dir,
+        header: ArchiveHeader {
+            format_version: FORMAT_VERSION,
+            backup: backup.to_string(),
+        },
+        objects,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

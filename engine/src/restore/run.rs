@@ -22,13 +22,13 @@ use crate::backups::record::{
 use crate::backups::volume_step::{RestoreVolumeContext, VolumeStep};
 use crate::backups::{Catalog, SkippedSummary, VolumeRecord};
 use crate::resources::Progress;
-use crate::resources::archive::{self, UnpackedArchive};
+use crate::resources::archive::UnpackedArchive;
 use crate::resources::backup::record_volume_failures;
 use crate::resources::deps::{kinds, string_map};
 use crate::resources::discovery::{DiscoveredTypes, discover};
 use crate::resources::selector::LabelSelector;
 use crate::resources::types::{ObjectRef, ResourceType, group_of};
-use crate::store::{Store, layout};
+use crate::store::Store;
 use crate::{Error, Result};
 
 const FIELD_MANAGER: &str = "kubectl-vbackup";
@@ -177,10 +177,16 @@ async fn restore_objects(
     volumes: Option<&dyn VolumeStep>,
     progress: &(dyn Fn(&Progress) + Send + Sync),
 ) -> Result<Done> {
-    let reader = store
-        .get(&layout::backup_resources(&request.backup))
-        .await?;
-    let mut unpacked = archive::unpack(reader).await?;
+    let mut unpacked = Catalog::new(store.clone()).archive(&request.backup).await?;
+    // Velero names pod volumes, not claims: the backed-up pods say which claim each was.
+    let mut resolved;
+    let backup = if store.format() == crate::store::Format::Velero {
+        resolved = backup.clone();
+        crate::velero::catalog::resolve_claims(&mut resolved.status.volumes, &unpacked);
+        &resolved
+    } else {
+        backup
+    };
     let discovered = discover(client).await?;
     let known = known_types(&discovered, &unpacked)?;
     let unknown_excludes = request

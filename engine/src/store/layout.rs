@@ -40,11 +40,25 @@ pub fn restore_dir(restore: &str) -> String {
     format!("{RESTORES}{restore}/")
 }
 
+/// A Velero backup's own record (its `Backup` object) in a Velero bucket.
+pub fn velero_backup_metadata(backup: &str) -> String {
+    format!("{}velero-backup.json", backup_dir(backup))
+}
+
+/// A Velero backup's file named `<backup><suffix>` (`.tar.gz`, `-logs.gz`, `-results.gz`,
+/// `-podvolumebackups.json.gz`…), in its folder.
+pub fn velero_backup_file(backup: &str, suffix: &str) -> String {
+    format!("{}{backup}{suffix}", backup_dir(backup))
+}
+
 /// The folder that holds every restore record.
 pub const RESTORES: &str = "restores/";
 
 /// The folder that holds every namespace's volume-data repository.
 pub const REPOS: &str = "repos/";
+
+/// Where Velero keeps its restic repositories (`restic/<namespace>/`) in its bucket.
+pub const VELERO_REPOS: &str = "restic/";
 
 /// The restic-format repository of one namespace (with a trailing slash).
 pub fn repo_dir(namespace: &str) -> String {

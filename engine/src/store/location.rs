@@ -40,6 +40,31 @@ pub struct BackupStorageLocationSpec {
     /// The location used when a command names none.
     #[serde(default)]
     pub default: bool,
+    /// Whose layout the location holds: `vbackup` (the default), or `velero` for a Velero
+    /// bucket that vbackup only reads (its backups and restic-era volume data).
+    #[serde(default, skip_serializing_if = "Format::is_vbackup")]
+    pub format: Format,
+    /// For `velero` locations: the Secret (key `repository-password`) with the password of
+    /// Velero's restic repositories; Velero's own default password when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_password_secret: Option<SecretRef>,
+}
+
+/// The layout of the backups in a location.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// vbackup's own layout.
+    #[default]
+    Vbackup,
+    /// A Velero bucket (`backups/<name>/velero-backup.json`, `restic/<namespace>/`): read only.
+    Velero,
+}
+
+impl Format {
+    fn is_vbackup(&self) -> bool {
+        *self == Format::Vbackup
+    }
 }
 
 /// The kind of object store behind a location.
@@ -202,6 +227,18 @@ impl BackupStorageLocationSpec {
     /// Checks the spec is complete and well-formed, without touching the network.
     pub fn validate(&self) -> crate::Result<()> {
         use crate::Error::BadInput;
+        if self.format == Format::Velero && self.access_mode != AccessMode::ReadOnly {
+            return Err(BadInput(
+                "a velero-format location is read only: vbackup never writes into Velero's bucket \
+                 (drop --access-mode or set it to ReadOnly)"
+                    .into(),
+            ));
+        }
+        if self.repository_password_secret.is_some() && self.format != Format::Velero {
+            return Err(BadInput(
+                "--repository-password-secret is for --format velero locations".into(),
+            ));
+        }
         match self.provider {
             Provider::S3 => {
                 let s3 = self.s3.as_ref().ok_or_else(|| {
@@ -274,6 +311,8 @@ mod tests {
             filesystem: None,
             access_mode: AccessMode::ReadWrite,
             default: false,
+            format: Default::default(),
+            repository_password_secret: None,
         }
     }
 
@@ -309,6 +348,8 @@ mod tests {
             }),
             access_mode: AccessMode::ReadOnly,
             default: true,
+            format: Default::default(),
+            repository_password_secret: None,
         };
         assert!(
             spec.validate()

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::key_secret::{self, KeySecrets};
 use super::location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus,
-    LocationPhase, Provider,
+    Format, LocationPhase, Provider,
 };
 use super::s3::{S3Backend, S3Credentials};
 use super::{LocationCheck, ObjectBackend, Store, credentials, fs::FsBackend};
@@ -49,6 +49,8 @@ pub enum KeyOrigin {
     Imported,
     /// Kept from a key Secret left by an earlier location of the same name.
     Existing,
+    /// A Velero bucket: read with Velero's own repository password, no location key.
+    NotNeeded,
 }
 
 impl Locations {
@@ -153,6 +155,9 @@ impl Locations {
     ) -> Result<Created> {
         spec.validate()?;
         self.ensure_crd().await?;
+        if spec.format == Format::Velero {
+            return self.create_velero(name, spec, check).await;
+        }
         if self
             .api
             .get_opt(name)
@@ -330,7 +335,12 @@ impl Locations {
         name: &str,
         mode: AccessMode,
     ) -> Result<BackupStorageLocation> {
-        self.get(name).await?;
+        let location = self.get(name).await?;
+        if location.spec.format == Format::Velero && mode == AccessMode::ReadWrite {
+            return Err(Error::BadInput(format!(
+                "location {name} is a Velero bucket: vbackup only reads it, it stays ReadOnly"
+            )));
+        }
         self.api
             .patch(
                 name,
@@ -378,7 +388,11 @@ impl Locations {
                 )));
             }
         };
-        Ok(Store::new(name, backend, spec.access_mode))
+        let store = Store::new(name, backend, spec.access_mode);
+        match spec.format {
+            Format::Vbackup => Ok(store),
+            Format::Velero => Ok(store.into_velero(self.velero_repo_password(location).await?)),
+        }
     }
 
     /// The S3 credentials of a location, from its Secret (`None` for a directory).
@@ -397,6 +411,92 @@ impl Locations {
         })?;
         let secret = self.secret(secret_name).await?;
         credentials::from_secret_data(secret_name, &secret.data.unwrap_or_default()).map(Some)
+    }
+
+    /// The password of a Velero bucket's restic repositories: the `repository-password` of
+    /// the location's Secret, else Velero's built-in default.
+    async fn velero_repo_password(&self, location: &BackupStorageLocation) -> Result<RepoPassword> {
+        let Some(secret_ref) = &location.spec.repository_password_secret else {
+            return Ok(RepoPassword::from_text(
+                crate::velero::DEFAULT_REPO_PASSWORD.into(),
+            ));
+        };
+        let secret = self.secret(&secret_ref.name).await?;
+        let data = secret.data.unwrap_or_default();
+        let value = data.get(crate::velero::REPO_PASSWORD_KEY).ok_or_else(|| {
+            Error::BadInput(format!(
+                "Secret {} has no key {}: Velero keeps the repository password there \
+                 (copy Velero's velero-repo-credentials Secret into namespace {})",
+                secret_ref.name,
+                crate::velero::REPO_PASSWORD_KEY,
+                self.namespace
+            ))
+        })?;
+        let text = String::from_utf8(value.0.clone()).map_err(|_| {
+            Error::BadInput(format!(
+                "Secret {}: {} is not text",
+                secret_ref.name,
+                crate::velero::REPO_PASSWORD_KEY
+            ))
+        })?;
+        Ok(RepoPassword::from_text(
+            text.trim_end_matches('\n').to_string(),
+        ))
+    }
+
+    /// Creates a read-only location over a Velero bucket: no location key (Velero's
+    /// repositories have their own password); the check reads the bucket's backup list.
+    async fn create_velero(
+        &self,
+        name: &str,
+        spec: BackupStorageLocationSpec,
+        check: bool,
+    ) -> Result<Created> {
+        if self
+            .api
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("cannot read locations"))?
+            .is_some()
+        {
+            return Err(Error::BadInput(format!(
+                "storage location {name} already exists: delete it first or pick another name"
+            )));
+        }
+        let mut location = BackupStorageLocation::new(name, spec);
+        location.metadata.namespace = Some(self.namespace.clone());
+        let report = if check {
+            let store = self.open(&location).await?;
+            let report = store.check().await?;
+            crate::velero::catalog::backup_names(&store).await?;
+            Some(report)
+        } else {
+            None
+        };
+        self.ensure_namespace().await?;
+        if location.spec.default {
+            self.clear_other_defaults(name).await?;
+        }
+        let created = self
+            .api
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &location,
+            )
+            .await
+            .map_err(Error::kube(format!("cannot create location {name}")))?;
+        let created = match report {
+            Some(_) => self.record_check(name, &Ok(())).await.unwrap_or(created),
+            None => created,
+        };
+        Ok(Created {
+            location: created,
+            check: report,
+            key: KeyOrigin::NotNeeded,
+        })
     }
 
     async fn secret(&self, name: &str) -> Result<Secret> {

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{Error, Result};
 pub use location::{
-    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, SYSTEM_NAMESPACE,
+    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, Format, SYSTEM_NAMESPACE,
 };
 pub use locations::{Created, KeyOrigin, Locations};
 
@@ -94,6 +94,7 @@ pub struct Store {
     name: String,
     backend: Arc<dyn ObjectBackend>,
     access: AccessMode,
+    velero: Option<crate::keys::RepoPassword>,
 }
 
 impl fmt::Debug for Store {
@@ -117,6 +118,39 @@ impl Store {
             name: name.into(),
             backend,
             access,
+            velero: None,
+        }
+    }
+
+    /// The same store read as a Velero bucket: always read only, its restic repositories
+    /// (`restic/<namespace>/`) seen where vbackup's are (`repos/<namespace>/`) and opened with
+    /// `repo_password` instead of a sealed key.
+    pub fn into_velero(self, repo_password: crate::keys::RepoPassword) -> Self {
+        Store {
+            access: AccessMode::ReadOnly,
+            velero: Some(repo_password),
+            ..self
+        }
+    }
+
+    /// The layout of the location's backups.
+    pub fn format(&self) -> Format {
+        match self.velero {
+            Some(_) => Format::Velero,
+            None => Format::Vbackup,
+        }
+    }
+
+    /// The password of a Velero bucket's restic repositories (`None` for vbackup's layout).
+    pub fn velero_repo_password(&self) -> Option<&crate::keys::RepoPassword> {
+        self.velero.as_ref()
+    }
+
+    /// The backend key of `key`: in a Velero bucket the repositories live under `restic/`.
+    fn backend_key<'a>(&self, key: &'a str) -> std::borrow::Cow<'a, str> {
+        match (&self.velero, key.strip_prefix(layout::REPOS)) {
+            (Some(_), Some(rest)) => format!("{}{rest}", layout::VELERO_REPOS).into(),
+            _ => key.into(),
         }
     }
 
@@ -170,12 +204,12 @@ impl Store {
 
     /// Opens an object for streamed reading.
     pub async fn get(&self, key: &str) -> Result<ObjectReader> {
-        self.backend.get(key).await
+        self.backend.get(&self.backend_key(key)).await
     }
 
     /// Reads a whole object into memory: only for small objects such as metadata and keys.
     pub async fn get_bytes(&self, key: &str) -> Result<Bytes> {
-        let mut reader = self.backend.get(key).await?;
+        let mut reader = self.backend.get(&self.backend_key(key)).await?;
         let mut buf = Vec::new();
         reader
             .read_to_end(&mut buf)
@@ -191,17 +225,29 @@ impl Store {
 
     /// Reads `len` bytes at `offset` of an object.
     pub async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
-        self.backend.get_range(key, offset, len).await
+        self.backend
+            .get_range(&self.backend_key(key), offset, len)
+            .await
     }
 
     /// Size of an object, or `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<u64>> {
-        self.backend.head(key).await
+        self.backend.head(&self.backend_key(key)).await
     }
 
     /// Every object under `prefix`, sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        self.backend.list(prefix).await
+        let backend_prefix = self.backend_key(prefix);
+        let mut objects = self.backend.list(&backend_prefix).await?;
+        if backend_prefix != prefix {
+            // Keys are given back as the caller named them.
+            for object in &mut objects {
+                if let Some(rest) = object.key.strip_prefix(layout::VELERO_REPOS) {
+                    object.key = format!("{}{rest}", layout::REPOS);
+                }
+            }
+        }
+        Ok(objects)
     }
 
     /// Deletes one object.

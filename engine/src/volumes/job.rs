@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::location::{AccessMode, S3Spec};
+use crate::store::location::{AccessMode, Format, S3Spec};
 
 /// The job a mover runs; read from the file its Secret is mounted at. Holds secrets: never
 /// logged, never printed (`Debug` shows no secret).
@@ -17,6 +17,9 @@ pub struct MoverJob {
     /// The location's access mode (a ReadOnly location is only read).
     #[serde(default)]
     pub access_mode: AccessMode,
+    /// The layout of the location (a Velero bucket keeps repositories elsewhere).
+    #[serde(default)]
+    pub format: Format,
     /// The namespace whose repository is used.
     pub namespace: String,
     /// The repository's password.
@@ -238,6 +241,7 @@ mod tests {
                 session_token: None,
             },
             access_mode: AccessMode::ReadWrite,
+            format: Format::Vbackup,
             namespace: "app".into(),
             repo_password: "repo-secret".into(),
             master_key: Some("{\"mac\":\"k\"}".into()),

@@ -10,7 +10,7 @@ use crate::repo::{
 };
 use crate::store::fs::FsBackend;
 use crate::store::s3::{S3Backend, S3Credentials};
-use crate::store::{ObjectBackend, Store};
+use crate::store::{Format, ObjectBackend, Store};
 use crate::{Error, Result};
 
 use super::job::{MoverJob, MoverResult, ProgressLine, StoreAccess, Work};
@@ -127,5 +127,9 @@ fn open_store(job: &MoverJob) -> Result<Store> {
             Arc::new(FsBackend::new(path))
         }
     };
-    Ok(Store::new(job.location.clone(), backend, job.access_mode))
+    let store = Store::new(job.location.clone(), backend, job.access_mode);
+    Ok(match job.format {
+        Format::Vbackup => store,
+        Format::Velero => store.into_velero(RepoPassword::from_text(job.repo_password.clone())),
+    })
 }

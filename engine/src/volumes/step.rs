@@ -102,8 +102,9 @@ pub struct MoverStep {
     pub location: BackupStorageLocation,
     /// Its S3 credentials (S3 locations).
     pub credentials: Option<S3Credentials>,
-    /// Its key, which unseals the namespaces' repository passwords.
-    pub key: LocationKey,
+    /// Its key, which unseals the namespaces' repository passwords (`None` for a Velero
+    /// bucket, whose repositories have their own password).
+    pub key: Option<LocationKey>,
     /// Progress and outcomes.
     pub observer: Arc<dyn VolumeObserver>,
     /// Cancelled on Ctrl-C: running movers are stopped and deleted.
@@ -152,11 +153,13 @@ impl VolumeStep for MoverStep {
             if secrets.contains_key(&ns) {
                 continue;
             }
-            let opened =
-                VolumeRepo::open_or_init(ctx.store, &ns, &self.key, RepoOptions::default())
+            let opened = match &self.key {
+                Some(key) => VolumeRepo::open_or_init(ctx.store, &ns, key, RepoOptions::default())
                     .await
                     .map(|(repo, _)| repo.secrets())
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| e.to_string()),
+                None => Err(format!("location {} has no location key", ctx.store.name())),
+            };
             secrets.insert(ns, opened);
         }
         let backup = ctx.request.name.as_str();
@@ -186,11 +189,15 @@ impl VolumeStep for MoverStep {
         let mut repos = Opened::new();
         for v in &wanted {
             if v.snapshot.is_some() && !repos.contains_key(&v.namespace) {
-                let opened =
-                    VolumeRepo::open(ctx.store, &v.namespace, &self.key, RepoOptions::default())
-                        .await
-                        .map(|repo| repo.secrets())
-                        .map_err(|e| e.to_string());
+                let opened = VolumeRepo::open_existing(
+                    ctx.store,
+                    &v.namespace,
+                    self.key.as_ref(),
+                    RepoOptions::default(),
+                )
+                .await
+                .map(|repo| repo.secrets())
+                .map_err(|e| e.to_string());
                 repos.insert(v.namespace.clone(), opened);
             }
         }
@@ -256,6 +263,12 @@ impl MoverStep {
                 )
                 .await
                 .map_err(|e| e.to_string()),
+            // A file copy without a snapshot: the backup says why it cannot come back
+            // (a Velero kopia volume, a pod volume that was not a claim).
+            (Ok(_), None) if v.method == Some(crate::policy::Method::FsBackup) => Err(v
+                .message
+                .clone()
+                .unwrap_or_else(|| "the backup holds no snapshot of this volume".into())),
             (Ok(_), None) => Err(format!(
                 "the backup kept claim {}/{} as a CSI snapshot in its cluster ({}); only data \
                  moved into the location can be restored: back up with --snapshot-move-data",
@@ -385,6 +398,7 @@ impl MoverStep {
             location: self.location.metadata.name.clone().unwrap_or_default(),
             store: access.0.clone(),
             access_mode: self.location.spec.access_mode,
+            format: self.location.spec.format,
             namespace: work.namespace.clone(),
             repo_password: secrets.password.reveal().to_string(),
             master_key: secrets.master_key.clone(),
@@ -492,6 +506,7 @@ impl MoverStep {
             location: self.location.metadata.name.clone().unwrap_or_default(),
             store: access.0.clone(),
             access_mode: self.location.spec.access_mode,
+            format: self.location.spec.format,
             namespace: v.namespace.clone(),
             repo_password: secrets.password.reveal().to_string(),
             master_key: secrets.master_key.clone(),

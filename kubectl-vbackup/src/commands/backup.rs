@@ -12,7 +12,7 @@ use vbackup_engine::resources::backup::run_backup_with_volumes;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::resources::request::parse_labels;
 use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress};
-use vbackup_engine::store::{Locations, Store, layout};
+use vbackup_engine::store::{Locations, Store};
 
 use super::Context;
 use crate::output::{print_structured, table};
@@ -253,7 +253,8 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             storage_location,
         } => {
             let (store, _) = find(&locations, &name, storage_location.as_deref()).await?;
-            itemlog::copy_log(&store, &layout::backup_log(&name), std::io::stdout()).await?;
+            let key = Catalog::new(store.clone()).log_key(&name);
+            itemlog::copy_log(&store, &key, std::io::stdout()).await?;
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Delete {

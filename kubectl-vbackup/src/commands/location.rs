@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::store::location::{
-    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, FilesystemSpec, NfsExport,
-    PodAccess, Provider, S3Spec, SecretRef,
+    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, FilesystemSpec, Format,
+    NfsExport, PodAccess, Provider, S3Spec, SecretRef,
 };
 use vbackup_engine::store::{Created, KeyOrigin, Locations};
 
@@ -87,6 +87,15 @@ pub enum PodAccessArg {
     HostPath,
 }
 
+/// Layouts accepted by `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// vbackup's own layout.
+    Vbackup,
+    /// A Velero bucket, read only.
+    Velero,
+}
+
 /// Access modes accepted by `--access-mode`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AccessModeArg {
@@ -134,9 +143,18 @@ pub struct CreateArgs {
     /// Mover pods reach a filesystem location through this NFS export (SERVER:/PATH).
     #[arg(long, value_name = "SERVER:/PATH", conflicts_with = "pod_access")]
     pub nfs: Option<String>,
-    /// ReadOnly for a cluster that only restores.
-    #[arg(long, value_enum, default_value = "ReadWrite")]
-    pub access_mode: AccessModeArg,
+    /// ReadOnly for a cluster that only restores (always ReadOnly with --format velero).
+    #[arg(long, value_enum)]
+    pub access_mode: Option<AccessModeArg>,
+    /// `velero`: the bucket (and --prefix) Velero writes to, read only — its backups are
+    /// listed, described and restored, restic-era volume data included.
+    #[arg(long, value_enum, default_value = "vbackup")]
+    pub format: FormatArg,
+    /// With --format velero: Secret with Velero's restic repository password (key
+    /// `repository-password`, as in Velero's velero-repo-credentials); Velero's default
+    /// password when unset.
+    #[arg(long, value_name = "NAME")]
+    pub repository_password_secret: Option<String>,
     /// Use this location when a command names none.
     #[arg(long)]
     pub default: bool,
@@ -230,16 +248,31 @@ impl CreateArgs {
                 )
             }
         };
-        let access_mode = match self.access_mode {
-            AccessModeArg::ReadWrite => AccessMode::ReadWrite,
-            AccessModeArg::ReadOnly => AccessMode::ReadOnly,
+        let format = match self.format {
+            FormatArg::Vbackup => Format::Vbackup,
+            FormatArg::Velero => Format::Velero,
         };
+        let access_mode = match (self.access_mode, format) {
+            (None, Format::Velero) | (Some(AccessModeArg::ReadOnly), _) => AccessMode::ReadOnly,
+            (None | Some(AccessModeArg::ReadWrite), _) => AccessMode::ReadWrite,
+        };
+        if self.key_file.is_some() && format == Format::Velero {
+            anyhow::bail!(
+                "--key-file is for vbackup locations: a Velero bucket is read with Velero's \
+                 repository password (--repository-password-secret)"
+            );
+        }
         Ok(BackupStorageLocationSpec {
             provider,
             s3,
             filesystem,
             access_mode,
             default: self.default,
+            format,
+            repository_password_secret: self
+                .repository_password_secret
+                .clone()
+                .map(|name| SecretRef { name }),
         })
     }
 }
@@ -411,6 +444,10 @@ fn print_created(ctx: &Context, name: &str, created: &Created) -> anyhow::Result
         KeyOrigin::Existing => {
             println!("kept the existing location key in Secret {name}-location-key")
         }
+        KeyOrigin::NotNeeded => println!(
+            "a Velero bucket, read only: list its backups with `kubectl vbackup backup get \
+             --storage-location {name}`"
+        ),
     }
     Ok(())
 }

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use vbackup_engine::backups::Catalog;
 use vbackup_engine::repo::{EntryKind, RepoOptions, VolumeRepo, VolumeRestore};
-use vbackup_engine::store::Locations;
+use vbackup_engine::store::{Format, Locations};
 use vbackup_engine::volumes::files::copied_volume;
 
 use super::Context;
@@ -80,10 +81,18 @@ pub async fn run(ctx: &Context, command: SnapshotCommand) -> anyhow::Result<Exit
         volume.storage_location.as_deref(),
     )
     .await?;
+    let record = Catalog::new(store.clone())
+        .with_claims(record, &volume.backup)
+        .await?;
     let v = copied_volume(&record, &namespace, &volume.pvc)?;
     let snapshot = v.snapshot.clone().unwrap_or_default();
-    let key = locations.key(store.name()).await?;
-    let repo = VolumeRepo::open(&store, &v.namespace, &key, RepoOptions::default()).await?;
+    let key = match store.format() {
+        Format::Vbackup => Some(locations.key(store.name()).await?),
+        Format::Velero => None,
+    };
+    let repo =
+        VolumeRepo::open_existing(&store, &v.namespace, key.as_ref(), RepoOptions::default())
+            .await?;
     match &command {
         SnapshotCommand::Ls {
             path, recursive, ..

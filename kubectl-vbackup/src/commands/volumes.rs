@@ -14,7 +14,7 @@ use vbackup_engine::backups::VolumeRecord;
 use vbackup_engine::policy::{Method, ResourcePolicies};
 use vbackup_engine::repo::{ProgressFn, ProgressUpdate};
 use vbackup_engine::resources::request::VolumeOptions;
-use vbackup_engine::store::{BackupStorageLocation, Locations};
+use vbackup_engine::store::{BackupStorageLocation, Format, Locations};
 use vbackup_engine::volumes::launch::Timeouts;
 use vbackup_engine::volumes::step::default_image;
 use vbackup_engine::volumes::{MoverSettings, MoverStep, VolumeObserver};
@@ -133,7 +133,10 @@ pub async fn mover_step(
     Ok(MoverStep {
         settings,
         credentials: locations.credentials(location).await?,
-        key: locations.key(&name).await?,
+        key: match location.spec.format {
+            Format::Vbackup => Some(locations.key(&name).await?),
+            Format::Velero => None,
+        },
         location: location.clone(),
         observer,
         cancel: ctrl_c_token(),

@@ -69,6 +69,8 @@ impl Env {
             }),
             access_mode,
             default: true,
+            format: Default::default(),
+            repository_password_secret: None,
         };
         env.locations()
             .create(FS_LOCATION, spec, true, None)
@@ -141,6 +143,8 @@ impl Env {
             filesystem: None,
             access_mode: AccessMode::ReadWrite,
             default: false,
+            format: Default::default(),
+            repository_password_secret: None,
         };
         self.locations()
             .create(name, spec, true, None)

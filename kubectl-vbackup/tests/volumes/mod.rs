@@ -138,8 +138,22 @@ impl VolumeEnv {
     }
 
     /// An S3 location on the shared moto server, created through the plugin as users do.
+    /// The server listens on the host's loopback: the node forwards its port into mover
+    /// pods, so the location's one endpoint URL works from the plugin and from movers.
     pub fn create_s3_location(&self, name: &str) -> String {
         let s3 = vbackup_test_support::S3Server::shared().expect("start moto");
+        let port: u16 = s3
+            .endpoint
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the S3 endpoint is http://127.0.0.1:PORT");
+        self.cluster
+            .cluster
+            .node()
+            .expect("the cluster runs a node")
+            .forward_host_port(port);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let bucket = rt.block_on(s3.bucket(name)).expect("create a bucket");
         let secret = format!("{name}-credentials");

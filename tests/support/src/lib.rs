@@ -11,6 +11,7 @@ pub mod plugin;
 pub use plugin::PluginCluster;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
@@ -75,6 +76,43 @@ impl S3Server {
             .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
             .with_context(|| format!("create bucket {name}"))?;
         Ok(name)
+    }
+}
+
+impl S3Server {
+    /// Uploads every file below `dir` to `bucket`, at `prefix/` + its path relative to `dir`
+    /// (a bucket laid out by another tool, built on disk first).
+    pub async fn upload_dir(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        dir: &Path,
+    ) -> anyhow::Result<usize> {
+        let client = self.client();
+        let mut pending = vec![dir.to_path_buf()];
+        let mut uploaded = 0;
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(dir)?.to_string_lossy().into_owned();
+                let key = format!("{}/{rel}", prefix.trim_end_matches('/'));
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(std::fs::read(&path)?.into())
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
+                    .with_context(|| format!("upload {key}"))?;
+                uploaded += 1;
+            }
+        }
+        Ok(uploaded)
     }
 }
 

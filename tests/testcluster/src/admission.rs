@@ -9,10 +9,13 @@ mod registration;
 mod review;
 mod rules;
 mod selector;
+pub mod serviceaccount;
 mod status;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -85,22 +88,61 @@ impl AdmissionAttributes {
     }
 }
 
-/// Resolves `clientConfig.service` references to local addresses
-/// (`--service-endpoint NS/NAME=127.0.0.1:PORT`), standing in for Service endpoints.
-#[derive(Debug, Clone, Default)]
-pub struct ServiceEndpoints(HashMap<(String, String), SocketAddr>);
+/// Services inside the cluster, as kube-apiserver reaches them for webhooks: resolved to
+/// a ready endpoint (a pod IP and target port) and dialled in the pod network.
+pub trait ClusterServices: Send + Sync {
+    /// A ready endpoint of Service `namespace/name` for its port `port`, or the resolver's
+    /// error (`no endpoints available for service "NAME"`).
+    fn resolve(&self, namespace: &str, name: &str, port: u16) -> Result<SocketAddr, String>;
+    /// Connects to an endpoint.
+    fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> futures::future::BoxFuture<'static, std::io::Result<tokio::net::TcpStream>>;
+}
+
+/// Resolves `clientConfig.service` references: to local addresses for webhooks run
+/// outside the cluster (`--service-endpoint NS/NAME=127.0.0.1:PORT`), else through the
+/// cluster's own Services and endpoints once a node provides a pod network.
+#[derive(Clone, Default)]
+pub struct ServiceEndpoints {
+    mapped: HashMap<(String, String), SocketAddr>,
+    cluster: Arc<OnceLock<Arc<dyn ClusterServices>>>,
+}
+
+impl std::fmt::Debug for ServiceEndpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceEndpoints")
+            .field("mapped", &self.mapped)
+            .field("in_cluster", &self.cluster.get().is_some())
+            .finish()
+    }
+}
 
 impl ServiceEndpoints {
     /// Routes calls to Service `namespace/name` to `addr`.
     pub fn insert(&mut self, namespace: &str, name: &str, addr: SocketAddr) {
-        self.0.insert((namespace.to_owned(), name.to_owned()), addr);
+        self.mapped
+            .insert((namespace.to_owned(), name.to_owned()), addr);
     }
 
     /// The address that Service `namespace/name` is served on, if mapped.
     pub fn get(&self, namespace: &str, name: &str) -> Option<SocketAddr> {
-        self.0
+        self.mapped
             .get(&(namespace.to_owned(), name.to_owned()))
             .copied()
+    }
+
+    /// Lets unmapped Services be reached inside the cluster (set once, by the node; every
+    /// clone of these endpoints sees it).
+    pub fn set_cluster(&self, services: Arc<dyn ClusterServices>) {
+        let _ = self.cluster.set(services);
+    }
+
+    /// The cluster's own Services, when a node provides a pod network.
+    pub fn cluster(&self) -> Option<&Arc<dyn ClusterServices>> {
+        self.cluster.get()
     }
 
     /// Parses `NS/NAME=IP:PORT` into its namespace, name and address.

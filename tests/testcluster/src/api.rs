@@ -132,6 +132,7 @@ pub struct Api {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Change>>,
     endpoints: ServiceEndpoints,
+    tokens: crate::auth::tokens::TokenIssuer,
 }
 
 fn md_str<'a>(o: &'a Value, field: &str) -> &'a str {
@@ -181,9 +182,15 @@ impl Api {
             }),
             events,
             endpoints,
+            tokens: crate::auth::tokens::TokenIssuer::open(state_dir)?,
         });
         api.bootstrap()?;
         Ok(api)
+    }
+
+    /// Where webhooks' `clientConfig.service` references go.
+    pub fn service_endpoints(&self) -> &ServiceEndpoints {
+        &self.endpoints
     }
 
     fn bootstrap(&self) -> anyhow::Result<()> {
@@ -219,12 +226,27 @@ impl Api {
                 .resource(group, plural)
                 .ok_or_else(|| anyhow::anyhow!("no {plural} type"))?;
             let name = md_str(&obj, "name").to_string();
-            if self.get(&rt, None, &name).is_err() {
-                self.create_now(&rt, None, obj, &opts)
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
+            let ns = md_str(&obj, "namespace").to_string();
+            let ns = (!ns.is_empty()).then_some(ns.as_str());
+            match self.get(&rt, ns, &name) {
+                Err(_) => {
+                    self.create_now(&rt, ns, obj, &opts)
+                        .map_err(|e| anyhow::anyhow!(e.message))?;
+                }
+                Ok(existing) => {
+                    if let Some(new) = crate::bootstrap::reconciled(&existing, &obj) {
+                        self.update_now(&rt, ns, &name, new, "kube-apiserver", None)
+                            .map_err(|e| anyhow::anyhow!(e.message))?;
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Signs and verifies ServiceAccount tokens.
+    pub fn tokens(&self) -> &crate::auth::tokens::TokenIssuer {
+        &self.tokens
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -387,6 +409,15 @@ impl Api {
             None if rt.group.is_empty() && rt.plural == "namespaces" => Some(object.clone()),
             None => None,
         };
+        let user = crate::auth::current_user();
+        let mut object = object;
+        if operation == Operation::Create
+            && subresource.is_none()
+            && rt.group.is_empty()
+            && rt.plural == "pods"
+        {
+            admission::serviceaccount::admit(self, &mut object).await?;
+        }
         let attributes = AdmissionAttributes {
             operation,
             group: rt.group.clone(),
@@ -397,11 +428,8 @@ impl Api {
             name: md_str(&object, "name").to_string(),
             namespace,
             dry_run: opts.dry_run,
-            username: crate::reviews::USER.into(),
-            groups: crate::reviews::GROUPS
-                .iter()
-                .map(|g| g.to_string())
-                .collect(),
+            username: user.name.clone(),
+            groups: user.groups.clone(),
         };
         let mut admitted = admission::run_mutating_webhooks(
             &configurations,
@@ -416,6 +444,9 @@ impl Api {
         // The real server defaults the object again after webhook patches, so what a webhook
         // adds (an injected sidecar container) gets its defaults too.
         defaults::apply(rt, &mut admitted);
+        if matches!(operation, Operation::Create | Operation::Update) {
+            crate::auth::escalation::check(self, &user, rt, &admitted)?;
+        }
         Ok(admitted)
     }
 

@@ -31,6 +31,7 @@ pub fn builtin(ca_pem: Option<String>) -> Vec<Arc<dyn Controller>> {
         Arc::new(CrdCleanup),
         Arc::new(crate::crd_establish::CrdEstablishing),
         Arc::new(crate::storage_protection::StorageProtection),
+        Arc::new(crate::endpoints::EndpointsController),
         Arc::new(GarbageCollector),
     ]
 }

@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod bootstrap;
 pub mod connect;
 pub mod controllers;
@@ -23,6 +24,7 @@ pub mod crd_schema;
 pub mod cron;
 pub mod defaults;
 pub mod discovery;
+pub mod endpoints;
 pub mod error;
 pub mod ids;
 pub mod immutability;
@@ -158,8 +160,10 @@ impl TestCluster {
             shutdown: shutdown.clone(),
             address: addr.to_string(),
             connect_handlers,
+            tls: opts.tls,
         });
         let mut controllers = controllers::builtin(ca_pem.clone());
+        controllers.push(Arc::new(auth::aggregation::ClusterRoleAggregation));
         controllers.extend(opts.controllers);
         if let Some(n) = &node {
             controllers.push(n.clone() as Arc<dyn Controller>);

@@ -41,6 +41,10 @@ struct Args {
     /// How many nodes: testnode, testnode-2… (implies --node when above 1).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Make the host's 127.0.0.1:PORT (an S3 server) reachable from every pod at its own
+    /// 127.0.0.1:PORT, so one endpoint URL works on both sides (implies --node).
+    #[arg(long = "forward-host-port", value_name = "PORT")]
+    forward_host_ports: Vec<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,12 +59,17 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|m| ImageMapping::parse(m))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let enabled = args.node || args.snapshot_crds || !image_map.is_empty() || args.nodes > 1;
+    let enabled = args.node
+        || args.snapshot_crds
+        || !image_map.is_empty()
+        || args.nodes > 1
+        || !args.forward_host_ports.is_empty();
     let node = enabled.then_some(NodeOptions {
         state_dir: None,
         image_map,
         snapshot_crds: args.snapshot_crds,
         nodes: args.nodes,
+        forward_host_ports: args.forward_host_ports,
     });
     let cluster = TestCluster::start_with(ClusterOptions {
         port: args.port,

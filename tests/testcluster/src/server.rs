@@ -29,6 +29,8 @@ pub struct AppState {
     pub address: String,
     /// Handlers of connect subresources (`pods/log`, `pods/exec`...).
     pub connect_handlers: Vec<Arc<dyn crate::connect::ConnectHandler>>,
+    /// Served over TLS (over plain HTTP, requests without credentials are the admin's).
+    pub tls: bool,
 }
 
 /// The router serving the whole API.
@@ -152,6 +154,15 @@ fn connect_target(st: &AppState, uri: &Uri) -> Option<ConnectTarget> {
 }
 
 async fn handle(State(st): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+    match crate::auth::check_request(&st.api, st.tls, method, uri, headers) {
+        Ok(user) => crate::auth::run_as(user, serve(st, request)).await,
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Serves an authenticated and authorized request.
+async fn serve(st: Arc<AppState>, request: axum::extract::Request) -> Response {
     if let Some((handler, resource, namespace, name, subresource)) =
         connect_target(&st, request.uri())
     {
@@ -533,7 +544,7 @@ async fn resources_inner(
                 let body = decode_body(headers, &body)?;
                 Ok(json_response(
                     201,
-                    &crate::reviews::answer(&rt, version, body),
+                    &crate::reviews::answer(api, &rt, version, t.ns, body)?,
                 ))
             }
             _ => Err(ApiError::method_not_allowed()),
@@ -574,11 +585,11 @@ async fn resources_inner(
         (Method::POST, Some(name), Some("token"))
             if rt.connect_subresources.iter().any(|c| c == "token") =>
         {
-            api.get(&rt, t.ns, name)?;
+            let account = api.get(&rt, t.ns, name)?;
             let body = decode_body(headers, &body)?;
             Ok(json_response(
                 201,
-                &crate::reviews::token(t.ns.unwrap_or_default(), name, body),
+                &crate::reviews::token(api, &account, body)?,
             ))
         }
         (Method::POST, None, None) => {

@@ -1,4 +1,5 @@
-//! A throwaway CA and a serving certificate for 127.0.0.1/localhost, made with rcgen.
+//! A throwaway CA and a serving certificate for 127.0.0.1/localhost and the names and
+//! address pods reach the API server at (the `kubernetes` Service), made with rcgen.
 
 use anyhow::Context;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -32,7 +33,12 @@ pub fn generate() -> anyhow::Result<TlsMaterial> {
     let mut params = CertificateParams::new(vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
+        // What kube-apiserver's certificate carries for in-cluster clients.
+        crate::node::network::API_SERVICE_IP.to_string(),
+        "kubernetes".to_string(),
+        "kubernetes.default".to_string(),
         "kubernetes.default.svc".to_string(),
+        "kubernetes.default.svc.cluster.local".to_string(),
     ])
     .context("server certificate parameters")?;
     params

@@ -257,7 +257,8 @@ spec:
     #[test]
     fn a_mapped_pod_reaches_the_api_server_with_its_service_account() {
         // In-cluster clients speak HTTPS to KUBERNETES_SERVICE_HOST:PORT with the mounted
-        // token and CA: here real kubectl runs as the pod's program.
+        // token and CA: here real kubectl runs as the pod's program, as the namespace's
+        // default ServiceAccount, which may read once it is bound to `view`.
         let (_c, k) = crate::node_support::node_cluster_with(
             &[("vbackup.test/kubectl", "/usr/bin/kubectl")],
             false,
@@ -270,6 +271,12 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: cfg}
 data: {k: from-the-api}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-views}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
 ---
 apiVersion: batch/v1
 kind: Job

@@ -195,6 +195,34 @@ async fn target(hook: &Webhook, endpoints: &ServiceEndpoints) -> Result<Target, 
         let server_name = format!("{}.{}.svc", service.name, service.namespace);
         let path = normalise_path(service.path.as_deref().unwrap_or(""));
         let display_url = format!("https://{server_name}:{port}{path}{query}");
+        if endpoints.get(&service.namespace, &service.name).is_none()
+            && let Some(cluster) = endpoints.cluster()
+        {
+            let timeout = Duration::from_secs(hook.timeout_seconds);
+            let dial_failed = |reason: String| {
+                CallError::Calling(format!(
+                    "failed to call webhook: Post {}: {reason}",
+                    go_quote(&display_url)
+                ))
+            };
+            let endpoint = cluster
+                .resolve(&service.namespace, &service.name, port)
+                .map_err(dial_failed)?;
+            let stream = cluster
+                .connect(endpoint, timeout)
+                .await
+                .map_err(|e| dial_failed(describe_dial_error(&e, endpoint)))?;
+            let relay = relay(stream, timeout)
+                .await
+                .map_err(|e| dial_failed(format!("relaying to {endpoint}: {e}")))?;
+            return Ok(Target {
+                connect_url: format!("https://{server_name}:{}{path}{query}", relay.port()),
+                host_header: format!("{server_name}:{port}"),
+                display_url,
+                server_name,
+                addrs: vec![relay],
+            });
+        }
         let Some(addr) = endpoints.get(&service.namespace, &service.name) else {
             tracing::warn!(
                 "webhook {:?} calls service {}/{} which has no --service-endpoint mapping",
@@ -269,6 +297,33 @@ async fn target(hook: &Webhook, endpoints: &ServiceEndpoints) -> Result<Target, 
         server_name: bare_host,
         addrs,
     })
+}
+
+/// Go's words for a failed dial.
+fn describe_dial_error(error: &std::io::Error, addr: SocketAddr) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            format!("dial tcp {addr}: connect: connection refused")
+        }
+        std::io::ErrorKind::TimedOut => format!("dial tcp {addr}: i/o timeout"),
+        _ => format!("dial tcp {addr}: {error}"),
+    }
+}
+
+/// Hands an established connection into the pod network to the HTTP client: a loopback
+/// listener that accepts one connection (within `timeout`) and relays it.
+async fn relay(
+    mut upstream: tokio::net::TcpStream,
+    timeout: Duration,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Ok(Ok((mut client, _))) = tokio::time::timeout(timeout, listener.accept()).await {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        }
+    });
+    Ok(addr)
 }
 
 fn normalise_path(path: &str) -> String {

@@ -80,7 +80,7 @@ fn reconcile(node: &Node, cj: &Value, minute: i64, at: jiff::Timestamp) {
             });
             job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] =
                 json!(at.to_string());
-            if objects::create(api, "batch", "jobs", job, "cronjob-controller").is_ok() {
+            if objects::create_as(api, "batch", "jobs", job, "cronjob-controller", cj).is_ok() {
                 status["lastScheduleTime"] = json!(at.to_string());
             }
         }

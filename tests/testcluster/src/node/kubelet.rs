@@ -3,11 +3,12 @@
 //! (init containers first, restart policy honoured), marks the others Running/Ready, and
 //! reports pod status as the real kubelet does.
 
+use super::network::{Network, PodNet};
 use super::objects::{self, s};
-use super::podenv;
 use super::sandbox::{Bind, Sandbox};
 use super::volumes::{self, NotReady};
 use super::{Node, mapped_binary};
+use super::{podenv, probes};
 use crate::api::{Api, Change, ChangeType};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -96,6 +97,8 @@ pub struct Ctr {
     restarts: u32,
     id: String,
     pgid: Option<u32>,
+    /// The readiness probe's verdict for the current run (true without a probe).
+    probed_ready: bool,
 }
 
 /// A pod the node runs.
@@ -105,6 +108,8 @@ pub struct PodRt {
     name: String,
     dir: PathBuf,
     ip: String,
+    host_network: bool,
+    net: Mutex<Option<PodNet>>,
     start_time: String,
     cancel: CancellationToken,
     /// The pod's containers.
@@ -369,19 +374,11 @@ fn start(node: &Node, pod: &Value) {
             return;
         }
     };
-    let account = match volumes::service_account(node, pod, &dir) {
-        Ok(a) => a,
-        Err(NotReady(why)) => {
-            tracing::debug!("pod {}: {why}", objects::name(pod));
-            waiting_for_volumes(node, pod);
-            return;
-        }
-    };
     let mut plans = Vec::new();
     let mut ctrs = Vec::new();
     for (key, init) in [("initContainers", true), ("containers", false)] {
         for c in containers(pod, key) {
-            let mut binds = match volumes::container_binds(&c, &volumes) {
+            let binds = match volumes::container_binds(&c, &volumes) {
                 Ok(b) => b,
                 Err(NotReady(why)) => {
                     tracing::debug!("pod {}: {why}", objects::name(pod));
@@ -389,11 +386,12 @@ fn start(node: &Node, pod: &Value) {
                     return;
                 }
             };
-            volumes::add_service_account(&mut binds, account.as_ref());
             let image = s(&c, "/image").to_string();
+            let binary = mapped_binary(&node.images, &image).map(Path::to_path_buf);
             ctrs.push(Ctr {
                 name: s(&c, "/name").to_string(),
-                binary: mapped_binary(&node.images, &image).map(Path::to_path_buf),
+                probed_ready: !(binary.is_some() && probes::has_readiness_probe(&c)),
+                binary,
                 image,
                 init,
                 state: CState::waiting(
@@ -420,12 +418,20 @@ fn start(node: &Node, pod: &Value) {
             });
         }
     }
+    let host_network = pod.pointer("/spec/hostNetwork") == Some(&json!(true));
     let rt = Arc::new(PodRt {
         uid: uid.clone(),
         ns: objects::namespace(pod).to_string(),
         name: objects::name(pod).to_string(),
         dir,
-        ip: node.kubelet.alloc_ip(),
+        // A hostNetwork pod's IP is its node's.
+        ip: if host_network {
+            "127.0.0.1".into()
+        } else {
+            node.kubelet.alloc_ip()
+        },
+        host_network,
+        net: Mutex::new(None),
         start_time: crate::time::now(),
         cancel: CancellationToken::new(),
         ctrs: Mutex::new(ctrs),
@@ -437,6 +443,7 @@ fn start(node: &Node, pod: &Value) {
         status_lock: node.kubelet.status_lock.clone(),
         root: node.dir.join("rootfs"),
         service: node.service.clone(),
+        network: node.network.clone(),
     };
     let task = tokio::spawn(run_pod(ctx, rt.clone(), plans));
     *lock(&rt.task) = Some(task);
@@ -484,6 +491,7 @@ struct Ctx {
     status_lock: Arc<Mutex<()>>,
     root: PathBuf,
     service: super::Service,
+    network: Arc<Network>,
 }
 
 fn ctr_status(c: &Ctr) -> Value {
@@ -491,7 +499,7 @@ fn ctr_status(c: &Ctr) -> Value {
     let ready = if c.init {
         matches!(c.state, CState::Terminated { exit_code: 0, .. })
     } else {
-        running
+        running && c.probed_ready
     };
     let mut v = json!({
         "name": c.name, "image": c.image,
@@ -550,7 +558,7 @@ fn pod_status(rt: &PodRt, pod: &Value) -> Value {
     };
     let unready: Vec<&str> = mains
         .iter()
-        .filter(|c| !matches!(c.state, CState::Running { .. }))
+        .filter(|c| !matches!(c.state, CState::Running { .. }) || !c.probed_ready)
         .map(|c| c.name.as_str())
         .collect();
     let uninit: Vec<&str> = inits
@@ -629,6 +637,24 @@ fn sync(ctx: &Ctx, rt: &PodRt) {
 }
 
 async fn run_pod(ctx: Ctx, rt: Arc<PodRt>, plans: Vec<Plan>) {
+    if !rt.host_network {
+        let attached = rt
+            .ip
+            .parse()
+            .map_err(anyhow::Error::from)
+            .and_then(|ip| ctx.network.attach_pod(ip, rt.cancel.child_token()));
+        match attached {
+            Ok(net) => *lock(&rt.net) = Some(net),
+            Err(e) => {
+                tracing::warn!(
+                    "pod {}/{}: Failed to create pod sandbox: {e:#}",
+                    rt.ns,
+                    rt.name
+                );
+                return;
+            }
+        }
+    }
     sync(&ctx, &rt);
     let policy = |ctx: &Ctx| {
         objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name)
@@ -747,7 +773,55 @@ fn mapped_argv(container: &Value, env: &[(String, String)]) -> Vec<String> {
 /// Where a mapped binary appears inside the pod.
 const ENTRYPOINT: &str = "/.testnode/entrypoint";
 
-async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32> {
+/// Starts a running container's probes: readiness updates its `ready`, a failed liveness
+/// probe kills it as the kubelet does (SIGTERM, SIGKILL after the grace period).
+fn start_probes(
+    ctx: &Ctx,
+    rt: &Arc<PodRt>,
+    plan: &Plan,
+    name: &str,
+    pid: u32,
+    env: &[(String, String)],
+) -> tokio_util::sync::DropGuard {
+    let target = probes::Target {
+        ip: rt.ip.clone(),
+        pid,
+        env: env.to_vec(),
+        network: ctx.network.clone(),
+    };
+    let readiness: probes::Report = {
+        let (ctx, rt, name) = (ctx.clone(), rt.clone(), name.to_string());
+        Arc::new(move |ready| {
+            rt.update(&name, |c| c.probed_ready = ready);
+            sync(&ctx, &rt);
+        })
+    };
+    let liveness: probes::Report = {
+        let (rt, name, grace) = (rt.clone(), name.to_string(), plan.grace);
+        Arc::new(move |_| {
+            let Some(pgid) = rt.ctr(&name).and_then(|c| c.pgid) else {
+                return;
+            };
+            tracing::info!(
+                "{}/{} container {name}: liveness probe failed, killing",
+                rt.ns,
+                rt.name
+            );
+            signal_group(pgid, "TERM");
+            let rt = rt.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if rt.ctr(&name).and_then(|c| c.pgid) == Some(pgid) {
+                    kill_group(pgid);
+                }
+            });
+        })
+    };
+    probes::start(&plan.container, target, readiness, liveness)
+}
+
+async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option<i32> {
     let env = loop {
         let pod = objects::get(&ctx.api, "", "pods", &rt.ns, &rt.name)
             .filter(|p| objects::uid(p) == rt.uid)?;
@@ -849,6 +923,7 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
         hostname: rt.name.clone(),
         working_dir: s(&plan.container, "/workingDir").to_string(),
         ready_file: Some(ready.clone()),
+        netns: lock(&rt.net).as_ref().map(PodNet::path),
     };
     let mut cmd = sandbox.command(&argv, &env);
     let Ok(err_log) = log.try_clone() else {
@@ -882,8 +957,14 @@ async fn run_once(ctx: &Ctx, rt: &PodRt, plan: &Plan, name: &str) -> Option<i32>
             started_at: started.clone(),
         };
         c.pgid = if early.is_none() { pgid } else { None };
+        // Only a real program can answer probes: an unmapped image's stand-in is ready.
+        c.probed_ready = !(c.binary.is_some() && probes::has_readiness_probe(&plan.container));
     });
     sync(ctx, rt);
+    let _probes = match (early.is_none(), pgid, &ctr.binary) {
+        (true, Some(pid), Some(_)) => Some(start_probes(ctx, rt, plan, name, pid, &env)),
+        _ => None,
+    };
     let status = match early {
         Some(s) => s,
         None => tokio::select! {

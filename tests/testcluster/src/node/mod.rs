@@ -13,8 +13,13 @@
 //!   private mount namespace with their volumes, env and termination message; other pods
 //!   are Running/Ready without a process; `pods/exec` (WebSocket) and `pods/log`.
 //!
-//! Needs Linux mount namespaces, so root (or CAP_SYS_ADMIN), overlayfs and util-linux
-//! (`unshare`, `nsenter`, `setpriv`).
+//! * the network: each pod in its own network namespace with its own IP on the node's
+//!   bridge; the API server and declared host ports reached through the node
+//!   (`network.rs`); readiness and liveness probes (`probes.rs`).
+//!
+//! Needs Linux mount and network namespaces, so root (or CAP_SYS_ADMIN), overlayfs,
+//! util-linux (`unshare`, `nsenter`, `setpriv`), iproute2 (`ip`) and the kernel's bridge and
+//! veth drivers.
 //!
 //! ```no_run
 //! use vbackup_testcluster::node::{ImageMapping, NodeOptions};
@@ -39,11 +44,14 @@ mod events;
 mod exec;
 mod kubelet;
 mod logs;
+pub mod network;
 mod nodeobject;
 pub mod objects;
 mod podenv;
+mod probes;
 pub mod sandbox;
 mod scheduler;
+mod service_env;
 mod snapshots;
 mod storage;
 mod volumes;
@@ -148,6 +156,9 @@ pub struct NodeOptions {
     pub snapshot_crds: bool,
     /// How many nodes (0 or 1: just `testnode`).
     pub nodes: usize,
+    /// Ports of the host's 127.0.0.1 (a test S3 server) that pods reach at their own
+    /// 127.0.0.1:PORT; more with [`Node::forward_host_port`].
+    pub forward_host_ports: Vec<u16>,
 }
 
 /// The running node: a controller (scheduler, storage, workloads, kubelet) plus the
@@ -163,6 +174,7 @@ pub struct Node {
     _tempdir: Option<tempfile::TempDir>,
     me: Weak<Node>,
     service: Service,
+    network: Arc<network::Network>,
     cron_started: std::sync::atomic::AtomicBool,
 }
 
@@ -170,24 +182,12 @@ pub struct Node {
 /// `KUBERNETES_SERVICE_HOST`/`_PORT` and the service account's token and `ca.crt`.
 #[derive(Debug, Clone)]
 pub struct Service {
-    /// Host (127.0.0.1).
+    /// Host: the `kubernetes` Service's clusterIP.
     pub host: String,
     /// Port.
     pub port: String,
     /// The CA when the cluster serves TLS.
     pub ca_pem: Option<String>,
-}
-
-impl Service {
-    fn from_url(url: &str, ca_pem: Option<&str>) -> Service {
-        let authority = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
-        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "443"));
-        Service {
-            host: host.to_string(),
-            port: port.to_string(),
-            ca_pem: ca_pem.map(str::to_string),
-        }
-    }
 }
 
 impl Node {
@@ -218,9 +218,31 @@ impl Node {
         }
         let dir =
             std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+        let api_addr = url
+            .split("://")
+            .nth(1)
+            .unwrap_or(url)
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("the API server's address in {url}"))?;
+        let network = Arc::new(network::Network::create(
+            api_addr,
+            &opts.forward_host_ports,
+        )?);
+        api.service_endpoints()
+            .set_cluster(Arc::new(network::InClusterServices {
+                api: Arc::downgrade(api),
+                network: network.clone(),
+            }));
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
-            service: Service::from_url(url, ca_pem),
+            // Pods reach the API server as on a real cluster: the `kubernetes` Service.
+            service: Service {
+                host: network::API_SERVICE_IP.to_string(),
+                port: network::API_SERVICE_PORT.to_string(),
+                ca_pem: ca_pem.map(str::to_string),
+            },
+            network,
             cron_started: std::sync::atomic::AtomicBool::new(false),
             api: api.clone(),
             kubelet: kubelet::Kubelet::new(&dir),
@@ -250,6 +272,22 @@ impl Node {
                 cronjobs::tick(&node, jiff::Timestamp::now());
             }
         });
+    }
+
+    /// Forwards 127.0.0.1:`port` of pods started from now on to the host's 127.0.0.1:`port`
+    /// (a test S3 server), so one endpoint URL works on the host and in pods.
+    pub fn forward_host_port(&self, port: u16) {
+        self.network.forward_host_port(port);
+    }
+
+    /// Connects to an address of the pod network (a pod IP) from the node, as a test's
+    /// client outside the cluster would through a node.
+    pub async fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<tokio::net::TcpStream> {
+        self.network.connect(addr, timeout).await
     }
 
     /// The node's state directory.
@@ -334,6 +372,8 @@ impl Controller for Node {
                 storage::reconcile_all(self);
             }
             ("", "configmaps" | "secrets") => kubelet::retry_waiting(self, &k.namespace),
+            // A controller refused for a missing ServiceAccount tries again once it exists.
+            ("", "serviceaccounts") => workloads::reconcile_all(self),
             // A new node label may let a pending pod's nodeSelector fit.
             ("", "nodes") => kubelet::reconcile_all(self),
             ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
@@ -357,6 +397,7 @@ impl Controller for Node {
 
     fn resync(&self, _api: &Arc<Api>) {
         self.start_cron();
+        self.network.start();
         nodeobject::ensure(self);
         storage::ensure_classes(self);
         if self.snapshot_crds {

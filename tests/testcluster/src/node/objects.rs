@@ -68,6 +68,32 @@ pub fn create(api: &Api, group: &str, plural: &str, obj: Value, manager: &str) -
     api.create_now(&rt, ns_opt(&ns), obj, &opts)
 }
 
+/// Creates an object through the API's whole create path (admission, defaulting,
+/// validation, RBAC) as the controller's ServiceAccount `kube-system/CONTROLLER`, as the
+/// real controllers do; a refusal becomes a `FailedCreate` event on `owner`.
+pub fn create_as(
+    api: &Api,
+    group: &str,
+    plural: &str,
+    obj: Value,
+    controller: &str,
+    owner: &Value,
+) -> ApiResult<Value> {
+    let rt = rt(api, group, plural)?;
+    crate::auth::create_as_controller(api, controller, &rt, obj).inspect_err(|e| {
+        if e.code != 409 {
+            super::events::record(
+                api,
+                owner,
+                "Warning",
+                "FailedCreate",
+                &format!("Error creating: {}", e.message),
+                controller,
+            );
+        }
+    })
+}
+
 fn write(
     api: &Api,
     group: &str,

@@ -135,6 +135,9 @@ pub fn build(
         vars.retain(|(n, _)| *n != k);
         vars.push((k, v));
     };
+    for (k, v) in super::service_env::build(api, pod) {
+        set(&mut vars, k, v);
+    }
     for from in container
         .get("envFrom")
         .and_then(Value::as_array)

@@ -47,6 +47,8 @@ pub struct Sandbox {
     /// A host file that receives `ok` once the process runs inside the finished root, so
     /// `pods/exec` never enters a half-built namespace.
     pub ready_file: Option<PathBuf>,
+    /// The pod's network namespace (`nsenter --net=`); the host's for `hostNetwork` pods.
+    pub netns: Option<PathBuf>,
 }
 
 /// Where the ready file appears inside the root.
@@ -77,7 +79,7 @@ pub fn resolve_in_root(target: &str) -> String {
             continue;
         }
         done.push(part);
-        let mirrored = SYSTEM_DIRS.contains(&done[0].as_str()) || done[0] == "tmp";
+        let mirrored = SYSTEM_DIRS.contains(&done[0].as_str());
         if !mirrored {
             continue;
         }
@@ -141,13 +143,12 @@ impl Sandbox {
                 ));
             }
         }
-        // The host's /tmp is shared on purpose: tests hand files (filesystem backup
-        // locations, fixtures) to mapped binaries through it.
+        // A container's /tmp is its own, as in an image's filesystem: host files reach pods
+        // only through volumes (hostPath for a filesystem backup location).
         s.push_str(
             "/usr/bin/mkdir \"$R/tmp\" \"$R/proc\" \"$R/sys\" \"$R/dev\" \"$R/root\" \"$R/run\"\n",
         );
-        s.push_str("/usr/bin/chmod 1777 \"$R/tmp\"\n");
-        s.push_str("/usr/bin/mount --rbind /tmp \"$R/tmp\"\n");
+        s.push_str("/usr/bin/mount -t tmpfs -o mode=1777 vbackup-tmp \"$R/tmp\"\n");
         s.push_str("/usr/bin/mount --rbind /proc \"$R/proc\"\n");
         s.push_str("/usr/bin/mount --rbind /sys \"$R/sys\"\n");
         s.push_str("/usr/bin/mount -o remount,bind,ro \"$R/sys\"\n");
@@ -232,6 +233,7 @@ impl Sandbox {
                 &pid.to_string(),
                 "--mount",
                 "--uts",
+                "--net",
                 "--root",
                 "--wd",
                 "--",
@@ -249,7 +251,13 @@ impl Sandbox {
         // setpriv: the pod's process dies with the thread that started it, so a killed
         // test cluster leaves no pods behind.
         let mut c = tokio::process::Command::new("/usr/bin/setpriv");
-        c.args(["--pdeathsig", "KILL", "--", "/usr/bin/unshare"])
+        c.args(["--pdeathsig", "KILL", "--"]);
+        if let Some(ns) = &self.netns {
+            c.arg("/usr/bin/nsenter")
+                .arg(format!("--net={}", ns.display()))
+                .arg("--");
+        }
+        c.arg("/usr/bin/unshare")
             .args([
                 "--mount",
                 "--uts",
@@ -314,6 +322,7 @@ mod tests {
             hostname: "web-0".into(),
             working_dir: String::new(),
             ready_file: None,
+            netns: None,
         };
         let s = sb.script();
         let a = s.find("--bind '/v/a'").unwrap();

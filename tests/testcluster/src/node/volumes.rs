@@ -231,7 +231,7 @@ pub fn prepare(
                     downward_items(pod, d.get("items").unwrap_or(&Value::Null), &own, mode)?;
                 } else if let Some(t) = src.get("serviceAccountToken") {
                     let path = t.get("path").and_then(Value::as_str).unwrap_or("token");
-                    write_file(&own, path, b"testnode-service-account-token", mode)?;
+                    write_file(&own, path, pod_token(node, pod, t)?.as_bytes(), mode)?;
                 }
             }
             HostVolume {
@@ -295,48 +295,28 @@ pub fn container_binds(
     Ok(binds)
 }
 
-/// Where in-cluster clients find the service account's token, `ca.crt` and namespace.
-pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-/// The pod's service account files (as the kubelet projects `kube-api-access-*`), unless
-/// `automountServiceAccountToken` is false.
-pub fn service_account(node: &Node, pod: &Value, pod_dir: &Path) -> Result<Option<Bind>, NotReady> {
-    if pod.pointer("/spec/automountServiceAccountToken") == Some(&Value::Bool(false)) {
-        return Ok(None);
-    }
-    let dir = pod_dir.join("serviceaccount");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| NotReady(format!("creating {}: {e}", dir.display())))?;
+/// A token for the pod's ServiceAccount, bound to the pod, as the kubelet requests it for a
+/// projected `serviceAccountToken` source.
+fn pod_token(node: &Node, pod: &Value, source: &Value) -> Result<String, NotReady> {
     let ns = objects::namespace(pod);
-    let ca = match &node.service.ca_pem {
-        Some(ca) => ca.clone(),
-        None => objects::get(&node.api, "", "configmaps", ns, "kube-root-ca.crt")
-            .map(|c| s(&c, "/data/ca.crt").to_string())
-            .unwrap_or_default(),
-    };
-    let account = match s(pod, "/spec/serviceAccountName") {
+    let account_name = match s(pod, "/spec/serviceAccountName") {
         "" => "default",
         a => a,
     };
-    let token = format!("testnode-token.{ns}.{account}");
-    write_file(&dir, "ca.crt", ca.as_bytes(), 0o644)?;
-    write_file(&dir, "namespace", ns.as_bytes(), 0o644)?;
-    write_file(&dir, "token", token.as_bytes(), 0o644)?;
-    Ok(Some(Bind {
-        source: dir,
-        target: SERVICE_ACCOUNT_DIR.into(),
-        read_only: true,
-        file: false,
-    }))
-}
-
-/// Adds the service account mount to a container that mounts nothing there itself.
-pub fn add_service_account(binds: &mut Vec<Bind>, account: Option<&Bind>) {
-    if let Some(a) = account
-        && !binds
-            .iter()
-            .any(|b| b.target.trim_end_matches('/') == SERVICE_ACCOUNT_DIR)
-    {
-        binds.push(a.clone());
+    let account =
+        objects::get(&node.api, "", "serviceaccounts", ns, account_name).ok_or_else(|| {
+            NotReady(format!(
+                "failed to fetch token: serviceaccounts {account_name:?} not found"
+            ))
+        })?;
+    let mut spec = serde_json::json!({
+        "expirationSeconds": source.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600),
+        "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": objects::name(pod), "uid": objects::uid(pod)},
+    });
+    if let Some(aud) = source.get("audience").and_then(Value::as_str) {
+        spec["audiences"] = serde_json::json!([aud]);
     }
+    let answer = crate::reviews::token(&node.api, &account, serde_json::json!({"spec": spec}))
+        .map_err(|e| NotReady(format!("failed to fetch token: {}", e.message)))?;
+    Ok(s(&answer, "/status/token").to_string())
 }

@@ -194,12 +194,13 @@ fn deployment(node: &Node, d: &Value) {
                     "ownerReferences": [controller_ref(d, "apps/v1", "Deployment")]},
                 "spec": {"replicas": want, "selector": selector, "template": tpl},
             });
-            objects::create(
+            objects::create_as(
                 &node.api,
                 "apps",
                 "replicasets",
                 rs,
                 "deployment-controller",
+                d,
             )
             .ok()
         }
@@ -299,7 +300,8 @@ fn replicaset(node: &Node, rs: &Value) {
                 labels_of(&template),
             );
             pod["metadata"]["generateName"] = json!(format!("{}-", objects::name(rs)));
-            if objects::create(&node.api, "", "pods", pod, "replicaset-controller").is_err() {
+            if objects::create_as(&node.api, "", "pods", pod, "replicaset-controller", rs).is_err()
+            {
                 break;
             }
         }
@@ -398,12 +400,13 @@ fn statefulset(node: &Node, set: &Value) {
                 claim["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet",
                     "name": name, "uid": objects::uid(set), "controller": true, "blockOwnerDeletion": true}]);
             }
-            let _ = objects::create(
+            let _ = objects::create_as(
                 api,
                 "",
                 "persistentvolumeclaims",
                 claim,
                 "statefulset-controller",
+                set,
             );
         }
         let mut labels = labels_of(&template);
@@ -435,7 +438,7 @@ fn statefulset(node: &Node, set: &Value) {
         if !volumes.is_empty() {
             pod["spec"]["volumes"] = json!(volumes);
         }
-        let _ = objects::create(api, "", "pods", pod, "statefulset-controller");
+        let _ = objects::create_as(api, "", "pods", pod, "statefulset-controller", set);
         if !parallel {
             break;
         }
@@ -509,7 +512,7 @@ fn daemonset(node: &Node, ds: &Value) {
         );
         pod["metadata"]["generateName"] = json!(format!("{}-", objects::name(ds)));
         pod["spec"]["nodeName"] = json!(target);
-        let _ = objects::create(&node.api, "", "pods", pod, "daemonset-controller");
+        let _ = objects::create_as(&node.api, "", "pods", pod, "daemon-set-controller", ds);
     }
     let ready = current.iter().filter(|p| pod_ready(p)).count();
     let status = json!({
@@ -600,7 +603,7 @@ fn job(node: &Node, job: &Value) {
                     labels,
                 );
                 pod["metadata"]["generateName"] = json!(format!("{}-", objects::name(job)));
-                if objects::create(&node.api, "", "pods", pod, "job-controller").is_err() {
+                if objects::create_as(&node.api, "", "pods", pod, "job-controller", job).is_err() {
                     break;
                 }
             }

@@ -1,0 +1,435 @@
+//! Restoring Velero's backups: a bucket laid out as Velero writes it (restic-era volume
+//! data included) is listed, described and restored by vbackup into the test cluster, and
+//! every object and byte is compared with what the fixture wrote.
+
+mod velero_bucket;
+mod volumes;
+
+use std::path::Path;
+
+use velero_bucket::{PodVolume, VeleroBackup, shop_objects};
+use volumes::{VolumeEnv, bytes, tree, write_file};
+
+/// Files owned by an application user, with modes and mtimes worth checking.
+fn app_files(dir: &Path) {
+    write_file(
+        &dir.join("orders/2024/0001.json"),
+        br#"{"total": 42}"#,
+        0o640,
+        Some((1000, 1000)),
+        1_700_000_000,
+    );
+    write_file(
+        &dir.join("orders/2024/0002.json"),
+        br#"{"total": 7}"#,
+        0o600,
+        Some((1000, 1000)),
+        1_700_000_100,
+    );
+    write_file(
+        &dir.join("big.bin"),
+        &bytes(7, 3 << 20),
+        0o644,
+        None,
+        1_700_000_200,
+    );
+    write_file(
+        &dir.join("README"),
+        b"shop data\n",
+        0o444,
+        Some((33, 33)),
+        1_700_000_300,
+    );
+}
+
+fn velero_location(env: &VolumeEnv, name: &str, bucket: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "location",
+        "create",
+        name,
+        "--provider",
+        "filesystem",
+        "--path",
+        bucket.to_str().unwrap(),
+        "--pod-access",
+        "hostPath",
+        "--format",
+        "velero",
+    ];
+    args.extend_from_slice(extra);
+    env.ok(&args)
+}
+
+#[test]
+fn velero_restic_backups_come_back_objects_and_data() {
+    let env = VolumeEnv::start();
+    let bucket = env.dir.path().join("velero-bucket");
+    let source = env.dir.path().join("volume-data");
+    app_files(&source);
+    let want = tree(&source);
+    VeleroBackup {
+        name: "nightly",
+        ns: "shop",
+        format: "1.1.0",
+        objects: shop_objects("shop"),
+        volumes: vec![
+            PodVolume {
+                pod: "web-7d4b9c-x2x9z",
+                volume: "data",
+                uploader: Some("restic"),
+                source: Some(&source),
+            },
+            PodVolume {
+                pod: "web-7d4b9c-x2x9z",
+                volume: "uploads",
+                uploader: Some("kopia"),
+                source: None,
+            },
+        ],
+        password: velero_bucket::PASSWORD,
+    }
+    .write(&bucket);
+
+    let out = velero_location(&env, "old", &bucket, &[]);
+    assert!(out.contains("Velero bucket, read only"), "{out}");
+    let listed = env.ok(&["backup", "get", "--storage-location", "old"]);
+    assert!(
+        listed.contains("nightly") && listed.contains("Completed"),
+        "{listed}"
+    );
+    let described = env.ok(&[
+        "backup",
+        "describe",
+        "nightly",
+        "--storage-location",
+        "old",
+        "--details",
+    ]);
+    for want in [
+        "shop",
+        "web-7d4b9c-x2x9z/data",
+        "a warning Velero recorded",
+        "kopia repository",
+    ] {
+        assert!(
+            described.contains(want),
+            "describe lacks {want:?}:\n{described}"
+        );
+    }
+    let logs = env.ok(&["backup", "logs", "nightly", "--storage-location", "old"]);
+    assert!(logs.contains("Setting up backup log"), "{logs}");
+
+    // Nothing is ever written into Velero's bucket.
+    let (_, err) = env.fails(&["backup", "create", "mine", "--storage-location", "old"]);
+    assert!(
+        err.contains("ReadOnly") || err.contains("read only") || err.contains("read-only"),
+        "{err}"
+    );
+
+    let (ok, out, err) = env.cluster.vbackup(&[
+        "restore",
+        "create",
+        "from-velero",
+        "--from-backup",
+        "nightly",
+        "--storage-location",
+        "old",
+    ]);
+    // The kopia volume cannot come back: the restore says so and is PartiallyFailed.
+    assert!(
+        !ok,
+        "a kopia volume must make the restore PartiallyFailed:\n{out}\n{err}"
+    );
+    let all = format!("{out}\n{err}");
+    assert!(all.contains("PartiallyFailed"), "{all}");
+    let described = env.ok(&["restore", "describe", "from-velero"]);
+    assert!(
+        described.contains("kopia repository, not readable by vbackup"),
+        "{described}"
+    );
+
+    // Objects as the fixture wrote them, server fields gone.
+    let cm = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.currency} {.data.motd}",
+    ]);
+    assert_eq!(cm, "EUR welcome back");
+    let secret = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "secret",
+        "creds",
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
+    assert_eq!(secret, "aHVudGVyMg==");
+    let uid = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    assert_ne!(
+        uid, "uid-settings",
+        "the server gives restored objects new uids"
+    );
+    env.wait_for("shop", "deployment/web", "{.status.readyReplicas}", "1");
+
+    // Every byte, mode, owner and mtime of the restic volume, in its claim.
+    assert_eq!(
+        tree(&env.claim_dir("shop", "data")),
+        want,
+        "claim data differs from what Velero copied"
+    );
+}
+
+#[test]
+fn velero_layouts_old_and_damaged_fail_clearly() {
+    let env = VolumeEnv::start();
+    let bucket = env.dir.path().join("velero-bucket");
+    let source = env.dir.path().join("volume-data");
+    app_files(&source);
+    // Format 1.0 (Velero ≤ 1.3), no uploader type (restic was the only one), a custom password.
+    VeleroBackup {
+        name: "old-format",
+        ns: "legacy",
+        format: "1.0",
+        objects: shop_objects("legacy"),
+        volumes: vec![PodVolume {
+            pod: "web-7d4b9c-x2x9z",
+            volume: "data",
+            uploader: None,
+            source: Some(&source),
+        }],
+        password: "not-the-default",
+    }
+    .write(&bucket);
+
+    let (_, err) = env.fails(&[
+        "location",
+        "create",
+        "rw",
+        "--provider",
+        "filesystem",
+        "--path",
+        bucket.to_str().unwrap(),
+        "--format",
+        "velero",
+        "--access-mode",
+        "ReadWrite",
+    ]);
+    assert!(err.contains("read only"), "{err}");
+
+    // Without the password Secret, Velero's default password does not open the repository.
+    velero_location(&env, "nopass", &bucket, &["--skip-check"]);
+    let (_, err) = env.fails(&[
+        "snapshot",
+        "ls",
+        "--backup",
+        "old-format",
+        "-n",
+        "legacy",
+        "--pvc",
+        "data",
+        "--storage-location",
+        "nopass",
+    ]);
+    assert!(
+        err.to_lowercase().contains("password") || err.contains("key"),
+        "{err}"
+    );
+
+    env.kubectl(&[
+        "-n",
+        "vbackup-system",
+        "create",
+        "secret",
+        "generic",
+        "velero-repo-credentials",
+        "--from-literal=repository-password=not-the-default",
+    ]);
+    velero_location(
+        &env,
+        "old",
+        &bucket,
+        &["--repository-password-secret", "velero-repo-credentials"],
+    );
+    let listing = env.ok(&[
+        "snapshot",
+        "ls",
+        "--backup",
+        "old-format",
+        "-n",
+        "legacy",
+        "--pvc",
+        "data",
+        "--storage-location",
+        "old",
+    ]);
+    assert!(
+        listing.contains("orders") && listing.contains("big.bin"),
+        "{listing}"
+    );
+    let out_dir = env.dir.path().join("one-file");
+    env.ok(&[
+        "snapshot",
+        "restore",
+        "--backup",
+        "old-format",
+        "-n",
+        "legacy",
+        "--pvc",
+        "data",
+        "--storage-location",
+        "old",
+        "--path",
+        "orders/2024/0002.json",
+        "--to",
+        out_dir.to_str().unwrap(),
+    ]);
+    let restored = std::fs::read(out_dir.join("0002.json"))
+        .or_else(|_| std::fs::read(out_dir.join("orders/2024/0002.json")));
+    assert_eq!(
+        restored.expect("the single file is restored"),
+        br#"{"total": 7}"#
+    );
+
+    env.ok(&[
+        "restore",
+        "create",
+        "legacy-back",
+        "--from-backup",
+        "old-format",
+        "--storage-location",
+        "old",
+    ]);
+    assert_eq!(tree(&env.claim_dir("legacy", "data")), tree(&source));
+
+    // A repository that is gone: the volume names the missing repository.
+    std::fs::remove_dir_all(bucket.join("restic/legacy")).unwrap();
+    let (_, err) = env.fails(&[
+        "snapshot",
+        "ls",
+        "--backup",
+        "old-format",
+        "-n",
+        "legacy",
+        "--pvc",
+        "data",
+        "--storage-location",
+        "old",
+    ]);
+    assert!(err.contains("restic/legacy/config"), "{err}");
+    // A backup whose archive is gone: a clear error, nothing restored.
+    std::fs::remove_file(bucket.join("backups/old-format/old-format.tar.gz")).unwrap();
+    let (_, err) = env.fails(&[
+        "restore",
+        "create",
+        "again",
+        "--from-backup",
+        "old-format",
+        "--storage-location",
+        "old",
+        "--namespace-mappings",
+        "legacy:legacy2",
+    ]);
+    assert!(err.contains("has no object archive"), "{err}");
+    let gone = env.cluster.kubectl(&["get", "namespace", "legacy2"]);
+    assert!(
+        !gone.status.success(),
+        "nothing is restored from a backup without its archive"
+    );
+}
+
+#[test]
+fn velero_s3_bucket_read_with_velero_own_credentials_secret() {
+    let env = VolumeEnv::start();
+    let fixture = env.dir.path().join("fixture");
+    let source = env.dir.path().join("volume-data");
+    app_files(&source);
+    VeleroBackup {
+        name: "weekly",
+        ns: "shop",
+        format: "1.1.0",
+        objects: shop_objects("shop"),
+        volumes: vec![PodVolume {
+            pod: "web-7d4b9c-x2x9z",
+            volume: "data",
+            uploader: Some("restic"),
+            source: Some(&source),
+        }],
+        password: velero_bucket::PASSWORD,
+    }
+    .write(&fixture);
+    // The bucket as Velero leaves it on S3: the same keys under Velero's prefix.
+    let s3 = vbackup_test_support::S3Server::shared().expect("start moto");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = rt.block_on(s3.bucket("velero")).unwrap();
+    rt.block_on(s3.upload_dir(&bucket, "velero", &fixture))
+        .unwrap();
+    // Velero's Secret, unchanged: an AWS shared-credentials file under the key `cloud`.
+    let cloud = format!(
+        "[default]\naws_access_key_id={}\naws_secret_access_key={}\n",
+        s3.access_key_id, s3.secret_access_key
+    );
+    env.kubectl(&[
+        "-n",
+        "vbackup-system",
+        "create",
+        "secret",
+        "generic",
+        "cloud-credentials",
+        &format!("--from-literal=cloud={cloud}"),
+    ]);
+    env.ok(&[
+        "location",
+        "create",
+        "velero-s3",
+        "--provider",
+        "s3",
+        "--format",
+        "velero",
+        "--bucket",
+        &bucket,
+        "--prefix",
+        "velero",
+        "--region",
+        "us-east-1",
+        "--endpoint",
+        &s3.endpoint,
+        "--path-style",
+        "--credentials-secret",
+        "cloud-credentials",
+    ]);
+    let listed = env.ok(&["backup", "get", "--storage-location", "velero-s3"]);
+    assert!(listed.contains("weekly"), "{listed}");
+    env.ok(&[
+        "restore",
+        "create",
+        "from-s3",
+        "--from-backup",
+        "weekly",
+        "--storage-location",
+        "velero-s3",
+    ]);
+    let cm = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.currency}",
+    ]);
+    assert_eq!(cm, "EUR");
+    assert_eq!(tree(&env.claim_dir("shop", "data")), tree(&source));
+}
