@@ -295,7 +295,7 @@ async fn small_files_are_restored_from_one_read_per_pack_range() {
     let store = Store::new(
         "counting",
         Arc::new(CountingPackReads {
-            inner: FsBackend::new(&work.path().join("location")),
+            inner: FsBackend::new(work.path().join("location")),
             pack_reads: pack_reads.clone(),
         }),
         AccessMode::ReadWrite,

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use crate::TuningArgs;
 use crate::compare::assert_same_tree;
-use crate::measure::{Sample, load_average, measure, median};
+use crate::measure::{Sample, measure, median};
 
 const RESTIC_PASSWORD: &str = "bench-password";
 const GENERATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dataset/gen_volume_dataset.py");

@@ -261,7 +261,7 @@ fn damaged(pack: &rustic_core::Id, what: &str) -> Error {
         namespace: String::new(),
         detail: format!(
             "pack {} {what}; run a check that reads all data to find the damaged packs",
-            pack.to_hex().to_string()
+            &*pack.to_hex()
         ),
     }
 }

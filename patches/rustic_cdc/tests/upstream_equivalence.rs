@@ -22,7 +22,7 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        if state % 4 == 0 {
+        if state.is_multiple_of(4) {
             let run = (state >> 8) as usize % 4096;
             out.extend(std::iter::repeat_n((state >> 32) as u8, run));
         } else {
