@@ -2,15 +2,23 @@
 
 mod repo_support;
 
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use repo_support::{assert_same_tree, fs_store, make_tree, restore_all, s3_store, volume};
+use async_trait::async_trait;
+use bytes::Bytes;
+use repo_support::{
+    assert_same_tree, fs_store, make_tree, restore_all, s3_store, volume, write_random,
+};
+use tokio::io::AsyncRead;
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::repo::{
     EntryKind, ProgressUpdate, ReadData, RepoOptions, StreamBackup, VolumeRepo, VolumeRestore,
 };
-use vbackup_engine::store::Store;
+use vbackup_engine::store::fs::FsBackend;
+use vbackup_engine::store::{AccessMode, ObjectBackend, ObjectMeta, ObjectReader, Store};
 
 /// Backs a generated tree up twice and restores it; shared by both location kinds.
 async fn round_trip(store: &Store, work: &std::path::Path) {
@@ -231,4 +239,112 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A directory store that counts the ranged reads of pack files (`data/`).
+struct CountingPackReads {
+    inner: FsBackend,
+    pack_reads: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl ObjectBackend for CountingPackReads {
+    async fn put(&self, key: &str, body: Bytes) -> vbackup_engine::Result<()> {
+        self.inner.put(key, body).await
+    }
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> vbackup_engine::Result<u64> {
+        self.inner.put_stream(key, body).await
+    }
+    async fn get(&self, key: &str) -> vbackup_engine::Result<ObjectReader> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> vbackup_engine::Result<Bytes> {
+        if key.contains("/data/") {
+            self.pack_reads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn head(&self, key: &str) -> vbackup_engine::Result<Option<u64>> {
+        self.inner.head(key).await
+    }
+    async fn list(&self, prefix: &str) -> vbackup_engine::Result<Vec<ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> vbackup_engine::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn check_reachable(&self) -> vbackup_engine::Result<()> {
+        self.inner.check_reachable().await
+    }
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+}
+
+/// A mail or upload volume: thousands of files of one blob each. They are written from one
+/// read per pack range, not one read per file, and come back byte for byte, including files
+/// sharing contents (one blob), all-zero files (holes) and modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_restored_from_one_read_per_pack_range() {
+    let work = tempfile::tempdir().unwrap();
+    let pack_reads = Arc::new(AtomicUsize::new(0));
+    let store = Store::new(
+        "counting",
+        Arc::new(CountingPackReads {
+            inner: FsBackend::new(work.path().join("location")),
+            pack_reads: pack_reads.clone(),
+        }),
+        AccessMode::ReadWrite,
+    );
+    let source = work.path().join("source");
+    let mut files = 0;
+    for d in 0..4u64 {
+        let dir = source.join(format!("maildir-{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..500u64 {
+            let path = dir.join(format!("{i:04}.eml"));
+            if i % 2 == 0 {
+                write_random(&path, 1024 + i, d * 1000 + i + 1);
+            } else {
+                std::fs::write(&path, format!("Subject: message {i}\n\nsame body\n")).unwrap();
+            }
+            files += 1;
+        }
+    }
+    std::fs::write(source.join("zeros.bin"), vec![0u8; 64 << 10]).unwrap();
+    std::fs::write(source.join("empty"), b"").unwrap();
+    let read_only = source.join("maildir-0/0000.eml");
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).unwrap();
+    files += 2;
+
+    let key = LocationKey::generate().unwrap();
+    let (repo, _) = VolumeRepo::open_or_init(&store, "prod", &key, RepoOptions::default())
+        .await
+        .unwrap();
+    let snap = repo.backup_dir(volume(&source, "nightly")).await.unwrap();
+
+    let target = work.path().join("restored");
+    pack_reads.store(0, Ordering::SeqCst);
+    let restored = repo
+        .restore(restore_all(&snap.snapshot_id, &target))
+        .await
+        .unwrap();
+    let reads = pack_reads.load(Ordering::SeqCst);
+    assert_eq!(restored.files_restored, files);
+    assert_same_tree(&source, &target);
+    // Tree blobs and a handful of data ranges, where one read per file would be 2,000+.
+    assert!(reads <= 20, "{reads} pack reads to restore {files} files");
+
+    // Restored over itself after a change: only the changed file is written again.
+    std::fs::write(target.join("maildir-1/0001.eml"), "changed").unwrap();
+    let again = repo
+        .restore(restore_all(&snap.snapshot_id, &target))
+        .await
+        .unwrap();
+    assert_eq!(again.files_restored, 1);
+    assert_same_tree(&source, &target);
 }

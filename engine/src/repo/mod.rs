@@ -38,6 +38,7 @@ mod browse;
 mod maintenance;
 pub mod progress;
 pub mod restore;
+mod restore_packs;
 mod restore_snapshot;
 mod secrets;
 mod session;

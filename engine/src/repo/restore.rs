@@ -8,9 +8,9 @@
 //! permissions, times, hard links): it finds every file already present with the right size
 //! and mtime and leaves its contents alone.
 //!
-//! On S3, one request per blob is too many for volumes of small files, so there files of a
-//! single blob (≤ 8 MiB) are left to rustic's restore, which reads each pack range (≤ the
-//! 8–32 MiB pack size) once for all the files in it; only multi-blob files are streamed.
+//! Files of a single blob (most files of most volumes) are not streamed one request each:
+//! they are collected and written pack by pack ([`super::restore_packs`]), each needed pack
+//! range read once for all the files in it; only multi-blob files are streamed.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -21,9 +21,10 @@ use std::sync::{Mutex, mpsc};
 use std::time::SystemTime;
 
 use rustic_core::repofile::{BlobType, Node, NodeType};
-use rustic_core::{BlobId, IndexedFull, Repository, RusticResult};
+use rustic_core::{BlobId, IndexedFull, ReadBackend, Repository, RusticResult};
 
 use super::progress::Activity;
+use super::restore_packs::{BATCH_FILES, SingleBlobFile, write_single_blob_files};
 use crate::{Error, Result};
 
 /// Files restored at once by default from a directory location. Each worker holds one blob
@@ -35,6 +36,9 @@ pub const DEFAULT_RESTORE_WORKERS: usize = 4;
 /// hide the per-request latency (worst case 16 × 16 MiB in memory).
 pub const DEFAULT_S3_RESTORE_WORKERS: usize = 16;
 
+/// Most pack ranges read at once for single-blob files (each ≤ 16 MiB plus one blob).
+const MAX_PACK_WORKERS: usize = 8;
+
 /// What the contents phase did.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct ContentStats {
@@ -44,7 +48,7 @@ pub(crate) struct ContentStats {
 }
 
 impl ContentStats {
-    fn add(&mut self, other: ContentStats) {
+    pub(crate) fn add(&mut self, other: ContentStats) {
         self.files_written += other.files_written;
         self.files_skipped += other.files_skipped;
         self.bytes_written += other.bytes_written;
@@ -60,8 +64,6 @@ pub(crate) struct ContentOptions {
     pub(crate) verify: bool,
     /// Files written at once.
     pub(crate) workers: usize,
-    /// Leave single-blob files to rustic's pack-wise restore (object stores).
-    pub(crate) leave_small_files: bool,
 }
 
 /// Writes the contents of every regular file among `nodes` below `dest`, or into `dest`
@@ -69,6 +71,7 @@ pub(crate) struct ContentOptions {
 /// skipped, unless `verify` asks for a content comparison, which rustic's restore then does.
 pub(crate) fn write_contents<S: IndexedFull + Sync>(
     repo: &Repository<S>,
+    packs: &dyn ReadBackend,
     nodes: impl Iterator<Item = RusticResult<(PathBuf, Node)>>,
     dest: &Path,
     how: ContentOptions,
@@ -78,8 +81,8 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
         single_file,
         verify,
         workers,
-        leave_small_files,
     } = how;
+    let pack_workers = workers.clamp(1, MAX_PACK_WORKERS);
     let workers_count = workers.max(1);
     let (tx, rx) = mpsc::sync_channel::<(PathBuf, Node)>(workers_count * 4);
     let rx = Mutex::new(rx);
@@ -110,6 +113,7 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
         let mut total = ContentStats::default();
         let mut produced: Result<()> = Ok(());
         let mut linked = HashSet::new();
+        let mut single_blob = Vec::new();
         for item in nodes {
             if failed.load(Ordering::Relaxed) {
                 break;
@@ -122,11 +126,6 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                 }
             };
             if node.node_type != NodeType::File {
-                continue;
-            }
-            // On object stores, files of one blob go to rustic's restore, which reads each
-            // pack range once for all of them instead of one request per file.
-            if leave_small_files && node.content.as_ref().is_some_and(|c| c.len() <= 1) {
                 continue;
             }
             let meta = &node.meta;
@@ -151,11 +150,37 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                 }
                 _ => {}
             }
+            if let Some([blob]) = node.content.as_deref() {
+                single_blob.push(SingleBlobFile {
+                    path,
+                    size: node.meta.size,
+                    mtime: node.meta.mtime,
+                    blob: *blob,
+                });
+                if single_blob.len() == BATCH_FILES {
+                    match write_single_blob_files(repo, packs, &single_blob, pack_workers, activity)
+                    {
+                        Ok(stats) => total.add(stats),
+                        Err(e) => {
+                            produced = Err(e);
+                            break;
+                        }
+                    }
+                    single_blob.clear();
+                }
+                continue;
+            }
             if tx.send((path, node)).is_err() {
                 break;
             }
         }
         drop(tx);
+        if produced.is_ok() && !single_blob.is_empty() && !failed.load(Ordering::Relaxed) {
+            match write_single_blob_files(repo, packs, &single_blob, pack_workers, activity) {
+                Ok(stats) => total.add(stats),
+                Err(e) => produced = Err(e),
+            }
+        }
 
         let mut first_error = produced.err();
         for worker in workers {
@@ -209,6 +234,23 @@ fn write_file<S: IndexedFull>(
     node: &Node,
     activity: &Activity,
 ) -> Result<()> {
+    let mut writer = SparseWriter {
+        file: create_for_write(path)?,
+        activity,
+        path,
+    };
+    // One blob at a time: rustic's `dump` reads ahead on every core, which holds up to ten
+    // 8 MiB blobs per big file while the disk catches up.
+    for id in node.content.iter().flatten() {
+        let blob = repo.get_blob_cached(&BlobId::from(**id), BlobType::Data)?;
+        writer.write_all(&blob).map_err(Error::io("write", path))?;
+    }
+    finish_file(writer.file, path, node.meta.size, node.meta.mtime, activity)
+}
+
+/// Creates (or truncates) the file at `path` and its directories, replacing a symlink,
+/// directory or read-only file left there.
+pub(crate) fn create_for_write(path: &Path) -> Result<File> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
     }
@@ -222,7 +264,7 @@ fn write_file<S: IndexedFull>(
             std::fs::remove_file(path).map_err(Error::io("replace", path))?;
         }
     }
-    let file = match open_for_write(path) {
+    match open_for_write(path) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             // A read-only file from an earlier restore: replace it.
             std::fs::remove_file(path).map_err(Error::io("replace", path))?;
@@ -230,23 +272,20 @@ fn write_file<S: IndexedFull>(
         }
         other => other,
     }
-    .map_err(Error::io("create", path))?;
-    let mut writer = SparseWriter {
-        file,
-        activity,
-        path,
-    };
-    // One blob at a time: rustic's `dump` reads ahead on every core, which holds up to ten
-    // 8 MiB blobs per big file while the disk catches up.
-    for id in node.content.iter().flatten() {
-        let blob = repo.get_blob_cached(&BlobId::from(**id), BlobType::Data)?;
-        writer.write_all(&blob).map_err(Error::io("write", path))?;
-    }
-    let file = writer.file;
-    // Trailing holes are not written: give the file its full length.
-    file.set_len(node.meta.size)
+    .map_err(Error::io("create", path))
+}
+
+/// Gives a written file its full length (trailing holes are not written) and its mtime.
+pub(crate) fn finish_file(
+    file: File,
+    path: &Path,
+    size: u64,
+    mtime: Option<rustic_core::jiff::Timestamp>,
+    activity: &Activity,
+) -> Result<()> {
+    file.set_len(size)
         .map_err(Error::io("set length of", path))?;
-    if let Some(mtime) = node.meta.mtime {
+    if let Some(mtime) = mtime {
         file.set_modified(SystemTime::from(mtime))
             .map_err(Error::io("set mtime of", path))?;
     }

@@ -28,6 +28,7 @@ impl VolumeRepo {
             n => n,
         };
         let listing = self.index_listing().await?;
+        let packs = self.pack_reader();
         self.run(
             "restore",
             req.stall_after,
@@ -54,13 +55,13 @@ impl VolumeRepo {
                 }
                 let written = restore::write_contents(
                     &repo,
+                    packs.as_ref(),
                     ls.clone(),
                     &dest_path,
                     restore::ContentOptions {
                         single_file: !node.is_dir(),
                         verify,
                         workers,
-                        leave_small_files: on_s3,
                     },
                     activity,
                 )?;

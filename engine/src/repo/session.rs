@@ -429,6 +429,12 @@ impl VolumeRepo {
             .collect())
     }
 
+    /// The session's backend, for reading pack ranges directly (pack-wise restores); it
+    /// shares the session's stall watch and cancellation.
+    pub(super) fn pack_reader(&self) -> Arc<dyn rustic_core::WriteBackend> {
+        self.current_session().backends.repository()
+    }
+
     /// Runs `job` on the blocking pool with the session's opened repository (opening it
     /// first if needed), reporting progress and watching for stalls. The job hands the
     /// repository back for the next operation.

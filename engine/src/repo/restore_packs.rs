@@ -1,0 +1,279 @@
+//! Contents of single-blob files (everything up to the 512 KiB–8 MiB first chunk: most files
+//! of most volumes), restored pack by pack: every needed range of a pack file is read once,
+//! in one request, and all the files whose blob lies in it are written from it.
+//!
+//! Reading blob by blob costs one request per file, which on an object store is the whole
+//! restore time for a volume of small files; rustic's restore reads ranges too but on 20
+//! threads with an unbounded queue of decrypted blobs. Here a few workers each hold one range
+//! (at most [`MAX_RANGE`] plus one decoded blob), and files are planned in batches of
+//! [`BATCH_FILES`], so memory stays bounded whatever the volume.
+//!
+//! Blobs are decrypted as restic's format documents (IV ‖ AES-256-CTR ciphertext ‖
+//! Poly1305-AES tag, with the repository's master key) and zstd-decompressed with one
+//! reused context per worker.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aes256ctr_poly1305aes::aead::AeadInPlace;
+use aes256ctr_poly1305aes::aead::generic_array::GenericArray;
+use aes256ctr_poly1305aes::{Aes256CtrPoly1305Aes, Key as AeadKey};
+use rustic_core::repofile::MasterKey;
+use rustic_core::{DataId, FileType, IndexedFull, ReadBackend, Repository};
+
+use super::progress::Activity;
+use super::restore::{ContentStats, create_for_write, finish_file};
+use crate::{Error, Result};
+
+/// Files planned (index look-ups, grouping) at once; bounds the plan's memory.
+pub(crate) const BATCH_FILES: usize = 20_000;
+/// Most bytes one request reads (a pack is 8–32 MiB).
+const MAX_RANGE: u32 = 16 << 20;
+/// Unneeded bytes between two needed blobs that are read rather than split into two requests.
+const MAX_GAP: u32 = 256 << 10;
+
+/// A file whose contents are one blob.
+pub(crate) struct SingleBlobFile {
+    pub(crate) path: PathBuf,
+    pub(crate) size: u64,
+    pub(crate) mtime: Option<rustic_core::jiff::Timestamp>,
+    pub(crate) blob: DataId,
+}
+
+/// One read: a range of a pack and the blobs (with the files wanting them) inside it.
+struct RangeRead {
+    pack: rustic_core::Id,
+    offset: u32,
+    length: u32,
+    /// (offset in the pack, length, uncompressed length, file index), by offset.
+    blobs: Vec<(u32, u32, Option<std::num::NonZeroU32>, usize)>,
+}
+
+/// Writes `files` (all of one blob) reading each needed pack range once, on `workers`
+/// threads. Stops at the first error.
+pub(crate) fn write_single_blob_files<S: IndexedFull + Sync>(
+    repo: &Repository<S>,
+    packs: &dyn ReadBackend,
+    files: &[SingleBlobFile],
+    workers: usize,
+    activity: &Activity,
+) -> Result<ContentStats> {
+    let reads = plan(repo, files)?;
+    let key = aead_key(&repo.key());
+    let queue = Mutex::new(reads.into_iter());
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                s.spawn(|| -> Result<ContentStats> {
+                    let mut worker = Worker::new(&key)?;
+                    let mut stats = ContentStats::default();
+                    while !failed.load(Ordering::Relaxed) {
+                        let next = match queue.lock() {
+                            Ok(mut q) => q.next(),
+                            Err(_) => None,
+                        };
+                        let Some(read) = next else { break };
+                        if let Err(e) = worker.restore(packs, &read, files, activity, &mut stats) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(stats)
+                })
+            })
+            .collect();
+        let mut total = ContentStats::default();
+        let mut first_error = None;
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok(stats)) => total.add(stats),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(Error::Internal(
+                        "a restore worker panicked while writing file contents".into(),
+                    ));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    })
+}
+
+/// Groups the files' blobs by pack and merges close blobs into ranges.
+fn plan<S: IndexedFull>(repo: &Repository<S>, files: &[SingleBlobFile]) -> Result<Vec<RangeRead>> {
+    let mut by_pack: BTreeMap<rustic_core::Id, Vec<_>> = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let entry = repo.get_index_entry(&file.blob)?;
+        let loc = entry.location;
+        by_pack.entry(*entry.pack).or_default().push((
+            loc.offset,
+            loc.length,
+            loc.uncompressed_length,
+            i,
+        ));
+    }
+    let mut reads = Vec::new();
+    for (pack, mut blobs) in by_pack {
+        blobs.sort_unstable_by_key(|b| b.0);
+        let mut current: Option<RangeRead> = None;
+        for blob in blobs {
+            let (offset, length, ..) = blob;
+            let end = offset + length;
+            if let Some(read) = &mut current {
+                let read_end = read.offset + read.length;
+                if offset <= read_end.saturating_add(MAX_GAP) && end - read.offset <= MAX_RANGE {
+                    read.length = read.length.max(end - read.offset);
+                    read.blobs.push(blob);
+                    continue;
+                }
+                reads.extend(current.take());
+            }
+            current = Some(RangeRead {
+                pack,
+                offset,
+                length,
+                blobs: vec![blob],
+            });
+        }
+        reads.extend(current);
+    }
+    Ok(reads)
+}
+
+/// The 64-byte AEAD key: AES-256 key, then Poly1305-AES's k and r.
+fn aead_key(master: &MasterKey) -> AeadKey {
+    let mut key = AeadKey::default();
+    key[..32].copy_from_slice(&master.encrypt);
+    key[32..48].copy_from_slice(&master.mac.k);
+    key[48..].copy_from_slice(&master.mac.r);
+    key
+}
+
+/// One restore thread's reusable state: cipher, zstd context, buffers.
+struct Worker {
+    cipher: Aes256CtrPoly1305Aes,
+    zstd: zstd::bulk::Decompressor<'static>,
+    sealed: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+impl Worker {
+    fn new(key: &AeadKey) -> Result<Worker> {
+        Ok(Worker {
+            cipher: Aes256CtrPoly1305Aes::new(key),
+            zstd: zstd::bulk::Decompressor::new()
+                .map_err(|e| Error::Internal(format!("zstd decompressor: {e}")))?,
+            sealed: Vec::new(),
+            plain: Vec::new(),
+        })
+    }
+
+    fn restore(
+        &mut self,
+        packs: &dyn ReadBackend,
+        read: &RangeRead,
+        files: &[SingleBlobFile],
+        activity: &Activity,
+        stats: &mut ContentStats,
+    ) -> Result<()> {
+        let data =
+            packs.read_partial(FileType::Pack, &read.pack, false, read.offset, read.length)?;
+        let mut decoded_at = None;
+        for &(offset, length, uncompressed, index) in &read.blobs {
+            let file = &files[index];
+            // Files with the same contents share one blob: decode it once.
+            if decoded_at != Some(offset) {
+                let start = (offset - read.offset) as usize;
+                let sealed = data
+                    .get(start..start + length as usize)
+                    .ok_or_else(|| damaged(&read.pack, "is shorter than its index says"))?;
+                self.decode(sealed, uncompressed, &read.pack)?;
+                decoded_at = Some(offset);
+            }
+            let blob = if uncompressed.is_some() {
+                &self.plain
+            } else {
+                &self.sealed
+            };
+            if blob.len() as u64 != file.size {
+                return Err(damaged(
+                    &read.pack,
+                    "holds a blob of another size than its file",
+                ));
+            }
+            write_file(file, blob, activity)?;
+            stats.files_written += 1;
+            stats.bytes_written += file.size;
+        }
+        Ok(())
+    }
+
+    /// Decrypts `sealed` into `self.sealed` and, when compressed, decompresses into
+    /// `self.plain`.
+    fn decode(
+        &mut self,
+        sealed: &[u8],
+        uncompressed: Option<std::num::NonZeroU32>,
+        pack: &rustic_core::Id,
+    ) -> Result<()> {
+        if sealed.len() < 32 {
+            return Err(damaged(pack, "has a blob too short to be encrypted"));
+        }
+        let (nonce, rest) = sealed.split_at(16);
+        let (ciphertext, tag) = rest.split_at(rest.len() - 16);
+        self.sealed.clear();
+        self.sealed.extend_from_slice(ciphertext);
+        self.cipher
+            .decrypt_in_place_detached(
+                GenericArray::from_slice(nonce),
+                &[],
+                &mut self.sealed,
+                GenericArray::from_slice(tag),
+            )
+            .map_err(|_| {
+                damaged(
+                    pack,
+                    "has a blob whose MAC check failed (data damaged or altered)",
+                )
+            })?;
+        if let Some(len) = uncompressed {
+            self.plain.clear();
+            self.plain.reserve(len.get() as usize);
+            self.zstd
+                .decompress_to_buffer(&self.sealed, &mut self.plain)
+                .map_err(|e| damaged(pack, &format!("has a blob that does not decompress: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn damaged(pack: &rustic_core::Id, what: &str) -> Error {
+    Error::Repo {
+        op: "restore",
+        namespace: String::new(),
+        detail: format!(
+            "pack {} {what}; run a check that reads all data to find the damaged packs",
+            &*pack.to_hex()
+        ),
+    }
+}
+
+fn write_file(file: &SingleBlobFile, blob: &[u8], activity: &Activity) -> Result<()> {
+    use std::io::Write;
+    let mut out = create_for_write(&file.path)?;
+    // An all-zero blob stays a hole (sparse files); `finish_file` sets the length.
+    if blob.iter().any(|b| *b != 0) {
+        out.write_all(blob)
+            .map_err(Error::io("write", &file.path))?;
+    }
+    activity.add_bytes(blob.len() as u64);
+    finish_file(out, &file.path, file.size, file.mtime, activity)
+}
