@@ -91,6 +91,11 @@ pub fn cron_job(
 }
 
 fn pod_spec(name: &str, image: &str, location: Option<(Volume, String)>) -> PodSpec {
+    // A directory location (hostPath, NFS) belongs to root on the node: mover pods write it
+    // as root. The run writes its archive there too, so it runs as root, with every
+    // capability dropped: it can write what root owns and nothing else. Against S3 it runs
+    // as an unprivileged user.
+    let user = if location.is_some() { 0 } else { RUN_AS_USER };
     let mut volumes = vec![Volume {
         name: "tmp".into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -114,9 +119,9 @@ fn pod_spec(name: &str, image: &str, location: Option<(Volume, String)>) -> PodS
         service_account_name: Some(BACKUP_SERVICE_ACCOUNT.into()),
         restart_policy: Some("Never".into()),
         security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS_USER),
-            run_as_group: Some(RUN_AS_USER),
+            run_as_non_root: Some(user != 0),
+            run_as_user: Some(user),
+            run_as_group: Some(user),
             seccomp_profile: Some(SeccompProfile {
                 type_: "RuntimeDefault".into(),
                 ..Default::default()
@@ -272,11 +277,48 @@ mod tests {
         );
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
+        let pod_sc = pod.security_context.as_ref().unwrap();
+        assert_eq!(
+            pod_sc.run_as_user,
+            Some(RUN_AS_USER),
+            "an S3 run is not root"
+        );
+        assert_eq!(pod_sc.run_as_non_root, Some(true));
         let stored = &cj.metadata.annotations.as_ref().unwrap()[SPEC_ANNOTATION];
         assert_eq!(
             serde_json::from_str::<ScheduleSpec>(stored).unwrap(),
             spec()
         );
+    }
+
+    #[test]
+    fn a_directory_location_is_written_as_root_without_capabilities() {
+        let volume = Volume {
+            name: "location".into(),
+            host_path: Some(Default::default()),
+            ..Default::default()
+        };
+        let cj = cron_job(
+            "nightly",
+            "vbackup-system",
+            &spec(),
+            "img",
+            Some((volume, "/backups".into())),
+        )
+        .unwrap();
+        let pod = cj.spec.job_template.spec.unwrap().template.spec.unwrap();
+        let pod_sc = pod.security_context.unwrap();
+        assert_eq!(pod_sc.run_as_user, Some(0));
+        assert_eq!(pod_sc.run_as_non_root, Some(false));
+        let caps = pod.containers[0]
+            .security_context
+            .as_ref()
+            .unwrap()
+            .capabilities
+            .as_ref()
+            .unwrap();
+        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert!(caps.add.is_none());
     }
 
     #[test]
