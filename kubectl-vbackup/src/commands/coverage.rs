@@ -24,7 +24,7 @@ use crate::output::{print_structured, table};
 #[derive(Debug, Args)]
 pub struct CoverageArgs {
     /// Every namespace (default: the one of -n, or the context's).
-    #[arg(short = 'A', long)]
+    #[arg(short = 'A', long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub all_namespaces: bool,
 }
 

@@ -23,7 +23,7 @@ pub struct GcArgs {
     #[arg(long, value_name = "NAME")]
     pub storage_location: Option<String>,
     /// Only list what would be deleted.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub dry_run: bool,
     /// Unused volume data is first marked and deleted by a gc at least this much later, so
     /// a backup running meanwhile (from any cluster) never loses data it reuses. Shorten it

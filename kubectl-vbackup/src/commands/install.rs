@@ -21,11 +21,11 @@ pub struct InstallArgs {
     pub image: String,
     /// Let cert-manager issue the webhook's certificate and inject its CA (a self-signed
     /// Issuer); otherwise install makes a CA and a certificate itself.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub cert_manager: bool,
     /// Print what would be applied (-o yaml or json) and change nothing; the certificate
     /// Secret and caBundle are left out (they are made at install time).
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub dry_run: bool,
     /// Wait until the webhook is ready.
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -41,7 +41,7 @@ pub struct UninstallArgs {
     /// Also delete the CRDs (and with them the storage location objects) and the namespace
     /// (with the location key Secrets: keep a copy of the keys, or the backups cannot be
     /// read again). Backups in the locations are never deleted.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub purge: bool,
 }
 
