@@ -12,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "building kubectl-vbackup and the test cluster"
-cargo build --quiet --locked -p kubectl-vbackup -p vbackup-testcluster
+cargo build --quiet --locked -p kubectl-vbackup -p vbackup-webhook -p vbackup-testcluster
 BIN="$CARGO_TARGET_DIR/debug"
 mkdir -p "$DEMO_DIR/bin"
 ln -sf "$BIN/kubectl-vbackup" "$DEMO_DIR/bin/kubectl-vbackup"
@@ -142,21 +142,32 @@ step "a nightly schedule: a CronJob running the same binary in the cluster, as i
 run kubectl vbackup schedule create nightly --schedule "0 2 * * *" --time-zone Europe/Paris \
     --include-namespaces shop --keep-last 3
 run kubectl vbackup schedule get
-out=$(kubectl vbackup schedule run-now nightly); echo "$out"
-job=$(echo "$out" | awk '{print $2}')
-for _ in $(seq 600); do
-    [ -n "$(kubectl get job "$job" -n vbackup-system -o jsonpath='{.status.succeeded}{.status.failed}' 2>/dev/null)" ] && break
-    sleep 0.5
-done
-run kubectl logs -n vbackup-system "job/$job"
-[ "$(kubectl get job "$job" -n vbackup-system -o jsonpath='{.status.succeeded}')" = 1 ] ||
-    { echo "demo failed: the scheduled run failed" >&2; exit 1; }
+run kubectl vbackup schedule describe nightly
+# What the CronJob runs at 02:00 (as its ServiceAccount, in the cluster: tests/schedules.rs),
+# run here now with the same command.
+run kubectl vbackup backup create --from-schedule nightly
 run kubectl vbackup backup get
 
-step "coverage: which claims are protected, by what, and since when"
-run kubectl vbackup coverage -n shop
+step "coverage: which claims are protected, by what, and since when (exit 1 when one is not)"
+printf '$ kubectl vbackup coverage -n shop\n'
+# The order database's claim is excluded on purpose (its dump is the backup); coverage does
+# not count dumps yet, so it reports that claim and exits 1.
+kubectl vbackup coverage -n shop || echo "(exit $?: the excluded database claim is named above)"
 
 step "status: is every schedule keeping up? (exit 1 if not: ready for cron and CI)"
 run kubectl vbackup status
+
+step "installing vbackup: the admission webhook protects every new pod by default"
+run kubectl vbackup install
+run kubectl get deployment vbackup-webhook -n vbackup-system
+
+step "a database pod nobody annotated: the webhook adds its dump and restore commands"
+kubectl create namespace crm >/dev/null
+run kubectl run customers -n crm --image=postgres:16 --env=POSTGRES_PASSWORD=demo-only-password
+annotations=$(kubectl get pod customers -n crm -o go-template='{{range $k, $v := .metadata.annotations}}{{$k}}{{"\n"}}{{end}}')
+echo "$annotations"
+echo "$annotations" | grep -qx vbackup.io/backup-command ||
+    { echo "demo failed: the webhook did not annotate the database pod" >&2; exit 1; }
+run kubectl vbackup explain pod/customers -n crm
 
 step "done: state in $DEMO_DIR (KUBECONFIG=$DEMO_DIR/kubeconfig)"
