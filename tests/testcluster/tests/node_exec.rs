@@ -197,6 +197,8 @@ spec:
     fn logs_honour_container_tail_lines_and_follow() {
         let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
         // The container waits at a gate in its own /tmp, which the test opens through exec.
+        // stdout and stderr are read separately, as by a container runtime, so lines of the
+        // two streams are ordered only when written apart in time.
         let manifest = r#"
 apiVersion: v1
 kind: Pod
@@ -208,7 +210,7 @@ spec:
   containers:
   - name: count
     image: vbackup.test/shell
-    command: [sh, -c, "echo line 1; echo line 2; while [ ! -e /tmp/open ]; do sleep 0.05; done; echo line 3; echo oops >&2"]
+    command: [sh, -c, "echo line 1; echo line 2; while [ ! -e /tmp/open ]; do sleep 0.05; done; echo line 3; sleep 0.3; echo oops >&2"]
   - {name: idle, image: nginx}
 "#;
         k.ok_with(&["create", "-f", "-"], manifest);
