@@ -121,13 +121,21 @@ async fn connect_in(ns: &File, addr: SocketAddr, timeout: Duration) -> io::Resul
 }
 
 /// Accepts connections on `listener` and relays each to `target` in the host's namespace,
-/// until `cancel`.
-fn forward(listener: std::net::TcpListener, target: SocketAddr, cancel: CancellationToken) {
+/// until `cancel`, on the forwarders' own runtime: callers run in whatever context a
+/// controller or a pod start happens in, and a forwarder registered with a short-lived
+/// runtime would stop accepting (pods' API connections then hang).
+fn forward(
+    rt: &tokio::runtime::Handle,
+    listener: std::net::TcpListener,
+    target: SocketAddr,
+    cancel: CancellationToken,
+) {
+    let _entered = rt.enter();
     let Ok(listener) = TcpListener::from_std(listener) else {
         tracing::warn!("cannot serve a forwarder to {target}");
         return;
     };
-    tokio::spawn(async move {
+    rt.spawn(async move {
         loop {
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -154,11 +162,21 @@ pub struct Network {
     next_veth: AtomicU32,
     started: AtomicBool,
     cancel: CancellationToken,
+    /// Where every forwarder runs (one thread), whatever thread asks for one.
+    forwarders: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
 impl Drop for Network {
     fn drop(&mut self) {
         self.cancel.cancel();
+        if let Some(rt) = self
+            .forwarders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -178,6 +196,12 @@ impl Network {
         .context("setting up the node's bridge (the kernel needs bridge and veth support)")?;
         let listener = listen_in(&ns, SocketAddr::from((API_SERVICE_IP, API_SERVICE_PORT)))
             .context("listening on the kubernetes Service address in the node's namespace")?;
+        let forwarders = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("node-forwarder")
+            .enable_all()
+            .build()
+            .context("starting the node's forwarders")?;
         Ok(Network {
             ns,
             api,
@@ -186,6 +210,7 @@ impl Network {
             next_veth: AtomicU32::new(0),
             started: AtomicBool::new(false),
             cancel: CancellationToken::new(),
+            forwarders: Mutex::new(Some(forwarders)),
         })
     }
 
@@ -199,8 +224,8 @@ impl Network {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(l) = listener {
-            forward(l, self.api, self.cancel.clone());
+        if let (Some(l), Some(rt)) = (listener, self.forwarders_handle()) {
+            forward(&rt, l, self.api, self.cancel.clone());
         }
     }
 
@@ -240,9 +265,20 @@ impl Network {
             let at = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let listener = listen_in(&ns, at)
                 .with_context(|| format!("forwarding host port {port} into the pod"))?;
-            forward(listener, at, cancel.clone());
+            let rt = self
+                .forwarders_handle()
+                .context("the node's forwarders are stopped")?;
+            forward(&rt, listener, at, cancel.clone());
         }
         Ok(PodNet { ns, ip, cancel })
+    }
+
+    fn forwarders_handle(&self) -> Option<tokio::runtime::Handle> {
+        self.forwarders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|rt| rt.handle().clone())
     }
 
     /// Connects to an address in the pod network (a pod IP), as the node does.
