@@ -202,7 +202,7 @@ impl Network {
             .enable_all()
             .build()
             .context("starting the node's forwarders")?;
-        Ok(Network {
+        let network = Network {
             ns,
             api,
             api_listener: Mutex::new(Some(listener)),
@@ -211,10 +211,13 @@ impl Network {
             started: AtomicBool::new(false),
             cancel: CancellationToken::new(),
             forwarders: Mutex::new(Some(forwarders)),
-        })
+        };
+        // The forwarders have their own runtime: the API is reachable from pods at once.
+        network.start();
+        Ok(network)
     }
 
-    /// Starts the API server's forwarder (once, on the cluster's runtime).
+    /// Starts the API server's forwarder (once).
     pub fn start(&self) {
         if self.started.swap(true, Ordering::SeqCst) {
             return;
