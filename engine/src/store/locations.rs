@@ -158,17 +158,7 @@ impl Locations {
         if spec.format == Format::Velero {
             return self.create_velero(name, spec, check).await;
         }
-        if self
-            .api
-            .get_opt(name)
-            .await
-            .map_err(Error::kube("cannot read locations"))?
-            .is_some()
-        {
-            return Err(Error::BadInput(format!(
-                "storage location {name} already exists: delete it first or pick another name"
-            )));
-        }
+        self.ensure_absent(name).await?;
         let mut location = BackupStorageLocation::new(name, spec);
         location.metadata.namespace = Some(self.namespace.clone());
         let existing = self.keys.read(name, key_secret::CURRENT).await?;
@@ -242,15 +232,41 @@ impl Locations {
             // Harmless: the key is shown again by the next create of this name.
             tracing::warn!(location = name, error = %e, "cannot mark the location key as shown");
         }
-        let created = match report {
+        Ok(self.created(name, created, report, origin).await)
+    }
+
+    /// Refuses a name already taken: create never replaces a location.
+    async fn ensure_absent(&self, name: &str) -> Result<()> {
+        let existing = self
+            .api
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("cannot read locations"))?;
+        match existing {
+            Some(_) => Err(Error::BadInput(format!(
+                "storage location {name} already exists: delete it first or pick another name"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The result of a create, with the passed check recorded on the location's status.
+    async fn created(
+        &self,
+        name: &str,
+        created: BackupStorageLocation,
+        report: Option<LocationCheck>,
+        key: KeyOrigin,
+    ) -> Created {
+        let location = match report {
             Some(_) => self.record_check(name, &Ok(())).await.unwrap_or(created),
             None => created,
         };
-        Ok(Created {
-            location: created,
+        Created {
+            location,
             check: report,
-            key: origin,
-        })
+            key,
+        }
     }
 
     /// Creates the location object, first making it the only default when it is one.
@@ -546,17 +562,7 @@ impl Locations {
         spec: BackupStorageLocationSpec,
         check: bool,
     ) -> Result<Created> {
-        if self
-            .api
-            .get_opt(name)
-            .await
-            .map_err(Error::kube("cannot read locations"))?
-            .is_some()
-        {
-            return Err(Error::BadInput(format!(
-                "storage location {name} already exists: delete it first or pick another name"
-            )));
-        }
+        self.ensure_absent(name).await?;
         let mut location = BackupStorageLocation::new(name, spec);
         location.metadata.namespace = Some(self.namespace.clone());
         let report = if check {
@@ -568,29 +574,10 @@ impl Locations {
             None
         };
         self.ensure_namespace().await?;
-        if location.spec.default {
-            self.clear_other_defaults(name).await?;
-        }
-        let created = self
-            .api
-            .create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
-                &location,
-            )
-            .await
-            .map_err(Error::kube(format!("cannot create location {name}")))?;
-        let created = match report {
-            Some(_) => self.record_check(name, &Ok(())).await.unwrap_or(created),
-            None => created,
-        };
-        Ok(Created {
-            location: created,
-            check: report,
-            key: KeyOrigin::NotNeeded,
-        })
+        let created = self.create_object(name, &location).await?;
+        Ok(self
+            .created(name, created, report, KeyOrigin::NotNeeded)
+            .await)
     }
 
     async fn secret(&self, name: &str) -> Result<Secret> {
