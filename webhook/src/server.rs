@@ -15,6 +15,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use vbackup_engine::webhook::mutate::MAX_BODY_BYTES;
 use vbackup_engine::webhook::{ClusterView, Outcome, mutate};
 
+use crate::backup_metrics::BackupMetrics;
 use crate::cluster::WatchedCluster;
 use crate::metrics::Metrics;
 use crate::tls::ReloadingCert;
@@ -49,6 +50,8 @@ pub struct App {
     pub view: View,
     /// Request counters.
     pub metrics: Metrics,
+    /// The backup metrics (not in standalone mode).
+    pub backup: Option<Arc<BackupMetrics>>,
     /// The serving certificate.
     pub cert: Arc<ReloadingCert>,
 }
@@ -111,9 +114,13 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut text = app.metrics.render(&app.cert);
+    if let Some(backup) = &app.backup {
+        backup.render(&mut text);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&app.cert),
+        text,
     )
         .into_response()
 }

@@ -5,6 +5,8 @@
 
 pub mod coverage;
 pub mod cron;
+pub mod inventory;
+pub mod metrics;
 pub mod cronjob;
 pub mod retention;
 pub mod spec;

@@ -13,6 +13,7 @@ use vbackup_engine::resources::backup::run_backup_with_volumes;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::resources::request::parse_labels;
 use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress};
+use vbackup_engine::policy::ResourcePolicies;
 use vbackup_engine::schedules::Schedules;
 use vbackup_engine::store::{Locations, Store};
 
@@ -363,7 +364,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(p.resource.clone());
         }
     };
-    let policies = super::volumes::read_policies(
+    let policies = ResourcePolicies::read(
         &client,
         &ctx.global.vbackup_namespace,
         request.volumes.resource_policies_configmap.as_deref(),
