@@ -118,11 +118,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     if let Some(backup) = &app.backup {
         backup.render(&mut text);
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish (up to `grace`).

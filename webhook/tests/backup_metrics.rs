@@ -97,7 +97,10 @@ fn scrape_until(
         if done(&m) {
             return m;
         }
-        assert!(Instant::now() < deadline, "{what} within 60 s; last scrape: {m:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} within 60 s; last scrape: {m:#?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -114,11 +117,17 @@ fn backup_metrics_follow_a_real_backup_with_the_installed_rbac_only() {
     kubectl(&cluster, &["apply", "-f", &crds], None);
     kubectl(
         &cluster,
-        &["wait", "--for=condition=Established", "--timeout=60s", "-f", &crds],
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            &crds,
+        ],
         None,
     );
     // The namespace, ServiceAccounts and RBAC exactly as install applies them.
-    let install = objects(
+    let installed = objects(
         &InstallOptions {
             namespace: NS.into(),
             image: "vbackup:test".into(),
@@ -127,7 +136,7 @@ fn backup_metrics_follow_a_real_backup_with_the_installed_rbac_only() {
         None,
     )
     .unwrap();
-    let rbac_objects: Vec<Value> = install
+    let rbac_objects: Vec<Value> = installed
         .into_iter()
         .filter(|o| {
             matches!(
@@ -176,7 +185,14 @@ fn backup_metrics_follow_a_real_backup_with_the_installed_rbac_only() {
     );
     kubectl(
         &cluster,
-        &["-n", "shop", "create", "configmap", "settings", "--from-literal=color=blue"],
+        &[
+            "-n",
+            "shop",
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=color=blue",
+        ],
         None,
     );
 
@@ -250,21 +266,26 @@ fn backup_metrics_follow_a_real_backup_with_the_installed_rbac_only() {
     let m = scrape_until(&http, &hook.addr, "the backup metrics", |m| {
         m.contains_key("vbackup_backup_total")
     });
-    let get = |name: &str| {
-        *m.get(name)
-            .unwrap_or_else(|| panic!("no {name} in {m:#?}"))
-    };
+    let get = |name: &str| *m.get(name).unwrap_or_else(|| panic!("no {name} in {m:#?}"));
     assert_eq!(get("vbackup_backup_total"), 1.0);
     assert_eq!(get(&format!("vbackup_backup_success_total{nightly}")), 1.0);
     assert_eq!(get(&format!("vbackup_backup_failure_total{nightly}")), 0.0);
-    assert_eq!(get(&format!("vbackup_backup_partial_failure_total{nightly}")), 0.0);
+    assert_eq!(
+        get(&format!("vbackup_backup_partial_failure_total{nightly}")),
+        0.0
+    );
     assert_eq!(get(&format!("vbackup_backup_last_status{nightly}")), 1.0);
-    let last = get(&format!("vbackup_backup_last_successful_timestamp{nightly}"));
+    let last = get(&format!(
+        "vbackup_backup_last_successful_timestamp{nightly}"
+    ));
     assert!(
         (before as f64..=after as f64).contains(&last),
         "{last} not between {before} and {after}"
     );
-    assert_eq!(get(&format!("vbackup_backup_duration_seconds_count{nightly}")), 1.0);
+    assert_eq!(
+        get(&format!("vbackup_backup_duration_seconds_count{nightly}")),
+        1.0
+    );
     assert_eq!(get("vbackup_restore_total"), 0.0);
     assert_eq!(get("vbackup_backup_metrics_refresh_errors_total"), 0.0);
     // Unprotected: the claim no schedule reaches, and the one the pod excludes; not the

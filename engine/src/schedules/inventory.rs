@@ -68,7 +68,12 @@ impl Inventory {
     ) -> Result<Vec<VolumeCoverage>> {
         let mut policies = Vec::with_capacity(self.schedules.len());
         for s in &self.schedules {
-            let name = s.spec.template.volumes.resource_policies_configmap.as_deref();
+            let name = s
+                .spec
+                .template
+                .volumes
+                .resource_policies_configmap
+                .as_deref();
             policies.push(ResourcePolicies::read(client, namespace, name).await?);
         }
         let scopes: Vec<Scope<'_>> = self

@@ -150,7 +150,11 @@ pub fn render(inventory: &Inventory, coverage: &[VolumeCoverage], now: Timestamp
     );
     for (labels, _, row) in &per_schedule {
         if let Some(t) = row.last_success {
-            out.sample(BACKUP_LAST_SUCCESSFUL_TIMESTAMP, labels, t.as_second() as f64);
+            out.sample(
+                BACKUP_LAST_SUCCESSFUL_TIMESTAMP,
+                labels,
+                t.as_second() as f64,
+            );
         }
     }
     out.family(
@@ -248,7 +252,11 @@ fn render_restores(out: &mut Text, inventory: &Inventory) {
     for (name, help, value) in counters {
         out.family(name, "counter", help);
         for ((location, schedule), o) in &groups {
-            out.sample(name, &schedule_labels(location, Some(*schedule)), value(o) as f64);
+            out.sample(
+                name,
+                &schedule_labels(location, Some(*schedule)),
+                value(o) as f64,
+            );
         }
     }
 }
@@ -321,8 +329,8 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backups::record::{API_VERSION, RestoreStatus, Tally};
     use crate::backups::RestoreRecord;
+    use crate::backups::record::{API_VERSION, RestoreStatus, Tally};
     use crate::restore::request::RestoreRequest;
     use crate::schedules::coverage::Unprotected;
     use crate::schedules::status::tests::{record, schedule};
@@ -502,13 +510,21 @@ mod tests {
         let unprotected: Vec<_> = m.keys().filter(|k| k.starts_with(UNPROTECTED)).collect();
         assert_eq!(
             unprotected,
-            [r#"vbackup_volume_unprotected{namespace="shop",pvc="scratch",reason="last_copy_failed"}"#]
+            [
+                r#"vbackup_volume_unprotected{namespace="shop",pvc="scratch",reason="last_copy_failed"}"#
+            ]
         );
     }
 
     #[test]
     fn label_values_are_escaped() {
-        let r = record("odd", "a\"b\\c\nd", "2026-12-10T02:00:00Z", Phase::Completed, vec![]);
+        let r = record(
+            "odd",
+            "a\"b\\c\nd",
+            "2026-12-10T02:00:00Z",
+            Phase::Completed,
+            vec![],
+        );
         let inventory = Inventory {
             backups: vec![("s3".into(), r)],
             ..Default::default()
@@ -573,7 +589,10 @@ mod tests {
                 .collect();
             assert!(!names.is_empty(), "{expr}");
             for name in names {
-                assert!(emitted.contains(name), "{name} (in {expr}) is not emitted:\n{text}");
+                assert!(
+                    emitted.contains(name),
+                    "{name} (in {expr}) is not emitted:\n{text}"
+                );
             }
         }
         // "No success in 26 hours": a daily schedule, with two hours of slack.
@@ -603,7 +622,10 @@ mod tests {
             .into_iter()
             .filter_map(|p| p.name)
             .collect();
-        assert!(ports.iter().any(|p| endpoint["port"] == p.as_str()), "{ports:?}");
+        assert!(
+            ports.iter().any(|p| endpoint["port"] == p.as_str()),
+            "{ports:?}"
+        );
         assert_eq!(endpoint["scheme"], "https");
         assert_eq!(endpoint["path"], "/metrics");
         let tls = &endpoint["tlsConfig"];
@@ -629,7 +651,8 @@ mod tests {
         // The Prometheus Operator's CRDs may be absent: `kubectl apply -k manifests/` must not
         // need them.
         let default = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/kustomization.yaml"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../manifests/kustomization.yaml"),
         )
         .unwrap();
         assert!(!default.contains("monitoring"), "{default}");

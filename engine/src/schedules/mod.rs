@@ -5,9 +5,9 @@
 
 pub mod coverage;
 pub mod cron;
+pub mod cronjob;
 pub mod inventory;
 pub mod metrics;
-pub mod cronjob;
 pub mod retention;
 pub mod spec;
 pub mod status;

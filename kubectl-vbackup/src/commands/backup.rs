@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog, Phase, itemlog};
+use vbackup_engine::policy::ResourcePolicies;
 use vbackup_engine::resources::archive;
 use vbackup_engine::resources::backup::preflight;
 use vbackup_engine::resources::backup::run_backup_with_volumes;
 use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::resources::request::parse_labels;
 use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress};
-use vbackup_engine::policy::ResourcePolicies;
 use vbackup_engine::schedules::Schedules;
 use vbackup_engine::store::{Locations, Store};
 
