@@ -167,7 +167,38 @@ fn backup_metrics_follow_a_real_backup_with_the_installed_rbac_only() {
     kubectl(&cluster, &["create", "namespace", "shop"], None);
     kubectl(&cluster, &["create", "namespace", "scratch"], None);
     for (ns, name) in [("shop", "data"), ("shop", "cache"), ("scratch", "tmp")] {
-        kubectl(&cluster, &["create"], Some(&claim(ns, name)));
+        // Bound to a volume, as the volume controller would (no node runs here): an unbound
+        // claim holds no data and is never copied.
+        let pv = format!("pv-{ns}-{name}");
+        kubectl(
+            &cluster,
+            &["create"],
+            Some(&json!({
+                "apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": pv},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "claimRef": {"namespace": ns, "name": name},
+                         "csi": {"driver": "local.csi.vbackup.io", "volumeHandle": pv}}
+            })),
+        );
+        let mut c = claim(ns, name);
+        c["spec"]["volumeName"] = json!(pv);
+        kubectl(&cluster, &["create"], Some(&c));
+        for (kind, object, namespace) in [("pv", &pv, None), ("pvc", &name.to_string(), Some(ns))] {
+            let mut args = vec![
+                "patch",
+                kind,
+                object.as_str(),
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"phase":"Bound"}}"#,
+            ];
+            if let Some(namespace) = namespace {
+                args.extend(["-n", namespace]);
+            }
+            kubectl(&cluster, &args, None);
+        }
     }
     kubectl(
         &cluster,
@@ -242,7 +273,8 @@ fn backup_metrics_follow_a_real_backup_with_the_installed_rbac_only() {
             .await
             .unwrap();
         assert_eq!(record.status.phase.to_string(), "Completed", "{record:?}");
-        (before, jiff::Timestamp::now().as_second())
+        // Records keep times rounded to the second: up to half a second later than now.
+        (before, jiff::Timestamp::now().as_second() + 1)
     });
 
     let certs = certs("webhook-ca");
