@@ -106,42 +106,24 @@ pub fn render(inventory: &Inventory, coverage: &[VolumeCoverage], now: Timestamp
         "Backups (with metadata) present in the locations.",
     );
     out.sample(BACKUP_TOTAL, &[], inventory.backups.len() as f64);
-    let counters: [(&str, &str, fn(&Outcomes) -> u64); 4] = [
-        (
-            BACKUP_ATTEMPT_TOTAL,
-            "Backups present in the locations, whatever their outcome (recounted at each refresh, not incremented).",
-            |o| o.attempts,
-        ),
-        (
-            BACKUP_SUCCESS_TOTAL,
-            "Completed backups present in the locations (recounted at each refresh, not incremented).",
-            |o| o.completed,
-        ),
-        (
-            BACKUP_PARTIAL_FAILURE_TOTAL,
-            "Partially failed backups present in the locations (recounted at each refresh, not incremented).",
-            |o| o.partially_failed,
-        ),
-        (
-            BACKUP_FAILURE_TOTAL,
-            "Failed backups present in the locations (recounted at each refresh, not incremented).",
-            |o| o.failed,
-        ),
-    ];
-    let outcomes: Vec<Outcomes> = per_schedule
+    let outcomes: Vec<(Labels, Outcomes)> = per_schedule
         .iter()
-        .map(|(_, records, _)| {
+        .map(|(labels, records, _)| {
             let mut o = Outcomes::default();
             records.iter().for_each(|r| o.add(r.status.phase));
-            o
+            (labels.clone(), o)
         })
         .collect();
-    for (name, help, value) in counters {
-        out.family(name, "counter", help);
-        for ((labels, _, _), o) in per_schedule.iter().zip(&outcomes) {
-            out.sample(name, labels, value(o) as f64);
-        }
-    }
+    out.outcome_counters(
+        "backups",
+        [
+            BACKUP_ATTEMPT_TOTAL,
+            BACKUP_SUCCESS_TOTAL,
+            BACKUP_PARTIAL_FAILURE_TOTAL,
+            BACKUP_FAILURE_TOTAL,
+        ],
+        &outcomes,
+    );
 
     out.family(
         BACKUP_LAST_SUCCESSFUL_TIMESTAMP,
@@ -227,38 +209,20 @@ fn render_restores(out: &mut Text, inventory: &Inventory) {
         "Restore records present in the locations.",
     );
     out.sample(RESTORE_TOTAL, &[], inventory.restores.len() as f64);
-    let counters: [(&str, &str, fn(&Outcomes) -> u64); 4] = [
-        (
+    let groups: Vec<(Labels, Outcomes)> = groups
+        .into_iter()
+        .map(|((location, schedule), o)| (schedule_labels(location, Some(schedule)), o))
+        .collect();
+    out.outcome_counters(
+        "restores",
+        [
             RESTORE_ATTEMPT_TOTAL,
-            "Restores recorded in the locations, whatever their outcome (recounted at each refresh).",
-            |o| o.attempts,
-        ),
-        (
             RESTORE_SUCCESS_TOTAL,
-            "Completed restores recorded in the locations (recounted at each refresh).",
-            |o| o.completed,
-        ),
-        (
             RESTORE_PARTIAL_FAILURE_TOTAL,
-            "Partially failed restores recorded in the locations (recounted at each refresh).",
-            |o| o.partially_failed,
-        ),
-        (
             RESTORE_FAILED_TOTAL,
-            "Failed restores recorded in the locations (recounted at each refresh).",
-            |o| o.failed,
-        ),
-    ];
-    for (name, help, value) in counters {
-        out.family(name, "counter", help);
-        for ((location, schedule), o) in &groups {
-            out.sample(
-                name,
-                &schedule_labels(location, Some(*schedule)),
-                value(o) as f64,
-            );
-        }
-    }
+        ],
+        &groups,
+    );
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -300,6 +264,31 @@ impl Text {
             self.0.push('}');
         }
         let _ = writeln!(self.0, " {value}");
+    }
+
+    /// The four outcome counters (all, completed, partially failed, failed) of `what`,
+    /// counted from the records present in the locations.
+    fn outcome_counters(&mut self, what: &str, names: [&str; 4], groups: &[(Labels, Outcomes)]) {
+        let outcomes = ["All ", "Completed ", "PartiallyFailed ", "Failed "];
+        let values: [fn(&Outcomes) -> u64; 4] = [
+            |o| o.attempts,
+            |o| o.completed,
+            |o| o.partially_failed,
+            |o| o.failed,
+        ];
+        for ((name, outcome), value) in names.into_iter().zip(outcomes).zip(values) {
+            self.family(
+                name,
+                "counter",
+                &format!(
+                    "{outcome}{what} present in the locations (recounted at each refresh, not \
+                     incremented: gc's deletions lower it)."
+                ),
+            );
+            for (labels, o) in groups {
+                self.sample(name, labels, value(o) as f64);
+            }
+        }
     }
 
     fn histogram(&mut self, name: &str, labels: &[(&str, String)], values: &[f64]) {
