@@ -7,7 +7,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -22,26 +21,6 @@ use vbackup_engine::store::{BackupStorageLocationSpec, Locations};
 use vbackup_testcluster::{ClusterOptions, TestCluster};
 
 const NS: &str = "vbackup-system";
-
-fn kubectl(cluster: &TestCluster, args: &[&str], stdin: Option<&Value>) -> String {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .args(args);
-    let dir = tempfile::tempdir().unwrap();
-    if let Some(doc) = stdin {
-        let file = dir.path().join("doc.json");
-        std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
-        cmd.arg("-f").arg(&file);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A kubeconfig that authenticates as the webhook's ServiceAccount.
 fn webhook_kubeconfig(cluster: &TestCluster, dir: &Path) -> String {
