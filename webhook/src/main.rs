@@ -31,7 +31,8 @@ struct Args {
     /// Its private key (PEM), reloaded with it.
     #[arg(long, default_value = "/etc/vbackup/tls/tls.key")]
     tls_key_file: PathBuf,
-    /// Kubeconfig to read namespaces and BackupPolicies with; in-cluster config when unset.
+    /// Kubeconfig to read namespaces, BackupPolicies and (for the backup metrics) schedules,
+    /// locations and claims with; in-cluster config when unset.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
     /// Do not read the cluster: apply the built-in default policy to every pod (for trying
