@@ -15,6 +15,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use vbackup_engine::webhook::mutate::MAX_BODY_BYTES;
 use vbackup_engine::webhook::{ClusterView, Outcome, mutate};
 
+use crate::backup_metrics::BackupMetrics;
 use crate::cluster::WatchedCluster;
 use crate::metrics::Metrics;
 use crate::tls::ReloadingCert;
@@ -49,6 +50,8 @@ pub struct App {
     pub view: View,
     /// Request counters.
     pub metrics: Metrics,
+    /// The backup metrics (not in standalone mode).
+    pub backup: Option<Arc<BackupMetrics>>,
     /// The serving certificate.
     pub cert: Arc<ReloadingCert>,
 }
@@ -111,11 +114,11 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&app.cert),
-    )
-        .into_response()
+    let mut text = app.metrics.render(&app.cert);
+    if let Some(backup) = &app.backup {
+        backup.render(&mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish (up to `grace`).

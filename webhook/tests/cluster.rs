@@ -6,34 +6,11 @@ mod support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
 use vbackup_testcluster::{ClusterOptions, ServiceEndpoints, TestCluster};
-
-fn kubectl(cluster: &TestCluster, args: &[&str], stdin: Option<&Value>) -> String {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .args(args);
-    let out = match stdin {
-        Some(doc) => {
-            let dir = tempfile::tempdir().unwrap();
-            let file = dir.path().join("doc.json");
-            std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
-            cmd.arg("-f").arg(&file).output().unwrap()
-        }
-        None => cmd.output().unwrap(),
-    };
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn annotations(cluster: &TestCluster, ns: &str, pod: &str) -> Value {
     let out = kubectl(cluster, &["get", "pod", pod, "-n", ns, "-o", "json"], None);

@@ -89,6 +89,12 @@ pub fn objects(opts: &InstallOptions, tls: Option<&certs::Bundle>) -> Result<Vec
             "ClusterRoleBinding",
         )?);
     }
+    out.push(typed(rbac::webhook_role(ns), RBAC, "Role")?);
+    out.push(typed(
+        rbac::role_binding(rbac::WEBHOOK_ACCOUNT, rbac::WEBHOOK_ACCOUNT, ns),
+        RBAC,
+        "RoleBinding",
+    )?);
     if let Some(bundle) = tls {
         out.push(typed(certs::secret(ns, bundle), "v1", "Secret")?);
     }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use kube::api::ObjectMeta;
 
 /// The ServiceAccount scheduled backups run as (in the vbackup namespace).
@@ -161,6 +163,18 @@ pub fn webhook_cluster_role() -> ClusterRole {
             &["backupstoragelocations", "backuppolicies"],
             &["get", "list", "watch"],
         ),
+        // The unprotected-claims metric weighs every namespace's pods (which claims they
+        // mount, their volume annotations) as a scheduled run would: listed, not watched.
+        rule(&[""], &["pods"], &["list"]),
+        // ...and whether the webhook is registered, which decides whether pods created before
+        // it count as annotated (only vbackup's own configuration).
+        PolicyRule {
+            api_groups: Some(vec!["admissionregistration.k8s.io".into()]),
+            resources: Some(vec!["mutatingwebhookconfigurations".into()]),
+            resource_names: Some(vec![crate::webhook::config::CONFIGURATION_NAME.into()]),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        },
     ];
     ClusterRole {
         metadata: ObjectMeta {
@@ -170,6 +184,44 @@ pub fn webhook_cluster_role() -> ClusterRole {
         },
         rules: Some(rules),
         ..Default::default()
+    }
+}
+
+/// What the webhook reads in vbackup's own `namespace` (a Role: nothing elsewhere) to serve
+/// the backup metrics.
+pub fn webhook_role(namespace: &str) -> Role {
+    let rules = vec![
+        // The locations' S3 credentials (and a Velero bucket's repository password): the
+        // backup metadata is read from the buckets. Secrets are read by name, never listed.
+        rule(&[""], &["secrets"], &["get"]),
+        // The schedules are CronJobs; their volume policies are ConfigMaps read by name.
+        rule(&["batch"], &["cronjobs"], &["list"]),
+        rule(&[""], &["configmaps"], &["get"]),
+    ];
+    Role {
+        metadata: ObjectMeta {
+            name: Some(WEBHOOK_ACCOUNT.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        rules: Some(rules),
+    }
+}
+
+/// Binds ServiceAccount `account` to Role `role`, both in `namespace`.
+pub fn role_binding(role: &str, account: &str, namespace: &str) -> RoleBinding {
+    let cluster = binding(role, account, namespace);
+    RoleBinding {
+        metadata: ObjectMeta {
+            namespace: Some(namespace.into()),
+            ..cluster.metadata
+        },
+        role_ref: RoleRef {
+            kind: "Role".into(),
+            ..cluster.role_ref
+        },
+        subjects: cluster.subjects,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The admission webhook's Deployment, PodDisruptionBudget, Service and
 //! MutatingWebhookConfiguration. The contract with the webhook binary: `vbackup-webhook
-//! --listen 0.0.0.0:8443 --tls-cert-file … --tls-key-file …`, serving `/mutate`, `/healthz`
-//! and `/readyz`, its certificate in the Secret [`TLS_SECRET`].
+//! --listen 0.0.0.0:8443 --tls-cert-file … --tls-key-file … --vbackup-namespace NS`, serving
+//! `/mutate`, `/healthz`, `/readyz` and `/metrics`, its certificate in the Secret
+//! [`TLS_SECRET`].
 
 use std::collections::BTreeMap;
 
@@ -82,6 +83,9 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
         &format!("{TLS_DIR}/tls.crt"),
         "--tls-key-file",
         &format!("{TLS_DIR}/tls.key"),
+        // Where the locations and schedules the backup metrics read are.
+        "--vbackup-namespace",
+        namespace,
     ]
     .map(String::from)
     .to_vec();

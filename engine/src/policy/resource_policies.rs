@@ -267,6 +267,36 @@ impl ResourcePolicies {
         }
     }
 
+    /// Reads the policies of ConfigMap `name` in `namespace` (a schedule's or a backup's
+    /// `--resource-policies-configmap`); `None` when no name is given.
+    pub async fn read(
+        client: &kube::Client,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<Option<ResourcePolicies>> {
+        let Some(name) = name else { return Ok(None) };
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client.clone(), namespace);
+        let cm = api
+            .get_opt(name)
+            .await
+            .map_err(Error::kube(format!(
+                "cannot read ConfigMap {namespace}/{name} (--resource-policies-configmap)"
+            )))?
+            .ok_or_else(|| {
+                Error::BadInput(format!(
+                    "--resource-policies-configmap {name}: no ConfigMap {name} in namespace \
+                     {namespace}: create it with `kubectl create configmap {name} -n {namespace} \
+                     --from-file=policy.yaml`"
+                ))
+            })?;
+        ResourcePolicies::from_config_map(
+            &format!("{namespace}/{name}"),
+            &cm.data.unwrap_or_default(),
+        )
+        .map(Some)
+    }
+
     /// The first policy whose every condition matches, with its index.
     pub fn first_match(&self, v: &VolumeFacts) -> Option<(usize, &VolumePolicy)> {
         self.policies.iter().enumerate().find(|(_, p)| p.matches(v))

@@ -93,6 +93,44 @@ pub struct VolumeCoverage {
     pub last_copy: Option<Timestamp>,
     /// Why it is or is not protected.
     pub reason: String,
+    /// Why it is not protected, in one stable word (none when it is protected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Unprotected>,
+}
+
+/// Why a volume is not protected, as a stable word: the `reason` label of the
+/// `vbackup_volume_unprotected` metric ([`VolumeCoverage::reason`] is the sentence, which
+/// changes with ages and names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unprotected {
+    /// No schedule backs up its namespace.
+    NoSchedule,
+    /// A schedule backs up the namespace, but its label selector leaves the volume out.
+    NotSelected,
+    /// Left out on purpose or by its type: an annotation, a volume policy,
+    /// `--backup-volumes=false`, emptyDir/hostPath, a claim no pod uses...
+    Excluded,
+    /// The schedule copying it is paused, or has no success in twice its interval.
+    ScheduleOverdue,
+    /// Its last copy failed.
+    LastCopyFailed,
+    /// Not copied for another reason (an unreadable selector): `coverage` says which.
+    NotCopied,
+}
+
+impl Unprotected {
+    /// The word, as in the metric label and `coverage -o json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unprotected::NoSchedule => "no_schedule",
+            Unprotected::NotSelected => "not_selected",
+            Unprotected::Excluded => "excluded",
+            Unprotected::ScheduleOverdue => "schedule_overdue",
+            Unprotected::LastCopyFailed => "last_copy_failed",
+            Unprotected::NotCopied => "not_copied",
+        }
+    }
 }
 
 /// The coverage of one namespace at `now`.
@@ -103,7 +141,7 @@ pub fn assess(
     now: Timestamp,
 ) -> Vec<VolumeCoverage> {
     let mut copied: BTreeMap<String, Vec<(&Schedule, Method)>> = BTreeMap::new();
-    let mut skipped: BTreeMap<String, String> = BTreeMap::new();
+    let mut skipped: BTreeMap<String, (String, Unprotected)> = BTreeMap::new();
     let mut covering = Vec::new();
     for scope in scopes {
         let s = scope.schedule;
@@ -115,9 +153,12 @@ pub fn assess(
         if t.volumes.back_up_volumes == Some(false) {
             for claim in ns.claims.keys() {
                 skipped.entry(format!("pvc/{claim}")).or_insert_with(|| {
-                    format!(
-                        "schedule {} does not copy volume data (--backup-volumes=false)",
-                        s.name
+                    (
+                        format!(
+                            "schedule {} does not copy volume data (--backup-volumes=false)",
+                            s.name
+                        ),
+                        Unprotected::Excluded,
                     )
                 });
             }
@@ -135,16 +176,22 @@ pub fn assess(
         }
         for n in plan.not_copied {
             if n.warn || n.volume.starts_with("pvc/") {
-                skipped
-                    .entry(n.volume)
-                    .or_insert_with(|| format!("schedule {}: {}", s.name, n.reason));
+                skipped.entry(n.volume).or_insert_with(|| {
+                    (
+                        format!("schedule {}: {}", s.name, n.reason),
+                        Unprotected::Excluded,
+                    )
+                });
             }
         }
         for claim in ns.claims.keys() {
             skipped.entry(format!("pvc/{claim}")).or_insert_with(|| {
-                format!(
-                    "not selected by schedule {}'s selector {}",
-                    s.name, t.selector
+                (
+                    format!(
+                        "not selected by schedule {}'s selector {}",
+                        s.name, t.selector
+                    ),
+                    Unprotected::NotSelected,
                 )
             });
         }
@@ -156,28 +203,33 @@ pub fn assess(
     volumes
         .into_iter()
         .map(|volume| {
-            let row =
-                |protected, schedule: Option<&Schedule>, method, last_copy, reason: String| {
-                    VolumeCoverage {
-                        namespace: ns.name.clone(),
-                        volume: volume.clone(),
-                        protected,
-                        schedule: schedule.map(|s| s.name.clone()),
-                        method,
-                        last_copy,
-                        reason,
-                    }
-                };
+            let row = |cause: Option<Unprotected>,
+                       schedule: Option<&Schedule>,
+                       method,
+                       last_copy,
+                       reason: String| VolumeCoverage {
+                namespace: ns.name.clone(),
+                volume: volume.clone(),
+                protected: cause.is_none(),
+                schedule: schedule.map(|s| s.name.clone()),
+                method,
+                last_copy,
+                reason,
+                cause,
+            };
             let Some(by) = copied.get(&volume) else {
-                let reason = if covering.is_empty() {
-                    format!("no schedule backs up namespace {}", ns.name)
+                let (reason, cause) = if covering.is_empty() {
+                    (
+                        format!("no schedule backs up namespace {}", ns.name),
+                        Unprotected::NoSchedule,
+                    )
                 } else {
                     skipped
                         .get(&volume)
                         .cloned()
-                        .unwrap_or_else(|| "not copied".into())
+                        .unwrap_or_else(|| ("not copied".into(), Unprotected::NotCopied))
                 };
-                return row(false, None, None, None, reason);
+                return row(Some(cause), None, None, None, reason);
             };
             let claim = volume.trim_start_matches("pvc/");
             // The schedule with the freshest verdict wins.
@@ -193,33 +245,45 @@ pub fn assess(
                 .collect();
             let best = verdicts
                 .iter()
-                .find(|v| v.2.0)
+                .find(|v| v.2.0.is_none())
                 .or_else(|| verdicts.first())
                 .cloned();
             match best {
-                Some((s, m, (ok, why), last)) => row(ok, Some(s), Some(m), last, why),
-                None => row(false, None, None, None, "not copied".into()),
+                Some((s, m, (cause, why), last)) => row(cause, Some(s), Some(m), last, why),
+                None => row(
+                    Some(Unprotected::NotCopied),
+                    None,
+                    None,
+                    None,
+                    "not copied".into(),
+                ),
             }
         })
         .collect()
 }
 
-/// Whether a claim a schedule copies is protected now, and why.
-fn judge(s: &Schedule, h: &ClaimHistory, now: Timestamp) -> (bool, String) {
+/// Whether a claim a schedule copies is protected now (no cause), and why.
+fn judge(s: &Schedule, h: &ClaimHistory, now: Timestamp) -> (Option<Unprotected>, String) {
     if let Some(problem) = super::status::overdue(s, h.last_success, now) {
-        return (false, format!("schedule {}: {problem}", s.name));
+        return (
+            Some(Unprotected::ScheduleOverdue),
+            format!("schedule {}: {problem}", s.name),
+        );
     }
     if let Some((_, Some(error))) = &h.last_attempt {
-        return (false, format!("last copy failed: {error}"));
+        return (
+            Some(Unprotected::LastCopyFailed),
+            format!("last copy failed: {error}"),
+        );
     }
     match h.last_success {
         Some(t) => {
             let age = Duration::try_from(now.duration_since(t)).unwrap_or_default();
             let age = humantime::format_duration(Duration::from_secs(age.as_secs()));
-            (true, format!("copied {age} ago"))
+            (None, format!("copied {age} ago"))
         }
         None => (
-            true,
+            None,
             "no copy yet: the schedule is new and has not run".into(),
         ),
     }
@@ -302,7 +366,7 @@ mod tests {
         }];
         let rows = assess(&shop(), &scopes, &history(&records), now());
         let data = by_volume(&rows, "pvc/data");
-        assert!(data.protected, "{data:?}");
+        assert!(data.protected && data.cause.is_none(), "{data:?}");
         assert_eq!(data.schedule.as_deref(), Some("nightly"));
         assert_eq!(
             data.last_copy,
@@ -310,6 +374,7 @@ mod tests {
         );
         let scratch = by_volume(&rows, "pvc/scratch");
         assert!(!scratch.protected);
+        assert_eq!(scratch.cause, Some(Unprotected::Excluded));
         assert!(
             scratch.reason.contains("backup-volumes-excludes"),
             "{}",
@@ -341,11 +406,15 @@ mod tests {
             !data.protected && data.reason.contains("more than twice"),
             "{data:?}"
         );
+        assert_eq!(data.cause, Some(Unprotected::ScheduleOverdue));
 
         let mut failed = VolumeRecord::new("shop", "data", "Failed");
         failed.message = Some("mover OOMKilled".into());
+        // The copy before the failed one is recent: the failure is what makes it unprotected.
+        let mut recent = old[0].clone();
+        recent.status.started = "2026-12-09T02:00:00Z".into();
         let records = [
-            old[0].clone(),
+            recent,
             record(
                 "nightly-2",
                 "nightly",
@@ -359,6 +428,7 @@ mod tests {
             "pvc/data",
         );
         assert!(!data.protected, "{data:?}");
+        assert_eq!(data.cause, Some(Unprotected::LastCopyFailed), "{data:?}");
 
         let mut elsewhere = schedule("other", "0 2 * * *", "2026-11-01T00:00:00Z");
         elsewhere.spec.template.namespaces.include = vec!["billing".into()];
@@ -371,5 +441,6 @@ mod tests {
             "pvc/data",
         );
         assert_eq!(data.reason, "no schedule backs up namespace shop");
+        assert_eq!(data.cause.map(Unprotected::as_str), Some("no_schedule"));
     }
 }

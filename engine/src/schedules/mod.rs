@@ -6,6 +6,8 @@
 pub mod coverage;
 pub mod cron;
 pub mod cronjob;
+pub mod inventory;
+pub mod metrics;
 pub mod retention;
 pub mod spec;
 pub mod status;

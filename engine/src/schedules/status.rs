@@ -45,13 +45,13 @@ pub struct Row {
     pub overdue: bool,
 }
 
-/// The rows at `now` for `schedules` and the backups of every location.
-pub fn rows(
-    schedules: &[Schedule],
-    backups: &[(String, BackupRecord)],
-    now: Timestamp,
-) -> Vec<Row> {
-    let mut groups: BTreeMap<(String, Option<String>), Vec<&BackupRecord>> = BTreeMap::new();
+/// Backups by location and schedule (`None`: made by hand), plus an empty group for every
+/// schedule without a backup yet (under its own location).
+pub type Groups<'a> = BTreeMap<(String, Option<String>), Vec<&'a BackupRecord>>;
+
+/// Sorts the backups of every location into [`Groups`]: one per row of `status`.
+pub fn groups<'a>(schedules: &[Schedule], backups: &'a [(String, BackupRecord)]) -> Groups<'a> {
+    let mut groups = Groups::new();
     for (location, r) in backups {
         let schedule = r.spec.labels.get(SCHEDULE_LABEL).cloned();
         groups
@@ -74,6 +74,15 @@ pub fn rows(
         }
     }
     groups
+}
+
+/// The rows at `now` for `schedules` and the backups of every location.
+pub fn rows(
+    schedules: &[Schedule],
+    backups: &[(String, BackupRecord)],
+    now: Timestamp,
+) -> Vec<Row> {
+    groups(schedules, backups)
         .into_iter()
         .map(|((location, schedule), records)| {
             let started = |r: &&BackupRecord| r.status.started.parse::<Timestamp>().ok();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog, Phase, itemlog};
+use vbackup_engine::policy::ResourcePolicies;
 use vbackup_engine::resources::archive;
 use vbackup_engine::resources::backup::preflight;
 use vbackup_engine::resources::backup::run_backup_with_volumes;
@@ -363,7 +364,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(p.resource.clone());
         }
     };
-    let policies = super::volumes::read_policies(
+    let policies = ResourcePolicies::read(
         &client,
         &ctx.global.vbackup_namespace,
         request.volumes.resource_policies_configmap.as_deref(),

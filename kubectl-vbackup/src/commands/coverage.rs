@@ -7,15 +7,8 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use clap::Args;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::ListParams;
-use kube::{Api, Client};
-use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog};
-use vbackup_engine::policy::ResourcePolicies;
-use vbackup_engine::schedules::coverage::{self, Scope, VolumeCoverage};
-use vbackup_engine::schedules::{Schedule, Schedules, status};
-use vbackup_engine::store::Locations;
-use vbackup_engine::volumes::plan::gather;
+use vbackup_engine::schedules::inventory::{Inventory, namespaces_except};
+use vbackup_engine::schedules::status;
 
 use super::Context;
 use crate::output::{print_structured, table};
@@ -26,27 +19,6 @@ pub struct CoverageArgs {
     /// Every namespace (default: the one of -n, or the context's).
     #[arg(short = 'A', long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub all_namespaces: bool,
-}
-
-/// Every schedule and every backup record of every location.
-async fn inventory(
-    ctx: &Context,
-    client: &Client,
-) -> anyhow::Result<(Vec<Schedule>, Vec<(String, BackupRecord)>)> {
-    let schedules = Schedules::new(client.clone(), &ctx.global.vbackup_namespace)
-        .list()
-        .await?;
-    let locations = Locations::new(client.clone(), &ctx.global.vbackup_namespace);
-    let mut records = Vec::new();
-    for location in locations.list().await? {
-        let store = locations.open(&location).await?;
-        for summary in Catalog::new(store.clone()).backups().await? {
-            if let BackupSummary::Recorded(r) = summary {
-                records.push((store.name().to_string(), *r));
-            }
-        }
-    }
-    Ok((schedules, records))
 }
 
 fn age(now: Timestamp, t: Option<Timestamp>) -> String {
@@ -60,49 +32,17 @@ fn age(now: Timestamp, t: Option<Timestamp>) -> String {
 /// Runs `coverage`: exit 1 when a claim is not protected.
 pub async fn run_coverage(ctx: &Context, args: &CoverageArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.connect().await?;
-    let (schedules, records) = inventory(ctx, &client).await?;
-    let mut policies: Vec<Option<ResourcePolicies>> = Vec::new();
-    for s in &schedules {
-        policies.push(
-            super::volumes::read_policies(
-                &client,
-                &ctx.global.vbackup_namespace,
-                s.spec
-                    .template
-                    .volumes
-                    .resource_policies_configmap
-                    .as_deref(),
-            )
-            .await?,
-        );
-    }
-    let scopes: Vec<Scope<'_>> = schedules
-        .iter()
-        .zip(&policies)
-        .map(|(schedule, p)| Scope {
-            schedule,
-            policies: p.as_ref(),
-        })
-        .collect();
-    let history = coverage::history(records.iter().map(|(_, r)| r));
+    let vbackup_ns = &ctx.global.vbackup_namespace;
+    let inventory = Inventory::read(&client, vbackup_ns, false).await?;
     let namespaces = if args.all_namespaces {
-        let api: Api<Namespace> = Api::all(client.clone());
-        api.list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .filter(|n| n != &ctx.global.vbackup_namespace)
-            .collect()
+        namespaces_except(&client, vbackup_ns).await?
     } else {
         vec![ctx.namespace(&client)]
     };
     let now = Timestamp::now();
-    let mut rows: Vec<VolumeCoverage> = Vec::new();
-    for ns in namespaces {
-        let state = gather(&client, &ns, None).await?;
-        rows.extend(coverage::assess(&state, &scopes, &history, now));
-    }
+    let rows = inventory
+        .coverage(&client, vbackup_ns, &namespaces, now)
+        .await?;
     if !print_structured(ctx.global.output, &rows)? {
         if rows.is_empty() {
             println!("no claims and no pod volumes holding data");
@@ -152,9 +92,9 @@ pub async fn run_coverage(ctx: &Context, args: &CoverageArgs) -> anyhow::Result<
 /// Runs `status`: exit 1 when a schedule is overdue.
 pub async fn run_status(ctx: &Context) -> anyhow::Result<ExitCode> {
     let client = ctx.connect().await?;
-    let (schedules, records) = inventory(ctx, &client).await?;
+    let inventory = Inventory::read(&client, &ctx.global.vbackup_namespace, false).await?;
     let now = Timestamp::now();
-    let rows = status::rows(&schedules, &records, now);
+    let rows = status::rows(&inventory.schedules, &inventory.backups, now);
     if !print_structured(ctx.global.output, &rows)? {
         if rows.is_empty() {
             println!("no backups and no schedules yet");

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use vbackup_engine::policy::{Action, PolicyOptions};
+use vbackup_engine::policy::{Action, PolicyOptions, ResourcePolicies};
 use vbackup_engine::volumes::explain::{Target, explain};
 use vbackup_engine::volumes::plan::explain_decision;
 
@@ -38,7 +38,7 @@ pub async fn run(ctx: &Context, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
     let target = Target::parse(&args.target)?;
     let client = ctx.connect().await?;
     let namespace = ctx.namespace(&client);
-    let policies = super::volumes::read_policies(
+    let policies = ResourcePolicies::read(
         &client,
         &ctx.global.vbackup_namespace,
         args.resource_policies_configmap.as_deref(),

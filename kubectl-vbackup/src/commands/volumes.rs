@@ -7,8 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use vbackup_engine::backups::VolumeRecord;
 use vbackup_engine::policy::{Method, ResourcePolicies};
@@ -84,26 +82,6 @@ impl BackupVolumeArgs {
             resource_policies_configmap: self.resource_policies_configmap.clone(),
         }
     }
-}
-
-/// Reads and checks the volume policies before anything is copied.
-pub async fn read_policies(
-    client: &Client,
-    namespace: &str,
-    name: Option<&str>,
-) -> anyhow::Result<Option<ResourcePolicies>> {
-    let Some(name) = name else { return Ok(None) };
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let cm = api.get_opt(name).await?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "--resource-policies-configmap {name}: no ConfigMap {name} in namespace {namespace}: \
-             create it with `kubectl create configmap {name} -n {namespace} --from-file=policy.yaml`"
-        )
-    })?;
-    Ok(Some(ResourcePolicies::from_config_map(
-        &format!("{namespace}/{name}"),
-        &cm.data.unwrap_or_default(),
-    )?))
 }
 
 /// Builds the mover step for a location.

@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use serde_json::Value;
+use vbackup_testcluster::TestCluster;
+
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// A CA and a serving certificate for 127.0.0.1, localhost and the webhook's Service name.
@@ -132,4 +135,25 @@ pub fn mariadb_pod() -> serde_json::Value {
             ]
         }
     })
+}
+
+/// Runs `kubectl ARGS` against `cluster` (with `-f` of `stdin` written to a file); its stdout.
+pub fn kubectl(cluster: &TestCluster, args: &[&str], stdin: Option<&Value>) -> String {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(args);
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(doc) = stdin {
+        let file = dir.path().join("doc.json");
+        std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
+        cmd.arg("-f").arg(&file);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
