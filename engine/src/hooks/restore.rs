@@ -19,6 +19,7 @@ use crate::repo::VolumeRepo;
 use crate::resources::types::ObjectRef;
 use crate::restore::actions::common::RESTORE_LABEL;
 use crate::restore::request::RestoreRequest;
+use crate::volumes::plan::as_admitted;
 
 /// Adds the init containers of a pod's init restore hook (annotations, else the hooks
 /// file) in front of its own; returns what was wrong with the hook's settings.
@@ -265,6 +266,11 @@ async fn restore_dump(
     let object = ObjectRef::namespaced("pods", &ns, &d.pod);
     let outcome: Result<(String, u64, String), String> = async {
         let pod = dump_target(&pods, d, DEFAULT_WAIT_TIMEOUT).await?;
+        // A pod the webhook missed (down or slow while the workload came back) restores as
+        // one it annotated: the same policy function decides.
+        let pod = as_admitted(client, &pod)
+            .await
+            .map_err(|e| format!("the admission policy of pod {ns}/{} cannot be read: {e}", d.pod))?;
         let name = pod.metadata.name.clone().unwrap_or_default();
         let map = pod.metadata.annotations.clone().unwrap_or_default();
         let command = dump::restore_command(&map).ok_or_else(|| {

@@ -377,6 +377,29 @@ pub async fn gather(
     Ok(state)
 }
 
+/// `pod` with what the admission webhook would have added, when the webhook is registered: a
+/// pod it missed (created before it, or while it was down or too slow: failurePolicy Ignore)
+/// gets the same annotations, as [`gather`] gives them for backups; annotated pods, and every
+/// pod of a cluster without the webhook, are returned as they are.
+pub async fn as_admitted(client: &Client, pod: &Pod) -> Result<Pod> {
+    let (webhook_installed, policies) = admission_policies(client).await;
+    if !webhook_installed {
+        return Ok(pod.clone());
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let state = NamespaceState {
+        name: namespace.into(),
+        labels: namespace_labels(client, namespace).await?,
+        policies,
+        ..Default::default()
+    };
+    Ok(with_admission_annotations(
+        pod,
+        &state.labels,
+        &state.policy_for(pod),
+    ))
+}
+
 /// Whether the admission webhook is registered (the cluster opted into protection by
 /// default), and the cluster's BackupPolicies. Neither being readable is no reason to fail a
 /// backup: the pods' own annotations still apply.

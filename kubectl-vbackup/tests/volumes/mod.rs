@@ -43,6 +43,16 @@ impl VolumeEnv {
     /// Like [`VolumeEnv::start`], with the node's options adjusted (more nodes, images
     /// that cannot be pulled).
     pub fn start_with(adjust: impl FnOnce(&mut NodeOptions)) -> VolumeEnv {
+        VolumeEnv::start_served(false, adjust)
+    }
+
+    /// [`VolumeEnv::start_with`] on a cluster served over TLS, as in-cluster clients (the
+    /// admission webhook, scheduled runs) need: they speak https to the API server.
+    pub fn start_tls_with(adjust: impl FnOnce(&mut NodeOptions)) -> VolumeEnv {
+        VolumeEnv::start_served(true, adjust)
+    }
+
+    fn start_served(tls: bool, adjust: impl FnOnce(&mut NodeOptions)) -> VolumeEnv {
         let plugin = env!("CARGO_BIN_EXE_kubectl-vbackup");
         let image_dir = Path::new(plugin)
             .parent()
@@ -58,6 +68,7 @@ impl VolumeEnv {
         let cluster = PluginCluster::start_with(
             plugin,
             ClusterOptions {
+                tls,
                 node: Some(node),
                 ..Default::default()
             },
