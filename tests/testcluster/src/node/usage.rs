@@ -93,7 +93,8 @@ pub async fn on_exit(pid: u32) -> io::Result<Usage> {
     // SAFETY: the descriptor was just created and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // A pidfd becomes readable when its process exits.
-    let fd = AsyncFd::with_interest(fd, Interest::READABLE)?;
+    // SAFETY: the OwnedFd keeps the descriptor open, unchanged, for the AsyncFd's lifetime.
+    let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
     loop {
         let mut ready = fd.readable().await?;
         if let Some(usage) = exited_usage(pid)? {
