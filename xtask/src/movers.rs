@@ -109,7 +109,11 @@ pub fn run(args: &MoversArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = std::fs::canonicalize(&args.dir)?;
     let dataset = match args.dataset_mib {
-        Some(mib) => generate_dataset(&dir, &format!("volume-{mib}mib"), &["--mib", &mib.to_string()])?,
+        Some(mib) => generate_dataset(
+            &dir,
+            &format!("volume-{mib}mib"),
+            &["--mib", &mib.to_string()],
+        )?,
         None => generate_dataset(&dir, "volume", &[])?,
     };
     let node_dir = dir.join("movers-node");
@@ -312,7 +316,11 @@ impl MoverBench {
 
     /// Runs the plugin command under measurement and collects its movers' usage.
     fn product(&self, op: &str, args: &[&str]) -> Result<(Sample, MoverCost)> {
-        let node = self.cluster.cluster.node().context("the cluster has no node")?;
+        let node = self
+            .cluster
+            .cluster
+            .node()
+            .context("the cluster has no node")?;
         let seen = node.container_usage().last().map_or(0, |u| u.seq);
         let mut cmd = Command::new(&self.plugin);
         cmd.args(args).env("KUBECONFIG", self.cluster.kubeconfig());
@@ -320,7 +328,9 @@ impl MoverBench {
         let movers: Vec<ContainerUsage> = node
             .container_usage()
             .into_iter()
-            .filter(|u| u.seq > seen && u.namespace == NAMESPACE && u.image.starts_with(MOVER_IMAGE))
+            .filter(|u| {
+                u.seq > seen && u.namespace == NAMESPACE && u.image.starts_with(MOVER_IMAGE)
+            })
             .collect();
         ensure!(
             !movers.is_empty(),
@@ -419,15 +429,30 @@ spec:
 
     /// The node's directory of the bound claim `data`.
     fn claim_dir(&self) -> Result<PathBuf> {
-        let node = self.cluster.cluster.node().context("the cluster has no node")?;
+        let node = self
+            .cluster
+            .cluster
+            .node()
+            .context("the cluster has no node")?;
         poll("the claim bound", || node.claim_dir(NAMESPACE, "data"))
     }
 
     /// Deletes the namespace and waits until it is gone (its claim's data with it).
     fn delete_namespace(&self) -> Result<()> {
-        self.kubectl(&["delete", "namespace", NAMESPACE, "--wait=true", "--timeout=300s"])?;
+        self.kubectl(&[
+            "delete",
+            "namespace",
+            NAMESPACE,
+            "--wait=true",
+            "--timeout=300s",
+        ])?;
         poll("the namespace gone", || {
-            (!self.cluster.kubectl(&["get", "namespace", NAMESPACE]).status.success()).then_some(())
+            (!self
+                .cluster
+                .kubectl(&["get", "namespace", NAMESPACE])
+                .status
+                .success())
+            .then_some(())
         })
     }
 }
@@ -439,7 +464,10 @@ fn poll<T>(what: &str, f: impl Fn() -> Option<T>) -> Result<T> {
         if let Some(v) = f() {
             return Ok(v);
         }
-        ensure!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -460,7 +488,8 @@ fn report(
     let loads: Vec<f64> = backups
         .iter()
         .chain(restores)
-        .flat_map(|p| [p.engine.load, p.plugin.load]).collect();
+        .flat_map(|p| [p.engine.load, p.plugin.load])
+        .collect();
     let mut out = String::new();
     let _ = writeln!(
         out,

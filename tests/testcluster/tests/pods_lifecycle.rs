@@ -142,14 +142,21 @@ spec:
         );
         wait_phase(&k, "default", "hungry", "Failed");
         let t = &k.json(&["get", "pod", "hungry"])["status"]["containerStatuses"][0]["state"]["terminated"];
-        assert_eq!(t["exitCode"], 3, "the exit status still reaches the pod: {t:#}");
+        assert_eq!(
+            t["exitCode"], 3,
+            "the exit status still reaches the pod: {t:#}"
+        );
         let usage = c.node().unwrap().container_usage();
         let run = usage
             .iter()
             .find(|u| u.pod == "hungry")
             .unwrap_or_else(|| panic!("no record of pod hungry: {usage:#?}"));
         assert_eq!(
-            (run.namespace.as_str(), run.container.as_str(), run.image.as_str()),
+            (
+                run.namespace.as_str(),
+                run.container.as_str(),
+                run.image.as_str()
+            ),
             ("default", "c", "vbackup.test/shell")
         );
         assert_eq!(run.exit_code, 3);

@@ -203,7 +203,10 @@ fn signal_group(pgid: u32, signal: &str) {
 /// Waits for a container's process to exit; its resource usage is read before it is reaped.
 async fn wait_measured(
     child: &mut tokio::process::Child,
-) -> (std::io::Result<std::process::ExitStatus>, Option<usage::Usage>) {
+) -> (
+    std::io::Result<std::process::ExitStatus>,
+    Option<usage::Usage>,
+) {
     let used = match child.id() {
         Some(pid) => usage::on_exit(pid)
             .await

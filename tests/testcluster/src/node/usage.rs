@@ -86,7 +86,13 @@ impl Ledger {
 /// owner to reap. Fails when `pid` is not an unreaped child of this process.
 pub async fn on_exit(pid: u32) -> io::Result<Usage> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::c_long::from(pid), 0 as libc::c_long) };
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_open,
+            libc::c_long::from(pid),
+            0 as libc::c_long,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -153,7 +159,10 @@ mod tests {
         let pid = child.id().unwrap();
         let usage = on_exit(pid).await.unwrap();
         assert!(usage.max_rss_kib >= 39_000, "{usage:?}");
-        assert!(usage.user_cpu + usage.system_cpu > Duration::ZERO, "{usage:?}");
+        assert!(
+            usage.user_cpu + usage.system_cpu > Duration::ZERO,
+            "{usage:?}"
+        );
         // Still unreaped: its owner gets the exit status.
         assert_eq!(child.wait().await.unwrap().code(), Some(3));
         assert!(on_exit(pid).await.is_err(), "a reaped process is no child");
