@@ -3,6 +3,8 @@
 a Nextcloud data dir (users' files + preview cache) and a MariaDB datadir.
 
   python3 gen_volume_dataset.py OUT            create the base dataset in OUT (must not exist)
+  python3 gen_volume_dataset.py --mib N OUT    the same shape scaled down to about N MiB
+                                (file counts and sizes in proportion; a smoke test of a harness)
   python3 gen_volume_dataset.py --mutate OUT   apply the deterministic change set once:
                                 1% of files modified + 10 MiB appended to one large file
   python3 gen_volume_dataset.py --small-files OUT   300,000 files of 1 KiB in 300 directories
@@ -80,45 +82,49 @@ def write_large(rng, path, size):
                 f.write(blocks[(i // 2) % 4] * (MiB // (16 * KiB)))
 
 
-def plan(rng):
-    """Return list of (relpath, kind, size); deterministic."""
+def plan(rng, scale=1.0):
+    """Return list of (relpath, kind, size); deterministic. scale < 1 keeps the shape with
+    fewer small and medium files and smaller large ones (scale 1 is the full dataset)."""
+    n_small, n_medium = round(N_SMALL * scale), max(1, round(N_MEDIUM * scale))
+    large_size = max(MiB, round(LARGE_SIZE * scale / MiB) * MiB)
+    users_end, previews_end = round(n_small * 0.74), round(n_small * 0.99)
     files = []
     folders = ["Documents", "Photos", "Notes", "Talk", "Shared", "Projects/p%d", "Archive/%d"]
-    for i in range(N_SMALL):
+    for i in range(n_small):
         size = int(round(KiB * 64 ** rng.random()))  # log-uniform 1..64 KiB
         r = rng.random()
         kind = "text" if r < 0.45 else ("bin" if r < 0.80 else "mix")
         ext = rng.choice({"text": EXT_TEXT, "bin": EXT_BIN, "mix": EXT_MIX}[kind])
-        if i < 14_800:
+        if i < users_end:
             user = "user%02d" % rng.randrange(20)
             d = rng.choice(folders)
             if "%d" in d:
                 d = d % rng.randrange(10)
             rel = "nextcloud/data/%s/files/%s/f%05d%s" % (user, d, i, ext)
-        elif i < 19_800:
+        elif i < previews_end:
             fid = rng.randrange(1_000_000)
             rel = "nextcloud/data/appdata_oc7x2k/preview/%x/%x/%d/%d-%d.jpg" % (
                 fid % 16, (fid // 16) % 16, fid, i, rng.choice([64, 256, 1024]))
             kind = "bin"
         else:
-            rel = "mysql/nextcloud/oc_t%03d%s" % (i - 19_800, rng.choice([".frm", ".opt"]))
+            rel = "mysql/nextcloud/oc_t%03d%s" % (i - previews_end, rng.choice([".frm", ".opt"]))
         files.append((rel, kind, size))
-    for j in range(N_MEDIUM):
+    for j in range(n_medium):
         size = rng.randint(1 * MiB, 10 * MiB)
-        if j < 30:
+        if j < n_medium * 0.6:
             rel = "nextcloud/data/user%02d/files/Videos/clip%02d.mp4" % (j % 20, j)
             files.append((rel, "bin", size))
         else:
             files.append(("mysql/nextcloud/oc_m%02d.ibd" % j, "ibd", size // (16 * KiB) * 16 * KiB))
-    files.append(("mysql/ibdata1", "large", LARGE_SIZE))
-    files.append(("mysql/nextcloud/oc_filecache.ibd", "large", LARGE_SIZE))
+    files.append(("mysql/ibdata1", "large", large_size))
+    files.append(("mysql/nextcloud/oc_filecache.ibd", "large", large_size))
     return files
 
 
-def generate(out):
+def generate(out, scale=1.0):
     rng = random.Random(SEED)
     corpus = make_corpus(rng, 8 * MiB)
-    files = plan(rng)
+    files = plan(rng, scale)
     os.makedirs(out)
     total = 0
     for i, (rel, kind, size) in enumerate(files):
@@ -190,6 +196,8 @@ if __name__ == "__main__":
         mutate(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "--small-files":
         small_files(sys.argv[2])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--mib":
+        generate(sys.argv[3], min(1.0, float(sys.argv[2]) / 969.5))
     elif len(sys.argv) == 2:
         generate(sys.argv[1])
     else:

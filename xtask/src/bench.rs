@@ -191,24 +191,11 @@ impl Bench {
 
     /// The pristine dataset, generated on first use (deterministic, kept for later runs).
     fn dataset(&self, scenario: Scenario) -> Result<PathBuf> {
-        let path = self.path(scenario.dataset());
-        if !path.exists() {
-            eprintln!(
-                "generating the {} dataset in {}",
-                scenario.dataset(),
-                path.display()
-            );
-            let partial = self.path(&format!("{}.partial", scenario.dataset()));
-            remove(&partial)?;
-            let mut cmd = Command::new("python3");
-            cmd.arg(GENERATOR);
-            if scenario == Scenario::SmallFiles {
-                cmd.arg("--small-files");
-            }
-            sh(cmd.arg(&partial))?;
-            std::fs::rename(&partial, &path)?;
-        }
-        Ok(path)
+        let options: &[&str] = match scenario {
+            Scenario::SmallFiles => &["--small-files"],
+            Scenario::Dir | Scenario::S3 => &[],
+        };
+        generate_dataset(&self.args.dir, scenario.dataset(), options)
     }
 
     /// vbackup's location arguments; `prefix` names the S3 prefix (vbackup's or restic's).
@@ -517,7 +504,25 @@ impl Bench {
     }
 }
 
-fn sh(cmd: &mut Command) -> Result<()> {
+/// The dataset `dir/name`, generated on first use by the generator with `options`
+/// (deterministic, kept for later runs).
+pub fn generate_dataset(dir: &Path, name: &str, options: &[&str]) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if !path.exists() {
+        eprintln!("generating the {name} dataset in {}", path.display());
+        let partial = dir.join(format!("{name}.partial"));
+        remove(&partial)?;
+        sh(Command::new("python3")
+            .arg(GENERATOR)
+            .args(options)
+            .arg(&partial))?;
+        std::fs::rename(&partial, &path)?;
+    }
+    Ok(path)
+}
+
+/// Runs `cmd`; fails when it fails.
+pub fn sh(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed");
@@ -526,14 +531,15 @@ fn sh(cmd: &mut Command) -> Result<()> {
 }
 
 /// Reads every file once so the timed operation starts with a hot page cache.
-fn warm(dir: &Path) -> Result<()> {
+pub fn warm(dir: &Path) -> Result<()> {
     sh(Command::new("sh")
         .arg("-c")
         .arg("tar -cf - . | cat > /dev/null")
         .current_dir(dir))
 }
 
-fn dir_size(dir: &Path) -> u64 {
+/// Bytes of the regular files below `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -550,7 +556,8 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
-fn remove(path: &Path) -> Result<()> {
+/// Removes a directory tree if it exists.
+pub fn remove(path: &Path) -> Result<()> {
     if path.symlink_metadata().is_ok() {
         std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
     }

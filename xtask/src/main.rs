@@ -1,11 +1,13 @@
 //! Developer tasks. `cargo run -p xtask --release -- bench` runs the volume-repository
 //! benchmark: vbackup's engine (rustic_core over the object-store layer) and Debian's `restic`
 //! side by side on the same generated datasets, in the same run, alternating which goes first.
-//! See BENCHMARKS.md for the method.
+//! `bench-movers` measures what backing a claim up and restoring it through mover pods costs
+//! over the engine alone. See BENCHMARKS.md for the method.
 
 mod bench;
 mod compare;
 mod measure;
+mod movers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +34,9 @@ struct Cli {
 enum Task {
     /// Benchmark backups and restores against restic on generated volume datasets.
     Bench(bench::BenchArgs),
+    /// Backup and restore of one claim through mover pods on the test cluster against the
+    /// engine alone on the same data: the overhead and the movers' peak RSS.
+    BenchMovers(movers::MoversArgs),
     /// One engine operation (used by `bench` as a measured child process).
     #[command(hide = true)]
     Op {
@@ -178,6 +183,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.task {
         Task::Bench(args) => bench::run(&args),
+        Task::BenchMovers(args) => movers::run(&args),
         Task::Op { op } => tokio::runtime::Runtime::new()?.block_on(run_op(op)),
     }
 }

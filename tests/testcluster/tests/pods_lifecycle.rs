@@ -1,6 +1,6 @@
 //! A pod's life as the kubelet and the API server shape it, through real kubectl: graceful
-//! deletion, termination messages, logs before start and with times, and the atomic writer
-//! layout of ConfigMap volumes.
+//! deletion, termination messages, logs before start and with times, the atomic writer
+//! layout of ConfigMap volumes, and what a finished container used.
 
 mod common;
 mod node_support;
@@ -123,5 +123,45 @@ spec:
         let since = k.ok(&["logs", "talk", &format!("--since-time={when}")]);
         assert!(since.starts_with("two\n"), "{since}");
         assert!(!since.contains("one"), "{since}");
+    }
+
+    #[test]
+    fn the_node_records_what_a_finished_container_used() {
+        let (c, k) = node_cluster(SHELL, false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hungry}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: vbackup.test/shell, command: [sh, -c, "x=$(head -c 40000000 /dev/zero | tr '\\0' x); exit 3"]}
+"#,
+        );
+        wait_phase(&k, "default", "hungry", "Failed");
+        let t = &k.json(&["get", "pod", "hungry"])["status"]["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(
+            t["exitCode"], 3,
+            "the exit status still reaches the pod: {t:#}"
+        );
+        let usage = c.node().unwrap().container_usage();
+        let run = usage
+            .iter()
+            .find(|u| u.pod == "hungry")
+            .unwrap_or_else(|| panic!("no record of pod hungry: {usage:#?}"));
+        assert_eq!(
+            (
+                run.namespace.as_str(),
+                run.container.as_str(),
+                run.image.as_str()
+            ),
+            ("default", "c", "vbackup.test/shell")
+        );
+        assert_eq!(run.exit_code, 3);
+        // The shell held the 40 MB string; `tr`, its reaped child, spent CPU too.
+        assert!(run.max_rss_kib >= 39_000, "{run:?}");
+        assert!(!(run.user_cpu + run.system_cpu).is_zero(), "{run:?}");
     }
 }

@@ -6,6 +6,7 @@
 use super::network::{Network, PodNet};
 use super::objects::{self, s};
 use super::sandbox::{Bind, Sandbox};
+use super::usage::{self, ContainerUsage, Ledger};
 use super::volumes::{self, NotReady};
 use super::{Node, mapped_binary};
 use super::{images, logfile, podenv, probes, security};
@@ -144,6 +145,8 @@ pub struct Kubelet {
     status_lock: Arc<Mutex<()>>,
     next_ip: AtomicU32,
     dir: PathBuf,
+    /// What finished containers used.
+    pub usage: Arc<Ledger>,
 }
 
 impl Kubelet {
@@ -155,6 +158,7 @@ impl Kubelet {
             status_lock: Arc::new(Mutex::new(())),
             next_ip: AtomicU32::new(0),
             dir: dir.to_path_buf(),
+            usage: Arc::default(),
         }
     }
 
@@ -194,6 +198,23 @@ fn signal_group(pgid: u32, signal: &str) {
         .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// Waits for a container's process to exit; its resource usage is read before it is reaped.
+async fn wait_measured(
+    child: &mut tokio::process::Child,
+) -> (
+    std::io::Result<std::process::ExitStatus>,
+    Option<usage::Usage>,
+) {
+    let used = match child.id() {
+        Some(pid) => usage::on_exit(pid)
+            .await
+            .inspect_err(|e| tracing::debug!("container process {pid}: no usage: {e}"))
+            .ok(),
+        None => None,
+    };
+    (child.wait().await, used)
 }
 
 /// Stops a container as the kubelet does: SIGTERM, then SIGKILL after the grace period.
@@ -519,6 +540,7 @@ fn start(node: &Node, pod: &Value) {
         service: node.service.clone(),
         unpullable: node.unpullable.clone(),
         network: node.network.clone(),
+        usage: node.kubelet.usage.clone(),
     };
     let task = tokio::spawn(run_pod(ctx, rt.clone(), plans));
     *lock(&rt.task) = Some(task);
@@ -568,6 +590,7 @@ struct Ctx {
     service: super::Service,
     unpullable: Vec<String>,
     network: Arc<Network>,
+    usage: Arc<Ledger>,
 }
 
 fn ctr_status(c: &Ctr) -> Value {
@@ -1090,10 +1113,10 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
         (true, Some(pid), Some(_)) => Some(start_probes(ctx, rt, plan, name, pid, &env, &process)),
         _ => None,
     };
-    let status = match early {
-        Some(s) => s,
+    let (status, used) = match early {
+        Some(s) => (s, None),
         None => tokio::select! {
-            s = child.wait() => s,
+            s = wait_measured(&mut child) => s,
             _ = rt.cancel.cancelled() => {
                 terminate(&mut child, pgid, rt.grace_or(plan.grace)).await;
                 return None;
@@ -1114,6 +1137,19 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
         }
         Err(_) => 128,
     };
+    if let Some(used) = used {
+        ctx.usage.record(ContainerUsage {
+            seq: 0,
+            namespace: rt.ns.clone(),
+            pod: rt.name.clone(),
+            container: name.to_string(),
+            image,
+            exit_code: code,
+            user_cpu: used.user_cpu,
+            system_cpu: used.system_cpu,
+            max_rss_kib: used.max_rss_kib,
+        });
+    }
     // The kubelet reads at most the last 4096 bytes (`tail.ReadAtMost`).
     let mut message = std::fs::read(&term)
         .map(|b| String::from_utf8_lossy(&b[b.len().saturating_sub(MESSAGE_BYTES)..]).into_owned())

@@ -57,6 +57,7 @@ mod security;
 mod service_env;
 mod snapshots;
 mod storage;
+mod usage;
 mod volumes;
 mod workloads;
 
@@ -70,6 +71,7 @@ use std::sync::{Arc, Weak};
 
 pub use snapshots::{NEVER_READY_PARAMETER, READY_AFTER_PARAMETER, install_snapshot_crds};
 pub use storage::DRIVER;
+pub use usage::ContainerUsage;
 
 /// The first node's name; the others are `testnode-2`, `testnode-3`…
 pub const NODE_NAME: &str = "testnode";
@@ -321,6 +323,12 @@ impl Node {
     /// The nodes' names.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// CPU time and peak memory of the containers that exited by themselves on the nodes
+    /// (the last 1,024, oldest first); containers the node stopped are not measured.
+    pub fn container_usage(&self) -> Vec<ContainerUsage> {
+        self.kubelet.usage.all()
     }
 
     /// The data directory of a bound claim, if bound.
