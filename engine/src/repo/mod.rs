@@ -35,6 +35,7 @@
 mod backend;
 mod backup;
 mod browse;
+mod copy;
 mod maintenance;
 pub mod progress;
 pub mod restore;
@@ -50,6 +51,7 @@ use std::time::Duration;
 
 pub use progress::{Activity, ProgressFn, ProgressUpdate};
 pub use secrets::{list_repositories, reveal_password, rotate_location_key};
+pub use copy::CopiedSnapshot;
 pub use session::VolumeRepo;
 pub use types::{
     BackupSummary, CheckReport, EntryKind, LsEntry, PruneSummary, ReadData, RestoreSummary,
