@@ -87,7 +87,6 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
         .await
         .unwrap();
     assert!(copied.copied);
-    assert!(copied.files > 0 && copied.bytes >= 3 << 20, "{copied:?}");
 
     // Restored by vbackup: the volume's files, as the source had them.
     let target = work.path().join("restored");

@@ -27,9 +27,9 @@ pub struct CopiedSnapshot {
     pub snapshot_id: String,
     /// False when an earlier import had copied it already (nothing was written).
     pub copied: bool,
-    /// Files in the snapshot.
+    /// Files in the snapshot (0 when its writer kept no summary: restic before 0.17).
     pub files: u64,
-    /// Bytes of file contents in the snapshot.
+    /// Bytes of file contents in the snapshot (0 without a summary).
     pub bytes: u64,
 }
 
@@ -63,7 +63,7 @@ impl VolumeRepo {
             let snap = src
                 .get_snapshot_from_str(&snapshot, |_| true)
                 .map_err(|e| source.rustic_error("read snapshot", &e))?;
-            let marker = format!("{origin}={}", snap.id.to_hex());
+            let marker = format!("{origin}={}", snap.id.to_hex().as_str());
             let backup_tag = format!("backup={backup}");
             let ours = |sn: &SnapshotFile| sn.tags.contains(&marker) && sn.tags.contains(&backup_tag);
             let (repo, listing) = state.full(listing)?;

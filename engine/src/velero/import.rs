@@ -176,6 +176,7 @@ async fn import_one(
         match copied {
             Ok(c) => {
                 v.snapshot = Some(c.snapshot_id.clone());
+                // Velero's record has the bytes; restic ≥ 0.17 snapshots also count files.
                 v.files = c.files;
                 outcome.snapshot = Some(c.snapshot_id);
                 outcome.copied = c.copied;
