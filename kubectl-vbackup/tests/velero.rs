@@ -526,11 +526,25 @@ fn velero_backups_imported_then_restored_without_the_bucket() {
     assert!(!ok, "a kopia volume makes the import incomplete:\n{out}\n{err}");
     assert!(out.contains("imported"), "{out}");
     assert!(
-        out.contains("shop/web-7d4b9c-x2x9z/uploads") && out.contains("kopia repository"),
+        out.contains("volume shop/uploads not imported") && out.contains("kopia repository"),
         "{out}"
     );
-    let described = env.ok(&["backup", "describe", "nightly", "--storage-location", "local"]);
-    assert!(described.contains("vbackup.io/imported-from=velero"), "{described}");
+    let described = env.ok(&[
+        "backup",
+        "describe",
+        "nightly",
+        "--storage-location",
+        "local",
+        "-o",
+        "json",
+    ]);
+    let record: serde_json::Value = serde_json::from_str(&described).unwrap();
+    let labels = record
+        .pointer("/spec/labels")
+        .or_else(|| record.pointer("/0/spec/labels"))
+        .unwrap_or_else(|| panic!("no labels in {described}"));
+    assert_eq!(labels["vbackup.io/imported-from"], "velero", "{described}");
+    assert_eq!(labels["vbackup.io/velero-backup"], "nightly", "{described}");
     // The archive is vbackup's, encrypted: no object's text is readable in it.
     let archive = std::fs::read(store.join("backups/nightly/resources.tar.gz")).unwrap();
     assert!(
