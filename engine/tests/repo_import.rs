@@ -34,7 +34,12 @@ fn restic(repo: &Path, password: &str, cwd: &Path, args: &[&str]) -> String {
 
 /// `restic backup .` in `source`, as Velero's node agent ran it; returns the snapshot id.
 fn velero_backup(repo: &Path, source: &Path) -> String {
-    let out = restic(repo, VELERO_PASSWORD, source, &["backup", ".", "--json", "--tag=ns=prod"]);
+    let out = restic(
+        repo,
+        VELERO_PASSWORD,
+        source,
+        &["backup", ".", "--json", "--tag=ns=prod"],
+    );
     out.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|l| l["message_type"] == "summary")
@@ -52,7 +57,12 @@ fn files(dir: &Path) -> BTreeMap<String, u64> {
             if entry.file_type().unwrap().is_dir() {
                 todo.push(entry.path());
             } else {
-                let rel = entry.path().strip_prefix(dir).unwrap().display().to_string();
+                let rel = entry
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .display()
+                    .to_string();
                 out.insert(rel, entry.metadata().unwrap().len());
             }
         }
@@ -83,7 +93,13 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
         .unwrap();
 
     let copied = into
-        .import_snapshot(&from, &velero_snapshot, "pvc/data", "nightly", "velero-snapshot")
+        .import_snapshot(
+            &from,
+            &velero_snapshot,
+            "pvc/data",
+            "nightly",
+            "velero-snapshot",
+        )
         .await
         .unwrap();
     assert!(copied.copied);
@@ -98,8 +114,18 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
     // The stock restic sees vbackup's layout and a sound repository.
     let password = repo::reveal_password(&store, "prod", &key).await.unwrap();
     let repo_dir = location.join("repos/prod");
-    restic(&repo_dir, password.reveal(), work.path(), &["check", "--read-data"]);
-    let listed = restic(&repo_dir, password.reveal(), work.path(), &["snapshots", "--json"]);
+    restic(
+        &repo_dir,
+        password.reveal(),
+        work.path(),
+        &["check", "--read-data"],
+    );
+    let listed = restic(
+        &repo_dir,
+        password.reveal(),
+        work.path(),
+        &["snapshots", "--json"],
+    );
     let snapshots: serde_json::Value = serde_json::from_str(&listed).unwrap();
     let [snap] = snapshots.as_array().unwrap().as_slice() else {
         panic!("one snapshot, the step copy removed: {snapshots}")
@@ -107,14 +133,25 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
     assert_eq!(snap["paths"], serde_json::json!(["/data"]));
     assert_eq!(snap["hostname"], "prod");
     let tags = snap["tags"].to_string();
-    for tag in ["vbackup", "backup=nightly", "volume=pvc/data", "velero-snapshot="] {
+    for tag in [
+        "vbackup",
+        "backup=nightly",
+        "volume=pvc/data",
+        "velero-snapshot=",
+    ] {
         assert!(tags.contains(tag), "{tag} missing: {tags}");
     }
 
     // Again: the same snapshot, nothing written.
     let before = files(&location);
     let again = into
-        .import_snapshot(&from, &velero_snapshot, "pvc/data", "nightly", "velero-snapshot")
+        .import_snapshot(
+            &from,
+            &velero_snapshot,
+            "pvc/data",
+            "nightly",
+            "velero-snapshot",
+        )
         .await
         .unwrap();
     assert!(!again.copied);
@@ -129,7 +166,13 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
             .collect::<Vec<_>>()
     };
     let other = into
-        .import_snapshot(&from, &velero_snapshot, "pvc/data", "weekly", "velero-snapshot")
+        .import_snapshot(
+            &from,
+            &velero_snapshot,
+            "pvc/data",
+            "weekly",
+            "velero-snapshot",
+        )
         .await
         .unwrap();
     assert!(other.copied);

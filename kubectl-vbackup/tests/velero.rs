@@ -446,7 +446,11 @@ fn files_under(dir: &Path) -> std::collections::BTreeMap<String, u64> {
             if entry.file_type().unwrap().is_dir() {
                 todo.push(path);
             } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, entry.metadata().unwrap().len());
             }
         }
@@ -502,12 +506,28 @@ fn velero_backups_imported_then_restored_without_the_bucket() {
     let before = files_under(&store);
     for (args, says) in [
         (
-            vec!["nightly", "no-such-backup", "--location", "old", "--to", "local"],
+            vec![
+                "nightly",
+                "no-such-backup",
+                "--location",
+                "old",
+                "--to",
+                "local",
+            ],
             "no-such-backup",
         ),
-        (vec!["nightly", "--location", "old", "--to", "frozen"], "ReadOnly"),
-        (vec!["nightly", "--location", "old", "--to", "old"], "Velero bucket"),
-        (vec!["nightly", "--location", "local", "--to", "local"], "not a Velero bucket"),
+        (
+            vec!["nightly", "--location", "old", "--to", "frozen"],
+            "ReadOnly",
+        ),
+        (
+            vec!["nightly", "--location", "old", "--to", "old"],
+            "Velero bucket",
+        ),
+        (
+            vec!["nightly", "--location", "local", "--to", "local"],
+            "not a Velero bucket",
+        ),
     ] {
         let out = env
             .cluster
@@ -516,14 +536,31 @@ fn velero_backups_imported_then_restored_without_the_bucket() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
-    assert_eq!(files_under(&store), before, "a refused import wrote nothing");
-    assert!(files_under(&frozen).keys().all(|k| !k.starts_with("backups/")));
+    assert_eq!(
+        files_under(&store),
+        before,
+        "a refused import wrote nothing"
+    );
+    assert!(
+        files_under(&frozen)
+            .keys()
+            .all(|k| !k.starts_with("backups/"))
+    );
 
     // The kopia volume cannot come over: it is named, the rest is imported, exit 1.
-    let (ok, out, err) = env
-        .cluster
-        .vbackup(&["velero", "import", "nightly", "--location", "old", "--to", "local"]);
-    assert!(!ok, "a kopia volume makes the import incomplete:\n{out}\n{err}");
+    let (ok, out, err) = env.cluster.vbackup(&[
+        "velero",
+        "import",
+        "nightly",
+        "--location",
+        "old",
+        "--to",
+        "local",
+    ]);
+    assert!(
+        !ok,
+        "a kopia volume makes the import incomplete:\n{out}\n{err}"
+    );
     assert!(out.contains("imported"), "{out}");
     assert!(
         out.contains("volume shop/uploads not imported") && out.contains("kopia repository"),
@@ -555,15 +592,26 @@ fn velero_backups_imported_then_restored_without_the_bucket() {
     // The copied repository is sound for the stock restic, data included.
     let password = env.ok(&["repo", "password", "shop", "--storage-location", "local"]);
     let repo = store.join("repos/shop");
-    velero_bucket::restic(&repo, password.trim(), Path::new("/"), &["check", "--read-data"]);
+    velero_bucket::restic(
+        &repo,
+        password.trim(),
+        Path::new("/"),
+        &["check", "--read-data"],
+    );
     let listing = velero_bucket::restic(&repo, password.trim(), Path::new("/"), &["ls", "latest"]);
     assert!(listing.contains("/data/orders/2024/0001.json"), "{listing}");
 
     // Again: nothing new. Under another name: a new record, the same snapshot's blobs.
     let copied = files_under(&store);
-    let (_, out, _) = env
-        .cluster
-        .vbackup(&["velero", "import", "nightly", "--location", "old", "--to", "local"]);
+    let (_, out, _) = env.cluster.vbackup(&[
+        "velero",
+        "import",
+        "nightly",
+        "--location",
+        "old",
+        "--to",
+        "local",
+    ]);
     assert!(out.contains("already imported"), "{out}");
     assert_eq!(files_under(&store), copied, "a second import wrote nothing");
     env.cluster.vbackup(&[
@@ -601,7 +649,10 @@ fn velero_backups_imported_then_restored_without_the_bucket() {
         "local",
     ]);
     let all = format!("{out}\n{err}");
-    assert!(all.contains("PartiallyFailed"), "the kopia volume is reported: {all}");
+    assert!(
+        all.contains("PartiallyFailed"),
+        "the kopia volume is reported: {all}"
+    );
     let cm = env.kubectl(&[
         "-n",
         "shop",

@@ -65,10 +65,11 @@ impl VolumeRepo {
                 .map_err(|e| source.rustic_error("read snapshot", &e))?;
             let marker = format!("{origin}={}", snap.id.to_hex().as_str());
             let backup_tag = format!("backup={backup}");
-            let ours = |sn: &SnapshotFile| sn.tags.contains(&marker) && sn.tags.contains(&backup_tag);
+            let ours =
+                |sn: &SnapshotFile| sn.tags.contains(&marker) && sn.tags.contains(&backup_tag);
             let (repo, listing) = state.full(listing)?;
-            let done = repo
-                .get_matching_snapshots(|sn| ours(sn) && !sn.tags.contains(PARTIAL_TAG))?;
+            let done =
+                repo.get_matching_snapshots(|sn| ours(sn) && !sn.tags.contains(PARTIAL_TAG))?;
             let summary = snap.summary.clone().unwrap_or_default();
             let result = |snapshot_id: String, copied| CopiedSnapshot {
                 snapshot_id,
@@ -159,8 +160,8 @@ fn rooted_tree(snap: &SnapshotFile) -> Result<TreeBlob> {
 fn write_tree(backend: &dyn WriteBackend, key: &MasterKey, tree: &TreeBlob) -> Result<()> {
     let cipher = Aes256CtrPoly1305Aes::new(&aead_key(key));
     let blob = seal(&cipher, &tree.json)?;
-    let blob_len = u32::try_from(blob.len())
-        .map_err(|_| Error::Internal("a tree blob over 4 GiB".into()))?;
+    let blob_len =
+        u32::try_from(blob.len()).map_err(|_| Error::Internal("a tree blob over 4 GiB".into()))?;
     // Header entry of an uncompressed tree blob: type 1, length, id.
     let mut header = vec![1u8];
     header.extend_from_slice(&blob_len.to_le_bytes());

@@ -49,9 +49,9 @@ mod types;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use copy::CopiedSnapshot;
 pub use progress::{Activity, ProgressFn, ProgressUpdate};
 pub use secrets::{list_repositories, reveal_password, rotate_location_key};
-pub use copy::CopiedSnapshot;
 pub use session::VolumeRepo;
 pub use types::{
     BackupSummary, CheckReport, EntryKind, LsEntry, PruneSummary, ReadData, RestoreSummary,

@@ -496,7 +496,8 @@ impl VolumeRepo {
     pub(super) fn open_indexed_blocking(&self) -> Result<Repository<IndexedFullStatus>> {
         let session = self.current_session();
         let repo = self.open_rustic(&session)?;
-        repo.to_indexed().map_err(|e| self.rustic_error("read index", &e))
+        repo.to_indexed()
+            .map_err(|e| self.rustic_error("read index", &e))
     }
 
     /// Opens the rustic repository (config and key) through the session's backend.

@@ -107,7 +107,12 @@ pub async fn import(
     let mut repos = Repos::default();
     let mut out = Vec::with_capacity(records.len());
     for (name, target, record) in records {
-        out.push(import_one(source, dest, key, name, &target, record, options, &mut repos).await?);
+        out.push(
+            import_one(
+                source, dest, key, name, &target, record, options, &mut repos,
+            )
+            .await?,
+        );
     }
     Ok(out)
 }
@@ -186,10 +191,10 @@ async fn import_one(
                 v.phase = "Failed".into();
                 v.snapshot = None;
                 v.message = Some(message.clone());
-                record.status.tally.warn(format!(
-                    "volume {}/{}: {message}",
-                    v.namespace, v.name
-                ));
+                record
+                    .status
+                    .tally
+                    .warn(format!("volume {}/{}: {message}", v.namespace, v.name));
                 if record.status.phase == Phase::Completed {
                     record.status.phase = Phase::PartiallyFailed;
                 }
@@ -222,11 +227,7 @@ async fn import_one(
 
 /// The destination's record of `target` when an earlier import wrote it; an error when the
 /// name is taken by another backup.
-async fn imported_before(
-    ours: &Catalog,
-    name: &str,
-    target: &str,
-) -> Result<Option<BackupRecord>> {
+async fn imported_before(ours: &Catalog, name: &str, target: &str) -> Result<Option<BackupRecord>> {
     let existing = match ours.backup(target).await {
         Ok(record) => record,
         Err(Error::BackupNotFound { .. }) => return Ok(None),
@@ -295,7 +296,8 @@ async fn repack(
     };
     let (pipe, mut reader) = tokio::io::duplex(256 * 1024);
     let upload_store = dest.clone();
-    let upload = tokio::spawn(async move { upload_store.put_stream(&object_key, &mut reader).await });
+    let upload =
+        tokio::spawn(async move { upload_store.put_stream(&object_key, &mut reader).await });
     let mtime = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or_default();
     let reason = format!("imported from Velero backup {velero_backup}");
     let mut log = ItemLog::new();

@@ -42,7 +42,9 @@ pub async fn run(ctx: &Context, command: VeleroCommand) -> anyhow::Result<ExitCo
     let VeleroCommand::Import(args) = command;
     let client = ctx.connect().await?;
     let locations = Locations::new(client, &ctx.global.vbackup_namespace);
-    let source = locations.open(&locations.get(&args.location).await?).await?;
+    let source = locations
+        .open(&locations.get(&args.location).await?)
+        .await?;
     let dest = locations.open(&locations.get(&args.to).await?).await?;
     import::check_locations(&source, &dest)?;
     let key = locations.key(&args.to).await?;
@@ -69,7 +71,12 @@ fn report(imported: &[ImportedBackup]) -> String {
             vec![
                 b.velero_backup.clone(),
                 b.backup.clone(),
-                if b.imported { "imported" } else { "already imported" }.into(),
+                if b.imported {
+                    "imported"
+                } else {
+                    "already imported"
+                }
+                .into(),
                 b.phase.to_string(),
                 b.objects.to_string(),
                 format!("{with_data}/{}", b.volumes.len()),
@@ -77,7 +84,14 @@ fn report(imported: &[ImportedBackup]) -> String {
         })
         .collect();
     let mut out = table(
-        &["VELERO BACKUP", "BACKUP", "RESULT", "PHASE", "OBJECTS", "VOLUMES"],
+        &[
+            "VELERO BACKUP",
+            "BACKUP",
+            "RESULT",
+            "PHASE",
+            "OBJECTS",
+            "VOLUMES",
+        ],
         &rows,
     );
     for b in imported {
