@@ -6,35 +6,16 @@ mod repo_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
-use repo_support::{assert_same_tree, fs_store, make_tree, restore_all};
+use repo_support::{assert_same_tree, files_under, fs_store, make_tree, restic_in, restore_all};
 use vbackup_engine::keys::{LocationKey, RepoPassword};
 use vbackup_engine::repo::{self, RepoOptions, VolumeRepo};
 
 const VELERO_PASSWORD: &str = "static-passw0rd";
 
-fn restic(repo: &Path, password: &str, cwd: &Path, args: &[&str]) -> String {
-    let out = Command::new("restic")
-        .args(args)
-        .arg("--repo")
-        .arg(repo)
-        .arg("--no-cache")
-        .env("RESTIC_PASSWORD", password)
-        .current_dir(cwd)
-        .output()
-        .expect("restic is installed (apt-get install -y restic)");
-    assert!(
-        out.status.success(),
-        "restic {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `restic backup .` in `source`, as Velero's node agent ran it; returns the snapshot id.
 fn velero_backup(repo: &Path, source: &Path) -> String {
-    let out = restic(
+    let out = restic_in(
         repo,
         VELERO_PASSWORD,
         source,
@@ -47,36 +28,13 @@ fn velero_backup(repo: &Path, source: &Path) -> String {
         .expect("restic printed its snapshot id")
 }
 
-/// Every file under `dir` with its size.
-fn files(dir: &Path) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                todo.push(entry.path());
-            } else {
-                let rel = entry
-                    .path()
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .display()
-                    .to_string();
-                out.insert(rel, entry.metadata().unwrap().len());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
     let work = tempfile::tempdir().unwrap();
     let bucket = work.path().join("bucket");
     let velero_repo = bucket.join("restic/prod");
     std::fs::create_dir_all(&velero_repo).unwrap();
-    restic(&velero_repo, VELERO_PASSWORD, work.path(), &["init"]);
+    restic_in(&velero_repo, VELERO_PASSWORD, work.path(), &["init"]);
     let source = work.path().join("source");
     make_tree(&source, 3 << 20);
     let velero_snapshot = velero_backup(&velero_repo, &source);
@@ -92,16 +50,18 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
         .await
         .unwrap();
 
-    let copied = into
-        .import_snapshot(
+    let import = async |backup: &str| {
+        into.import_snapshot(
             &from,
             &velero_snapshot,
             "pvc/data",
-            "nightly",
+            backup,
             "velero-snapshot",
         )
         .await
-        .unwrap();
+        .unwrap()
+    };
+    let copied = import("nightly").await;
     assert!(copied.copied);
 
     // Restored by vbackup: the volume's files, as the source had them.
@@ -114,13 +74,13 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
     // The stock restic sees vbackup's layout and a sound repository.
     let password = repo::reveal_password(&store, "prod", &key).await.unwrap();
     let repo_dir = location.join("repos/prod");
-    restic(
+    restic_in(
         &repo_dir,
         password.reveal(),
         work.path(),
         &["check", "--read-data"],
     );
-    let listed = restic(
+    let listed = restic_in(
         &repo_dir,
         password.reveal(),
         work.path(),
@@ -143,20 +103,11 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
     }
 
     // Again: the same snapshot, nothing written.
-    let before = files(&location);
-    let again = into
-        .import_snapshot(
-            &from,
-            &velero_snapshot,
-            "pvc/data",
-            "nightly",
-            "velero-snapshot",
-        )
-        .await
-        .unwrap();
+    let before = files_under(&location);
+    let again = import("nightly").await;
     assert!(!again.copied);
     assert_eq!(again.snapshot_id, copied.snapshot_id);
-    assert_eq!(files(&location), before);
+    assert_eq!(files_under(&location), before);
 
     // For another backup: a new snapshot, no pack written.
     let packs = |all: &BTreeMap<String, u64>| {
@@ -165,17 +116,8 @@ async fn velero_snapshots_are_copied_rerooted_and_never_twice() {
             .cloned()
             .collect::<Vec<_>>()
     };
-    let other = into
-        .import_snapshot(
-            &from,
-            &velero_snapshot,
-            "pvc/data",
-            "weekly",
-            "velero-snapshot",
-        )
-        .await
-        .unwrap();
+    let other = import("weekly").await;
     assert!(other.copied);
     assert_ne!(other.snapshot_id, copied.snapshot_id);
-    assert_eq!(packs(&files(&location)), packs(&before));
+    assert_eq!(packs(&files_under(&location)), packs(&before));
 }

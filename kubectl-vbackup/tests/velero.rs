@@ -42,6 +42,77 @@ fn app_files(dir: &Path) {
     );
 }
 
+/// Backup `nightly` of namespace `shop`: claim `data` copied by restic from `source`, claim
+/// `uploads` by kopia.
+fn nightly_with_kopia(bucket: &Path, source: &Path) {
+    VeleroBackup {
+        name: "nightly",
+        ns: "shop",
+        format: "1.1.0",
+        objects: shop_objects("shop"),
+        volumes: vec![
+            PodVolume {
+                pod: "web-7d4b9c-x2x9z",
+                volume: "data",
+                uploader: Some("restic"),
+                source: Some(source),
+            },
+            PodVolume {
+                pod: "web-7d4b9c-x2x9z",
+                volume: "uploads",
+                uploader: Some("kopia"),
+                source: None,
+            },
+        ],
+        password: velero_bucket::PASSWORD,
+    }
+    .write(bucket);
+}
+
+/// Namespace `shop` as the fixture wrote it: every object back (pods through their
+/// Deployment, volumes through their claims), values as written, and every byte, mode, owner
+/// and mtime of the restic volume in its claim.
+fn assert_shop_restored(
+    env: &VolumeEnv,
+    want: &std::collections::BTreeMap<String, volumes::Entry>,
+) {
+    let cm = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.currency} {.data.motd}",
+    ]);
+    assert_eq!(cm, "EUR welcome back");
+    let secret = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "secret",
+        "creds",
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
+    assert_eq!(secret, "aHVudGVyMg==");
+    for object in shop_objects("shop") {
+        let kind = object["kind"].as_str().unwrap();
+        if matches!(kind, "Pod" | "PersistentVolume") {
+            continue;
+        }
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let got = env.cluster.kubectl(&["-n", "shop", "get", kind, name]);
+        assert!(got.status.success(), "{kind} {name} was not restored");
+    }
+    env.wait_for("shop", "deployment/web", "{.status.readyReplicas}", "1");
+    assert_eq!(
+        &tree(&env.claim_dir("shop", "data")),
+        want,
+        "claim data differs from what Velero copied"
+    );
+}
+
 fn velero_location(env: &VolumeEnv, name: &str, bucket: &Path, extra: &[&str]) -> String {
     let mut args = vec![
         "location",
@@ -67,28 +138,7 @@ fn velero_restic_backups_come_back_objects_and_data() {
     let source = env.dir.path().join("volume-data");
     app_files(&source);
     let want = tree(&source);
-    VeleroBackup {
-        name: "nightly",
-        ns: "shop",
-        format: "1.1.0",
-        objects: shop_objects("shop"),
-        volumes: vec![
-            PodVolume {
-                pod: "web-7d4b9c-x2x9z",
-                volume: "data",
-                uploader: Some("restic"),
-                source: Some(&source),
-            },
-            PodVolume {
-                pod: "web-7d4b9c-x2x9z",
-                volume: "uploads",
-                uploader: Some("kopia"),
-                source: None,
-            },
-        ],
-        password: velero_bucket::PASSWORD,
-    }
-    .write(&bucket);
+    nightly_with_kopia(&bucket, &source);
 
     let out = velero_location(&env, "old", &bucket, &[]);
     assert!(out.contains("Velero bucket, read only"), "{out}");
@@ -149,26 +199,6 @@ fn velero_restic_backups_come_back_objects_and_data() {
     );
 
     // Objects as the fixture wrote them, server fields gone.
-    let cm = env.kubectl(&[
-        "-n",
-        "shop",
-        "get",
-        "configmap",
-        "settings",
-        "-o",
-        "jsonpath={.data.currency} {.data.motd}",
-    ]);
-    assert_eq!(cm, "EUR welcome back");
-    let secret = env.kubectl(&[
-        "-n",
-        "shop",
-        "get",
-        "secret",
-        "creds",
-        "-o",
-        "jsonpath={.data.password}",
-    ]);
-    assert_eq!(secret, "aHVudGVyMg==");
     let uid = env.kubectl(&[
         "-n",
         "shop",
@@ -182,14 +212,7 @@ fn velero_restic_backups_come_back_objects_and_data() {
         uid, "uid-settings",
         "the server gives restored objects new uids"
     );
-    env.wait_for("shop", "deployment/web", "{.status.readyReplicas}", "1");
-
-    // Every byte, mode, owner and mtime of the restic volume, in its claim.
-    assert_eq!(
-        tree(&env.claim_dir("shop", "data")),
-        want,
-        "claim data differs from what Velero copied"
-    );
+    assert_shop_restored(&env, &want);
 }
 
 #[test]
@@ -465,28 +488,7 @@ fn velero_backups_imported_then_restored_without_the_bucket() {
     let source = env.dir.path().join("volume-data");
     app_files(&source);
     let want = tree(&source);
-    VeleroBackup {
-        name: "nightly",
-        ns: "shop",
-        format: "1.1.0",
-        objects: shop_objects("shop"),
-        volumes: vec![
-            PodVolume {
-                pod: "web-7d4b9c-x2x9z",
-                volume: "data",
-                uploader: Some("restic"),
-                source: Some(&source),
-            },
-            PodVolume {
-                pod: "web-7d4b9c-x2x9z",
-                volume: "uploads",
-                uploader: Some("kopia"),
-                source: None,
-            },
-        ],
-        password: velero_bucket::PASSWORD,
-    }
-    .write(&bucket);
+    nightly_with_kopia(&bucket, &source);
     velero_location(&env, "old", &bucket, &[]);
     let frozen = env.dir.path().join("frozen");
     std::fs::create_dir_all(&frozen).unwrap();
@@ -653,41 +655,5 @@ fn velero_backups_imported_then_restored_without_the_bucket() {
         all.contains("PartiallyFailed"),
         "the kopia volume is reported: {all}"
     );
-    let cm = env.kubectl(&[
-        "-n",
-        "shop",
-        "get",
-        "configmap",
-        "settings",
-        "-o",
-        "jsonpath={.data.currency} {.data.motd}",
-    ]);
-    assert_eq!(cm, "EUR welcome back");
-    let secret = env.kubectl(&[
-        "-n",
-        "shop",
-        "get",
-        "secret",
-        "creds",
-        "-o",
-        "jsonpath={.data.password}",
-    ]);
-    assert_eq!(secret, "aHVudGVyMg==");
-    // Every object the fixture wrote is back (pods through their Deployment, volumes
-    // through their claims).
-    for object in shop_objects("shop") {
-        let kind = object["kind"].as_str().unwrap();
-        if matches!(kind, "Pod" | "PersistentVolume") {
-            continue;
-        }
-        let name = object["metadata"]["name"].as_str().unwrap();
-        let got = env.cluster.kubectl(&["-n", "shop", "get", kind, name]);
-        assert!(got.status.success(), "{kind} {name} was not restored");
-    }
-    env.wait_for("shop", "deployment/web", "{.status.readyReplicas}", "1");
-    assert_eq!(
-        tree(&env.claim_dir("shop", "data")),
-        want,
-        "claim data differs from what Velero copied"
-    );
+    assert_shop_restored(&env, &want);
 }
