@@ -78,6 +78,11 @@ impl VolumeRepo {
                 bytes: summary.total_bytes_processed,
             };
             if let Some(existing) = done.first() {
+                // A run that stopped after saving the snapshot may have left its step copy.
+                let steps = step_copies(&repo.get_matching_snapshots(|sn| ours(sn))?);
+                if !steps.is_empty() {
+                    repo.delete_snapshots(&steps)?;
+                }
                 let found = result(existing.id.to_hex().to_string(), false);
                 return Ok((found, State::Full(repo, listing)));
             }
@@ -103,12 +108,7 @@ impl VolumeRepo {
             copied.summary = snap.summary.clone();
             repo.save_snapshots(vec![copied])?;
             let saved = repo.get_matching_snapshots(|sn| ours(sn))?;
-            let steps: Vec<_> = saved
-                .iter()
-                .filter(|sn| sn.tags.contains(PARTIAL_TAG))
-                .map(|sn| sn.id)
-                .collect();
-            repo.delete_snapshots(&steps)?;
+            repo.delete_snapshots(&step_copies(&saved))?;
             let id = saved
                 .iter()
                 .find(|sn| !sn.tags.contains(PARTIAL_TAG))
@@ -118,6 +118,15 @@ impl VolumeRepo {
         })
         .await
     }
+}
+
+/// The ids of the step copies (tagged [`PARTIAL_TAG`]) among `snaps`.
+fn step_copies(snaps: &[SnapshotFile]) -> Vec<rustic_core::repofile::SnapshotId> {
+    snaps
+        .iter()
+        .filter(|sn| sn.tags.contains(PARTIAL_TAG))
+        .map(|sn| sn.id)
+        .collect()
 }
 
 /// A serialised tree blob and its id.
