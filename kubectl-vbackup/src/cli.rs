@@ -71,6 +71,9 @@ pub enum Command {
     /// List or restore single files of a backed-up volume.
     #[command(subcommand)]
     Snapshot(crate::commands::snapshot::SnapshotCommand),
+    /// Velero backups: copy them into a vbackup location (`velero import`).
+    #[command(subcommand)]
+    Velero(crate::commands::velero::VeleroCommand),
     /// Show, per volume of a pod or claim, whether backups copy it, how, and why.
     Explain(crate::commands::explain::ExplainArgs),
     /// Back up on a cron schedule (a CronJob in the cluster); list, pause, run now.

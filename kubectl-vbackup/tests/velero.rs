@@ -42,6 +42,77 @@ fn app_files(dir: &Path) {
     );
 }
 
+/// Backup `nightly` of namespace `shop`: claim `data` copied by restic from `source`, claim
+/// `uploads` by kopia.
+fn nightly_with_kopia(bucket: &Path, source: &Path) {
+    VeleroBackup {
+        name: "nightly",
+        ns: "shop",
+        format: "1.1.0",
+        objects: shop_objects("shop"),
+        volumes: vec![
+            PodVolume {
+                pod: "web-7d4b9c-x2x9z",
+                volume: "data",
+                uploader: Some("restic"),
+                source: Some(source),
+            },
+            PodVolume {
+                pod: "web-7d4b9c-x2x9z",
+                volume: "uploads",
+                uploader: Some("kopia"),
+                source: None,
+            },
+        ],
+        password: velero_bucket::PASSWORD,
+    }
+    .write(bucket);
+}
+
+/// Namespace `shop` as the fixture wrote it: every object back (pods through their
+/// Deployment, volumes through their claims), values as written, and every byte, mode, owner
+/// and mtime of the restic volume in its claim.
+fn assert_shop_restored(
+    env: &VolumeEnv,
+    want: &std::collections::BTreeMap<String, volumes::Entry>,
+) {
+    let cm = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.currency} {.data.motd}",
+    ]);
+    assert_eq!(cm, "EUR welcome back");
+    let secret = env.kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "secret",
+        "creds",
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
+    assert_eq!(secret, "aHVudGVyMg==");
+    for object in shop_objects("shop") {
+        let kind = object["kind"].as_str().unwrap();
+        if matches!(kind, "Pod" | "PersistentVolume") {
+            continue;
+        }
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let got = env.cluster.kubectl(&["-n", "shop", "get", kind, name]);
+        assert!(got.status.success(), "{kind} {name} was not restored");
+    }
+    env.wait_for("shop", "deployment/web", "{.status.readyReplicas}", "1");
+    assert_eq!(
+        &tree(&env.claim_dir("shop", "data")),
+        want,
+        "claim data differs from what Velero copied"
+    );
+}
+
 fn velero_location(env: &VolumeEnv, name: &str, bucket: &Path, extra: &[&str]) -> String {
     let mut args = vec![
         "location",
@@ -67,28 +138,7 @@ fn velero_restic_backups_come_back_objects_and_data() {
     let source = env.dir.path().join("volume-data");
     app_files(&source);
     let want = tree(&source);
-    VeleroBackup {
-        name: "nightly",
-        ns: "shop",
-        format: "1.1.0",
-        objects: shop_objects("shop"),
-        volumes: vec![
-            PodVolume {
-                pod: "web-7d4b9c-x2x9z",
-                volume: "data",
-                uploader: Some("restic"),
-                source: Some(&source),
-            },
-            PodVolume {
-                pod: "web-7d4b9c-x2x9z",
-                volume: "uploads",
-                uploader: Some("kopia"),
-                source: None,
-            },
-        ],
-        password: velero_bucket::PASSWORD,
-    }
-    .write(&bucket);
+    nightly_with_kopia(&bucket, &source);
 
     let out = velero_location(&env, "old", &bucket, &[]);
     assert!(out.contains("Velero bucket, read only"), "{out}");
@@ -149,26 +199,6 @@ fn velero_restic_backups_come_back_objects_and_data() {
     );
 
     // Objects as the fixture wrote them, server fields gone.
-    let cm = env.kubectl(&[
-        "-n",
-        "shop",
-        "get",
-        "configmap",
-        "settings",
-        "-o",
-        "jsonpath={.data.currency} {.data.motd}",
-    ]);
-    assert_eq!(cm, "EUR welcome back");
-    let secret = env.kubectl(&[
-        "-n",
-        "shop",
-        "get",
-        "secret",
-        "creds",
-        "-o",
-        "jsonpath={.data.password}",
-    ]);
-    assert_eq!(secret, "aHVudGVyMg==");
     let uid = env.kubectl(&[
         "-n",
         "shop",
@@ -182,14 +212,7 @@ fn velero_restic_backups_come_back_objects_and_data() {
         uid, "uid-settings",
         "the server gives restored objects new uids"
     );
-    env.wait_for("shop", "deployment/web", "{.status.readyReplicas}", "1");
-
-    // Every byte, mode, owner and mtime of the restic volume, in its claim.
-    assert_eq!(
-        tree(&env.claim_dir("shop", "data")),
-        want,
-        "claim data differs from what Velero copied"
-    );
+    assert_shop_restored(&env, &want);
 }
 
 #[test]
@@ -432,4 +455,205 @@ fn velero_s3_bucket_read_with_velero_own_credentials_secret() {
     ]);
     assert_eq!(cm, "EUR");
     assert_eq!(tree(&env.claim_dir("shop", "data")), tree(&source));
+}
+
+/// Every file under `dir` with its size: what a location holds, to tell whether an import
+/// wrote anything.
+fn files_under(dir: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, entry.metadata().unwrap().len());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn velero_backups_imported_then_restored_without_the_bucket() {
+    let env = VolumeEnv::start();
+    let bucket = env.dir.path().join("velero-bucket");
+    let source = env.dir.path().join("volume-data");
+    app_files(&source);
+    let want = tree(&source);
+    nightly_with_kopia(&bucket, &source);
+    velero_location(&env, "old", &bucket, &[]);
+    let frozen = env.dir.path().join("frozen");
+    std::fs::create_dir_all(&frozen).unwrap();
+    env.ok(&[
+        "location",
+        "create",
+        "frozen",
+        "--provider",
+        "filesystem",
+        "--path",
+        frozen.to_str().unwrap(),
+    ]);
+    env.ok(&["location", "set-readonly", "frozen"]);
+
+    // Bad input: exit 2, a message naming the problem, nothing written anywhere.
+    let store = env.store_dir();
+    let before = files_under(&store);
+    for (args, says) in [
+        (
+            vec![
+                "nightly",
+                "no-such-backup",
+                "--location",
+                "old",
+                "--to",
+                "local",
+            ],
+            "no-such-backup",
+        ),
+        (
+            vec!["nightly", "--location", "old", "--to", "frozen"],
+            "ReadOnly",
+        ),
+        (
+            vec!["nightly", "--location", "old", "--to", "old"],
+            "Velero bucket",
+        ),
+        (
+            vec!["nightly", "--location", "local", "--to", "local"],
+            "not a Velero bucket",
+        ),
+    ] {
+        let out = env
+            .cluster
+            .kubectl(&[&["vbackup", "velero", "import"], &args[..]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(
+        files_under(&store),
+        before,
+        "a refused import wrote nothing"
+    );
+    assert!(
+        files_under(&frozen)
+            .keys()
+            .all(|k| !k.starts_with("backups/"))
+    );
+
+    // The kopia volume cannot come over: it is named, the rest is imported, exit 1.
+    let (ok, out, err) = env.cluster.vbackup(&[
+        "velero",
+        "import",
+        "nightly",
+        "--location",
+        "old",
+        "--to",
+        "local",
+    ]);
+    assert!(
+        !ok,
+        "a kopia volume makes the import incomplete:\n{out}\n{err}"
+    );
+    assert!(out.contains("imported"), "{out}");
+    assert!(
+        out.contains("volume shop/uploads not imported") && out.contains("kopia repository"),
+        "{out}"
+    );
+    let described = env.ok(&[
+        "backup",
+        "describe",
+        "nightly",
+        "--storage-location",
+        "local",
+        "-o",
+        "json",
+    ]);
+    let record: serde_json::Value = serde_json::from_str(&described).unwrap();
+    let labels = record
+        .pointer("/spec/labels")
+        .or_else(|| record.pointer("/0/spec/labels"))
+        .unwrap_or_else(|| panic!("no labels in {described}"));
+    assert_eq!(labels["vbackup.io/imported-from"], "velero", "{described}");
+    assert_eq!(labels["vbackup.io/velero-backup"], "nightly", "{described}");
+    // The archive is vbackup's, encrypted: no object's text is readable in it.
+    let archive = std::fs::read(store.join("backups/nightly/resources.tar.gz")).unwrap();
+    assert!(
+        !archive.windows(8).any(|w| w == b"settings"),
+        "the re-packed archive is encrypted"
+    );
+
+    // The copied repository is sound for the stock restic, data included.
+    let password = env.ok(&["repo", "password", "shop", "--storage-location", "local"]);
+    let repo = store.join("repos/shop");
+    velero_bucket::restic(
+        &repo,
+        password.trim(),
+        Path::new("/"),
+        &["check", "--read-data"],
+    );
+    let listing = velero_bucket::restic(&repo, password.trim(), Path::new("/"), &["ls", "latest"]);
+    assert!(listing.contains("/data/orders/2024/0001.json"), "{listing}");
+
+    // Again: nothing new. Under another name: a new record, the same snapshot's blobs.
+    let copied = files_under(&store);
+    let (_, out, _) = env.cluster.vbackup(&[
+        "velero",
+        "import",
+        "nightly",
+        "--location",
+        "old",
+        "--to",
+        "local",
+    ]);
+    assert!(out.contains("already imported"), "{out}");
+    assert_eq!(files_under(&store), copied, "a second import wrote nothing");
+    env.cluster.vbackup(&[
+        "velero",
+        "import",
+        "nightly",
+        "--location",
+        "old",
+        "--to",
+        "local",
+        "--rename-prefix",
+        "again-",
+    ]);
+    let data = |files: &std::collections::BTreeMap<String, u64>| {
+        files
+            .iter()
+            .filter(|(k, _)| k.starts_with("repos/shop/data/"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect::<Vec<_>>()
+    };
+    let after = files_under(&store);
+    assert!(after.contains_key("backups/again-nightly/vbackup-backup.json"));
+    assert_eq!(data(&after), data(&copied), "no blob is copied twice");
+
+    // The Velero bucket retired: the imported backup restores every object and byte.
+    env.ok(&["location", "delete", "old"]);
+    std::fs::remove_dir_all(&bucket).unwrap();
+    let (_, out, err) = env.cluster.vbackup(&[
+        "restore",
+        "create",
+        "from-import",
+        "--from-backup",
+        "nightly",
+        "--storage-location",
+        "local",
+    ]);
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.contains("PartiallyFailed"),
+        "the kopia volume is reported: {all}"
+    );
+    assert_shop_restored(&env, &want);
 }

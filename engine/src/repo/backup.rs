@@ -167,7 +167,7 @@ where
     Ok((summary, State::Open(repo)))
 }
 
-fn snapshot_template(ns: &str, volume: &str, backup: &str) -> Result<SnapshotFile> {
+pub(super) fn snapshot_template(ns: &str, volume: &str, backup: &str) -> Result<SnapshotFile> {
     let tags = format!("vbackup,namespace={ns},volume={volume},backup={backup}");
     Ok(SnapshotOptions::default()
         .host(ns.to_string())

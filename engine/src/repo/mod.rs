@@ -35,6 +35,7 @@
 mod backend;
 mod backup;
 mod browse;
+mod copy;
 mod maintenance;
 pub mod progress;
 pub mod restore;
@@ -48,6 +49,7 @@ mod types;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use copy::CopiedSnapshot;
 pub use progress::{Activity, ProgressFn, ProgressUpdate};
 pub use secrets::{list_repositories, reveal_password, rotate_location_key};
 pub use session::VolumeRepo;

@@ -149,7 +149,7 @@ fn plan<S: IndexedFull>(repo: &Repository<S>, files: &[SingleBlobFile]) -> Resul
 }
 
 /// The 64-byte AEAD key: AES-256 key, then Poly1305-AES's k and r.
-fn aead_key(master: &MasterKey) -> AeadKey {
+pub(super) fn aead_key(master: &MasterKey) -> AeadKey {
     let mut key = AeadKey::default();
     key[..32].copy_from_slice(&master.encrypt);
     key[32..48].copy_from_slice(&master.mac.k);

@@ -491,6 +491,15 @@ impl VolumeRepo {
         result
     }
 
+    /// Opens the repository with its full index on the calling (blocking) thread, outside
+    /// any session: for reading it beside another repository's operation (a copy).
+    pub(super) fn open_indexed_blocking(&self) -> Result<Repository<IndexedFullStatus>> {
+        let session = self.current_session();
+        let repo = self.open_rustic(&session)?;
+        repo.to_indexed()
+            .map_err(|e| self.rustic_error("read index", &e))
+    }
+
     /// Opens the rustic repository (config and key) through the session's backend.
     fn open_rustic(&self, session: &Session) -> Result<Repository<OpenStatus>> {
         let repo = Repository::new_with_progress(

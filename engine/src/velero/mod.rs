@@ -10,6 +10,7 @@
 
 pub mod catalog;
 mod duration;
+pub mod import;
 mod types;
 
 /// The password Velero gives its restic repositories unless told otherwise.

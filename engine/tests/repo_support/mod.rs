@@ -7,6 +7,7 @@ use std::fs::{self, File, FileTimes};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -274,4 +275,46 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
             path.display()
         );
     }
+}
+
+/// Runs the stock `restic` on `repo` from `cwd`; panics on failure, returns stdout.
+pub fn restic_in(repo: &Path, password: &str, cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new("restic")
+        .args(args)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--no-cache")
+        .env("RESTIC_PASSWORD", password)
+        .current_dir(cwd)
+        .output()
+        .expect("restic is installed (apt-get install -y restic)");
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file under `dir` with its size.
+pub fn files_under(dir: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(entry.path());
+            } else {
+                let rel = entry
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .display()
+                    .to_string();
+                out.insert(rel, entry.metadata().unwrap().len());
+            }
+        }
+    }
+    out
 }

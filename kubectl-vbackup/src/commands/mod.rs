@@ -12,6 +12,7 @@ pub mod repo;
 pub mod restore;
 pub mod schedule;
 pub mod snapshot;
+pub mod velero;
 pub mod version;
 pub mod volumes;
 
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mover(args) => mover::run(&args).await,
         Command::Explain(args) => explain::run(&ctx, &args).await,
         Command::Snapshot(command) => snapshot::run(&ctx, command).await,
+        Command::Velero(command) => velero::run(&ctx, command).await,
         Command::Schedule(command) => schedule::run(&ctx, command).await,
         Command::Gc(args) => gc::run(&ctx, &args).await,
         Command::Coverage(args) => coverage::run_coverage(&ctx, &args).await,
