@@ -35,6 +35,7 @@
 mod backend;
 mod backup;
 mod browse;
+mod location;
 mod maintenance;
 pub mod progress;
 pub mod restore;
@@ -48,12 +49,13 @@ mod types;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use location::LocationRepos;
 pub use progress::{Activity, ProgressFn, ProgressUpdate};
 pub use secrets::{list_repositories, reveal_password, rotate_location_key};
 pub use session::VolumeRepo;
 pub use types::{
-    BackupSummary, CheckReport, EntryKind, LsEntry, PruneSummary, ReadData, RestoreSummary,
-    SnapshotInfo, StreamBackup, VolumeBackup, VolumeRestore,
+    CheckReport, EntryKind, LsEntry, PruneSummary, ReadData, RestoreSummary, SnapshotInfo,
+    SnapshotSummary, StreamBackup, VolumeBackup, VolumeRestore,
 };
 
 use crate::{Error, Result};
