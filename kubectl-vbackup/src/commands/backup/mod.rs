@@ -1,23 +1,25 @@
 //! `kubectl vbackup backup …`: create, list, describe, read the log of, and delete backups.
 
-use std::io::IsTerminal;
+mod flags;
+mod render;
+
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
-use vbackup_engine::backups::{BackupRecord, BackupSummary, Catalog, Phase, itemlog};
+use clap::Subcommand;
+use vbackup_engine::backups::{
+    BackupSummary, Catalog, Phase, delete_backup, find_backup, itemlog, stores,
+};
+use vbackup_engine::resources::Progress;
 use vbackup_engine::resources::archive;
-use vbackup_engine::resources::backup::preflight;
-use vbackup_engine::resources::backup::run_backup_with_volumes;
-use vbackup_engine::resources::filter::split_list;
-use vbackup_engine::resources::request::parse_labels;
-use vbackup_engine::resources::{BackupRequest, ClusterResources, Progress};
+use vbackup_engine::resources::backup::{preflight, run_backup_with_volumes};
 use vbackup_engine::schedules::Schedules;
-use vbackup_engine::store::{Locations, Store};
+use vbackup_engine::store::Locations;
 
+pub use self::flags::{BackupCreateArgs, BackupFlags};
+use self::render::{backups_table, describe, print_outcome, summary_name};
 use super::Context;
-use crate::output::{print_structured, table};
+use crate::output::print_structured;
 
 /// Environment variable set on the background process `--wait=false` starts.
 pub const DETACHED_ENV: &str = "VBACKUP_DETACHED";
@@ -28,7 +30,7 @@ pub const DETACHED_ENV: &str = "VBACKUP_DETACHED";
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Back up API objects (and, with the volume work, volume data) to a storage location.
-    Create(CreateArgs),
+    Create(BackupCreateArgs),
     /// List backups (all locations, or the one given).
     Get {
         /// Only this backup.
@@ -77,134 +79,6 @@ pub enum BackupCommand {
     },
 }
 
-/// Every flag a schedule's template fixes (clap's conflicts with the flattened structs'
-/// groups are not enforced, so they are named one by one).
-const FROM_SCHEDULE_CONFLICTS: [&str; 23] = [
-    "name",
-    "wait",
-    "include_namespaces",
-    "exclude_namespaces",
-    "include_resources",
-    "exclude_resources",
-    "selector",
-    "include_cluster_resources",
-    "include_dependencies",
-    "storage_location",
-    "ttl",
-    "labels",
-    "backup_volumes",
-    "default_volumes_to_fs_backup",
-    "snapshot_volumes",
-    "snapshot_move_data",
-    "snapshot_class",
-    "snapshot_timeout",
-    "resource_policies_configmap",
-    "parallel_volumes",
-    "mover_image",
-    "mover_start_timeout",
-    "stall_timeout",
-];
-
-/// Arguments of `backup create`.
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// Name of the backup (lower-case letters, digits and '-').
-    #[arg(required_unless_present = "from_schedule")]
-    pub name: Option<String>,
-    /// Make the backup a schedule's run makes: its template, named
-    /// `<schedule>-<yyyyMMddHHmmss>`, then gc with the schedule's retention (what the
-    /// schedule's CronJob runs).
-    #[arg(long, value_name = "SCHEDULE", conflicts_with_all = FROM_SCHEDULE_CONFLICTS)]
-    pub from_schedule: Option<String>,
-    /// Wait for the backup to finish (a progress bar on a terminal); false returns at once
-    /// and the backup runs on in the background.
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub wait: bool,
-    #[command(flatten)]
-    pub flags: BackupFlags,
-}
-
-/// What to back up and how, with Velero's names and meaning: shared by `backup create` and
-/// `schedule create`.
-#[derive(Debug, Args)]
-pub struct BackupFlags {
-    /// Namespaces to back up (comma-separated, wildcards allowed; default: all, or the
-    /// namespace given with -n).
-    #[arg(long, value_name = "NS[,NS…]")]
-    pub include_namespaces: Vec<String>,
-    /// Namespaces to leave out.
-    #[arg(long, value_name = "NS[,NS…]")]
-    pub exclude_namespaces: Vec<String>,
-    /// Resource types to back up: resource, resource.group, kind or short name (default: all).
-    #[arg(long, value_name = "RESOURCE[,…]")]
-    pub include_resources: Vec<String>,
-    /// Resource types to leave out.
-    #[arg(long, value_name = "RESOURCE[,…]")]
-    pub exclude_resources: Vec<String>,
-    /// Only objects matching this label selector (e.g. app=nextcloud).
-    #[arg(short = 'l', long, value_name = "SELECTOR")]
-    pub selector: Option<String>,
-    /// Cluster-scoped objects: auto (all of them for a whole-cluster backup, otherwise only
-    /// the PVs, CRDs, StorageClasses and ClusterRoleBindings the selection needs), true, false.
-    #[arg(
-        long,
-        value_name = "auto|true|false",
-        default_value = "auto",
-        num_args = 0..=1,
-        default_missing_value = "true"
-    )]
-    pub include_cluster_resources: ClusterResources,
-    /// With a selector, also take the PVCs, ConfigMaps, Secrets, ServiceAccounts and
-    /// Services the selected pods and workloads reference.
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub include_dependencies: bool,
-    /// Storage location (default: the default location).
-    #[arg(long, value_name = "NAME")]
-    pub storage_location: Option<String>,
-    /// How long to keep the backup (e.g. 720h, 30d; 0 keeps it until deleted).
-    #[arg(long, value_name = "DURATION", default_value = "720h", value_parser = humantime_duration)]
-    pub ttl: Duration,
-    /// Labels on the backup (key=value,…).
-    #[arg(long, value_name = "K=V[,…]")]
-    pub labels: Vec<String>,
-    #[command(flatten)]
-    pub volumes: super::volumes::BackupVolumeArgs,
-    /// Hooks for many pods at once, in Velero's spec.hooks shape (a Velero Backup or Restore
-    /// manifest works as it is); pods' own hook annotations win over it.
-    #[arg(long, value_name = "FILE")]
-    pub hooks_file: Option<std::path::PathBuf>,
-}
-
-pub fn humantime_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 720h, 30d, 1h30m)"))
-}
-
-impl BackupFlags {
-    /// The engine request these flags describe for backup `name`.
-    /// `-n NAMESPACE` (the global flag) stands for `--include-namespaces NAMESPACE`.
-    pub fn request(&self, name: &str, namespace: Option<&str>) -> anyhow::Result<BackupRequest> {
-        let mut r = BackupRequest::new(name);
-        r.namespaces.include = super::included_namespaces(&self.include_namespaces, namespace)?;
-        r.namespaces.exclude = split_list(&self.exclude_namespaces);
-        r.resources.include = split_list(&self.include_resources);
-        r.resources.exclude = split_list(&self.exclude_resources);
-        r.selector = self.selector.clone().unwrap_or_default();
-        r.include_cluster_resources = self.include_cluster_resources;
-        r.include_dependencies = self.include_dependencies;
-        r.storage_location = self.storage_location.clone();
-        r.ttl = self.ttl;
-        r.labels = parse_labels(&self.labels)?;
-        r.volumes = self.volumes.options();
-        if let Some(path) = &self.hooks_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read --hooks-file {}: {e}", path.display()))?;
-            r.hooks = vbackup_engine::hooks::HookFile::parse(&text, &path.display().to_string())?;
-        }
-        r.validate()?;
-        Ok(r)
-    }
-}
-
 /// Runs a `backup` subcommand.
 pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCode> {
     let command = match command {
@@ -230,9 +104,11 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             if let Some(n) = &name
                 && rows.is_empty()
             {
-                anyhow::bail!(
-                    "backup {n} not found in any storage location: list backups with `kubectl vbackup backup get`"
-                );
+                return Err(vbackup_engine::Error::BackupNotFound {
+                    name: n.clone(),
+                    location: storage_location,
+                }
+                .into());
             }
             let summaries: Vec<&BackupSummary> = rows.iter().map(|(_, s)| s).collect();
             if !print_structured(ctx.global.output, &summaries)? {
@@ -249,7 +125,7 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             details,
             storage_location,
         } => {
-            let (_, record) = find(&locations, &name, storage_location.as_deref()).await?;
+            let (_, record) = find_backup(&locations, &name, storage_location.as_deref()).await?;
             if !print_structured(ctx.global.output, &record)? {
                 print!("{}", describe(&record, details));
             }
@@ -260,7 +136,7 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             name,
             storage_location,
         } => {
-            let (store, _) = find(&locations, &name, storage_location.as_deref()).await?;
+            let (store, _) = find_backup(&locations, &name, storage_location.as_deref()).await?;
             let key = Catalog::new(store.clone()).log_key(&name);
             itemlog::copy_log(&store, &key, std::io::stdout()).await?;
             Ok(ExitCode::SUCCESS)
@@ -270,7 +146,7 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             to,
             storage_location,
         } => {
-            let (store, _) = find(&locations, &name, storage_location.as_deref()).await?;
+            let (store, _) = find_backup(&locations, &name, storage_location.as_deref()).await?;
             let to = to.unwrap_or_else(|| format!("{name}-data.tar.gz").into());
             if to.as_os_str() == "-" {
                 archive::download(&store, &name, std::io::stdout()).await?;
@@ -290,22 +166,13 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
             name,
             storage_location,
         } => {
-            let store = match find(&locations, &name, storage_location.as_deref()).await {
-                Ok((store, _)) => store,
-                // A backup without metadata (its writer died) can still be deleted.
-                Err(e) => match storage_location.as_deref() {
-                    Some(l) => locations.open(&locations.get(l).await?).await?,
-                    None => return Err(e),
-                },
-            };
-            // Snapshots first: if that fails the archive is still there and the command can
-            // simply be run again.
-            let forgotten = locations.forget_backup_snapshots(&store, &name).await?;
-            let removed = Catalog::new(store.clone()).delete_backup(&name).await?;
-            let snapshots: usize = forgotten.iter().map(|(_, ids)| ids.len()).sum();
+            let (store, deleted) =
+                delete_backup(&locations, &name, storage_location.as_deref()).await?;
             println!(
-                "backup {name} deleted from location {} ({removed} objects, {snapshots} volume snapshots)",
-                store.name()
+                "backup {name} deleted from location {} ({} objects, {} volume snapshots)",
+                store.name(),
+                deleted.objects,
+                deleted.snapshots
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -313,7 +180,7 @@ pub async fn run(ctx: &Context, command: BackupCommand) -> anyhow::Result<ExitCo
 }
 
 /// `backup create`: a backup from flags, or a schedule's run (`--from-schedule`).
-async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<ExitCode> {
+async fn create(ctx: &Context, args: BackupCreateArgs) -> anyhow::Result<ExitCode> {
     // Bad flags are refused before the cluster is reached.
     let manual = match &args.name {
         Some(name) => Some(args.flags.request(name, ctx.global.namespace.as_deref())?),
@@ -356,13 +223,8 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<ExitCode> {
         .resolve(request.storage_location.as_deref())
         .await?;
     let store = locations.open(&location).await?;
-    let bar = progress_bar(std::env::var_os(DETACHED_ENV).is_none());
-    let on_progress = |p: &Progress| {
-        if let Some(bar) = &bar {
-            bar.set_position(p.items);
-            bar.set_message(p.resource.clone());
-        }
-    };
+    let bar = crate::progress::object_bar(std::env::var_os(DETACHED_ENV).is_none());
+    let on_progress = |p: &Progress| crate::progress::show(bar.as_ref(), p);
     let policies = super::volumes::read_policies(
         &client,
         &ctx.global.vbackup_namespace,
@@ -434,19 +296,6 @@ pub fn detach(what: &str, name: &str, extra_args: &[&str]) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
-    if !enabled || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} objects  {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    Some(bar)
-}
-
 /// Exit code of a backup or restore that ran: 0 only for `Completed`, 1 otherwise.
 pub fn exit_code(phase: Phase) -> ExitCode {
     if phase == Phase::Completed {
@@ -456,228 +305,8 @@ pub fn exit_code(phase: Phase) -> ExitCode {
     }
 }
 
-fn print_outcome(record: &BackupRecord) {
-    let s = &record.status;
-    println!(
-        "backup {} {}: {} objects, {} errors, {} warnings, {} bytes in location {}",
-        record.name(),
-        s.phase,
-        s.tally.total(),
-        s.tally.error_count,
-        s.tally.warnings.len(),
-        s.archive_bytes,
-        s.location
-    );
-    if let Some(f) = &s.failure {
-        eprintln!("error: {f}");
-    }
-    for e in s.tally.errors.iter().take(10) {
-        eprintln!("error: {}: {}", e.object, e.message);
-    }
-    if s.tally.error_count > 10 {
-        eprintln!(
-            "… see `kubectl vbackup backup describe {} --details`",
-            record.name()
-        );
-    }
-}
-
-/// The stores to search: the named location, or every location.
-async fn stores(locations: &Locations, name: Option<&str>) -> anyhow::Result<Vec<Store>> {
-    let list = match name {
-        Some(n) => vec![locations.get(n).await?],
-        None => locations.list().await?,
-    };
-    let mut out = Vec::new();
-    for l in &list {
-        out.push(locations.open(l).await?);
-    }
-    Ok(out)
-}
-
-/// Finds a backup's metadata in the named location or the first location that has it.
-pub async fn find(
-    locations: &Locations,
-    name: &str,
-    location: Option<&str>,
-) -> anyhow::Result<(Store, BackupRecord)> {
-    if let Some(l) = location {
-        let store = locations.open(&locations.get(l).await?).await?;
-        let record = Catalog::new(store.clone()).backup(name).await?;
-        return Ok((store, record));
-    }
-    for store in stores(locations, None).await? {
-        let catalog = Catalog::new(store.clone());
-        if catalog.backup_exists(name).await? {
-            return Ok((store, catalog.backup(name).await?));
-        }
-    }
-    anyhow::bail!(
-        "backup {name} not found in any storage location: list backups with `kubectl vbackup backup get`"
-    )
-}
-
-fn summary_name(s: &BackupSummary) -> &str {
-    match s {
-        BackupSummary::Recorded(r) => r.name(),
-        BackupSummary::Incomplete { name, .. } => name,
-    }
-}
-
-fn backups_table(rows: &[(String, BackupSummary)]) -> String {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|(location, s)| match s {
-            BackupSummary::Recorded(r) => vec![
-                r.name().to_string(),
-                r.status.phase.to_string(),
-                r.status.tally.error_count.to_string(),
-                r.status.tally.warnings.len().to_string(),
-                r.status.started.clone(),
-                r.status.expires.clone(),
-                location.clone(),
-                if r.spec.selector.is_empty() {
-                    "<none>".into()
-                } else {
-                    r.spec.selector.clone()
-                },
-            ],
-            BackupSummary::Incomplete { name, phase } => vec![
-                name.clone(),
-                phase.to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                location.clone(),
-                String::new(),
-            ],
-        })
-        .collect();
-    table(
-        &[
-            "NAME",
-            "STATUS",
-            "ERRORS",
-            "WARNINGS",
-            "CREATED",
-            "EXPIRES",
-            "STORAGE LOCATION",
-            "SELECTOR",
-        ],
-        &rows,
-    )
-}
-
-fn describe(r: &BackupRecord, details: bool) -> String {
-    let s = &r.status;
-    let list = |v: &[String], empty: &str| {
-        if v.is_empty() {
-            empty.to_string()
-        } else {
-            v.join(", ")
-        }
-    };
-    let mut out = format!(
-        "Name:                 {}\nPhase:                {}\n",
-        r.name(),
-        s.phase
-    );
-    if let Some(f) = &s.failure {
-        out += &format!("Failure:              {f}\n");
-    }
-    out += &format!(
-        "Storage location:     {}\nCluster version:      {}\nStarted:              {}\nCompleted:            {}\nExpires:              {}\n\
-         Namespaces:           {} (excluded: {})\nResources:            {} (excluded: {})\nSelector:             {}\n\
-         Cluster resources:    {:?}\nDependencies:         {}\nTTL:                  {}\nArchive:              {} bytes\n",
-        s.location,
-        s.cluster_version,
-        s.started,
-        s.completed.as_deref().unwrap_or("-"),
-        s.expires,
-        list(&r.spec.namespaces.include, "*"),
-        list(&r.spec.namespaces.exclude, "<none>"),
-        list(&r.spec.resources.include, "*"),
-        list(&r.spec.resources.exclude, "<none>"),
-        if r.spec.selector.is_empty() {
-            "<none>"
-        } else {
-            &r.spec.selector
-        },
-        r.spec.include_cluster_resources,
-        r.spec.include_dependencies,
-        humantime::format_duration(r.spec.ttl),
-        s.archive_bytes,
-    );
-    out += &format!("\nObjects ({}):\n", s.tally.total());
-    for (resource, n) in &s.tally.counts {
-        out += &format!("  {resource}: {n}\n");
-    }
-    if !s.skipped.is_empty() {
-        out += "\nLeft out by default:\n";
-        for k in &s.skipped {
-            match k.count {
-                0 => out += &format!("  {} (the whole type): {}\n", k.resource, k.reason),
-                n => out += &format!("  {} ({n}): {}\n", k.resource, k.reason),
-            }
-        }
-    }
-    out += &super::volumes::describe_volumes(&s.volumes, details, false);
-    if s.hooks.attempted > 0 {
-        out += &format!(
-            "\nHooks: {} attempted, {} failed (each run in `backup logs`)\n",
-            s.hooks.attempted, s.hooks.failed
-        );
-    }
-    if !s.dumps.is_empty() {
-        out += &format!("\nDatabase dumps ({}):\n", s.dumps.len());
-        for d in &s.dumps {
-            out += &format!(
-                "  {}/{} {}: {} {} bytes in {}s{}\n",
-                d.namespace,
-                d.pod,
-                d.file,
-                d.phase,
-                d.bytes,
-                d.duration_seconds,
-                d.message
-                    .as_deref()
-                    .map(|m| format!(" ({m})"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    out += &format!("\nErrors ({}):\n", s.tally.error_count);
-    let shown = if details {
-        s.tally.errors.len()
-    } else {
-        s.tally.errors.len().min(10)
-    };
-    for e in &s.tally.errors[..shown] {
-        out += &format!("  {}: {}\n", e.object, e.message);
-    }
-    if shown < s.tally.errors.len() {
-        out += "  … use --details for all\n";
-    }
-    out += &format!("\nWarnings ({}):\n", s.tally.warnings.len());
-    for w in &s.tally.warnings {
-        out += &format!("  {w}\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use vbackup_engine::resources::request::DEFAULT_TTL;
-
-    #[test]
-    fn ttl_accepts_hours_and_days() {
-        assert_eq!(humantime_duration("720h").unwrap(), DEFAULT_TTL);
-        assert_eq!(humantime_duration("30d").unwrap(), DEFAULT_TTL);
-        assert!(humantime_duration("soon").is_err());
-    }
-
     #[test]
     fn from_schedule_takes_its_flags_from_the_schedule_only() {
         use clap::Parser;
