@@ -44,21 +44,11 @@ pub(crate) async fn load_or_create(
         password: RepoPassword::generate()?,
         master_key: Some(master_key),
     };
-    let (created, sealed) = match store
+    let (created, sealed) = store
         .create_once(&sealed_key, keys::seal(key, namespace, &fresh)?)
         .await
-    {
-        Ok(outcome) => outcome,
-        // The winner never finished its write.
-        Err(e) if e.is_not_found() => {
-            return Err(Error::RepoMissing {
-                namespace: namespace.into(),
-                location: store.name().into(),
-                key_object: sealed_key,
-            });
-        }
-        Err(e) => return Err(e),
-    };
+        // Not found: the winner never finished its write.
+        .map_err(|e| missing_if_not_found(e, store, namespace))?;
     if created {
         info!(namespace, "sealed a new repository password");
     } else {
@@ -133,19 +123,23 @@ pub(crate) async fn unseal_stored(
     namespace: &str,
     key: &LocationKey,
 ) -> Result<RepoSecrets> {
-    let sealed_key = layout::repo_sealed_key(namespace);
-    let sealed = match store.get_bytes(&sealed_key).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.is_not_found() => {
-            return Err(Error::RepoMissing {
-                namespace: namespace.into(),
-                location: store.name().into(),
-                key_object: sealed_key,
-            });
-        }
-        Err(e) => return Err(e),
-    };
+    let sealed = store
+        .get_bytes(&layout::repo_sealed_key(namespace))
+        .await
+        .map_err(|e| missing_if_not_found(e, store, namespace))?;
     keys::unseal(key, namespace, &sealed).map_err(|e| unseal_error(store, namespace, e))
+}
+
+/// A missing sealed password means the namespace has no repository (yet).
+fn missing_if_not_found(e: Error, store: &Store, namespace: &str) -> Error {
+    if !e.is_not_found() {
+        return e;
+    }
+    Error::RepoMissing {
+        namespace: namespace.into(),
+        location: store.name().into(),
+        key_object: layout::repo_sealed_key(namespace),
+    }
 }
 
 fn unseal_error(store: &Store, namespace: &str, err: UnsealError) -> Error {

@@ -58,6 +58,21 @@ impl FilterFlags {
     }
 }
 
+/// The hooks of `--hooks-file PATH` (Velero's `spec.hooks`), if given.
+pub fn read_hooks_file(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<vbackup_engine::hooks::HookFile>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read --hooks-file {}: {e}", path.display()))?;
+    Ok(Some(vbackup_engine::hooks::HookFile::parse(
+        &text,
+        &path.display().to_string(),
+    )?))
+}
+
 /// A duration flag: 720h, 30d, 1h30m…
 pub fn humantime_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 720h, 30d, 1h30m)"))

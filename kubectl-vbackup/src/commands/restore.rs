@@ -15,7 +15,7 @@ use vbackup_engine::store::Locations;
 
 use super::Context;
 use super::backup::{DETACHED_ENV, detach, exit_code};
-use super::flags::FilterFlags;
+use super::flags::{FilterFlags, read_hooks_file};
 use crate::output::{print_structured, table};
 
 /// The `restore` subcommands.
@@ -117,10 +117,8 @@ impl RestoreCreateArgs {
         r.restore_volumes = self.restore_volumes;
         r.storage_location = self.storage_location.clone();
         r.dry_run = self.dry_run;
-        if let Some(path) = &self.hooks_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read --hooks-file {}: {e}", path.display()))?;
-            r.hooks = vbackup_engine::hooks::HookFile::parse(&text, &path.display().to_string())?;
+        if let Some(hooks) = read_hooks_file(self.hooks_file.as_deref())? {
+            r.hooks = hooks;
         }
         r.validate()?;
         Ok(r)
@@ -376,21 +374,6 @@ fn describe(r: &RestoreRecord, details: bool) -> String {
         }
     }
     out += &super::volumes::describe_volumes(&s.volumes, details, true);
-    out += &format!("\nErrors ({}):\n", s.tally.error_count);
-    let shown = if details {
-        s.tally.errors.len()
-    } else {
-        s.tally.errors.len().min(10)
-    };
-    for e in &s.tally.errors[..shown] {
-        out += &format!("  {}: {}\n", e.object, e.message);
-    }
-    if shown < s.tally.errors.len() {
-        out += "  … use --details for all\n";
-    }
-    out += &format!("\nWarnings ({}):\n", s.tally.warnings.len());
-    for w in &s.tally.warnings {
-        out += &format!("  {w}\n");
-    }
+    out += &crate::output::errors_and_warnings(&s.tally, details);
     out
 }

@@ -6,7 +6,7 @@ use clap::Args;
 use vbackup_engine::resources::request::parse_labels;
 use vbackup_engine::resources::{BackupRequest, ClusterResources};
 
-use crate::commands::flags::{FilterFlags, humantime_duration};
+use crate::commands::flags::{FilterFlags, humantime_duration, read_hooks_file};
 
 /// Every flag a schedule's template fixes (clap's conflicts with the flattened structs'
 /// groups are not enforced, so they are named one by one).
@@ -106,10 +106,8 @@ impl BackupFlags {
         r.ttl = self.ttl;
         r.labels = parse_labels(&self.labels)?;
         r.volumes = self.volumes.options();
-        if let Some(path) = &self.hooks_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read --hooks-file {}: {e}", path.display()))?;
-            r.hooks = vbackup_engine::hooks::HookFile::parse(&text, &path.display().to_string())?;
+        if let Some(hooks) = read_hooks_file(self.hooks_file.as_deref())? {
+            r.hooks = hooks;
         }
         r.validate()?;
         Ok(r)

@@ -164,21 +164,6 @@ pub fn describe(r: &BackupRecord, details: bool) -> String {
             );
         }
     }
-    out += &format!("\nErrors ({}):\n", s.tally.error_count);
-    let shown = if details {
-        s.tally.errors.len()
-    } else {
-        s.tally.errors.len().min(10)
-    };
-    for e in &s.tally.errors[..shown] {
-        out += &format!("  {}: {}\n", e.object, e.message);
-    }
-    if shown < s.tally.errors.len() {
-        out += "  … use --details for all\n";
-    }
-    out += &format!("\nWarnings ({}):\n", s.tally.warnings.len());
-    for w in &s.tally.warnings {
-        out += &format!("  {w}\n");
-    }
+    out += &crate::output::errors_and_warnings(&s.tally, details);
     out
 }
