@@ -34,11 +34,6 @@ impl LocationRepos {
         }
     }
 
-    /// The namespaces that have a repository.
-    pub fn namespaces(&self) -> &[String] {
-        &self.namespaces
-    }
-
     /// The repository of `namespace`, opened the first time it is asked for.
     async fn repo(&mut self, namespace: &str) -> Result<VolumeRepo> {
         if let Some(repo) = self.opened.get(namespace) {
