@@ -93,7 +93,7 @@ pub enum Command {
     Uninstall(crate::commands::install::UninstallArgs),
     /// Runs inside a mover pod: copies one volume (started by backups and restores).
     #[command(hide = true)]
-    Mover(crate::commands::mover::MoverArgs),
+    Mover(crate::commands::mover::MoverRunArgs),
 }
 
 #[cfg(test)]
@@ -127,7 +127,7 @@ mod tests {
         );
     }
 
-    fn backup_create(args: &[&str]) -> crate::commands::backup::CreateArgs {
+    fn backup_create(args: &[&str]) -> crate::commands::backup::BackupCreateArgs {
         let cli =
             Cli::try_parse_from([&["kubectl-vbackup", "backup", "create", "b1"], args].concat())
                 .unwrap_or_else(|e| panic!("{args:?}: {e}"));

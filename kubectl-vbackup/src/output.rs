@@ -4,6 +4,30 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+/// The errors (the first ten unless `details`) and warnings sections of a `describe`.
+pub fn errors_and_warnings(
+    tally: &vbackup_engine::backups::record::Tally,
+    details: bool,
+) -> String {
+    let mut out = format!("\nErrors ({}):\n", tally.error_count);
+    let shown = if details {
+        tally.errors.len()
+    } else {
+        tally.errors.len().min(10)
+    };
+    for e in &tally.errors[..shown] {
+        out += &format!("  {}: {}\n", e.object, e.message);
+    }
+    if shown < tally.errors.len() {
+        out += "  … use --details for all\n";
+    }
+    out += &format!("\nWarnings ({}):\n", tally.warnings.len());
+    for w in &tally.warnings {
+        out += &format!("  {w}\n");
+    }
+    out
+}
+
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

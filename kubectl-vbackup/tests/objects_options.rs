@@ -58,7 +58,7 @@ async fn backup_pages_through_types_larger_than_one_list_call() {
         .await
         .unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "many");
-    let total = vbackup_engine::resources::backup::PAGE_SIZE as usize * 2 + 37;
+    let total = vbackup_engine::cluster::PAGE_SIZE as usize * 2 + 37;
     for i in 0..total {
         let cm = ConfigMap {
             metadata: ObjectMeta {

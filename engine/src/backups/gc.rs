@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use super::delete::delete_with;
 use super::{BackupSummary, Catalog};
 use crate::repo::PruneSummary;
 use crate::schedules::retention::{self, Candidate};
@@ -135,37 +136,35 @@ pub async fn run(locations: &Locations, store: &Store, opts: &GcOptions) -> Resu
         bytes_before,
         bytes_after: bytes_before,
     };
+    // Each repository is opened once for every delete and the prune that follows.
+    let mut repos = match opts.dry_run {
+        true => None,
+        false => Some(locations.repositories(store).await?),
+    };
     for (name, reason) in selected {
-        if opts.dry_run {
+        let Some(repos) = repos.as_mut() else {
             report.deleted.push(Deleted {
                 name,
                 reason: reason.to_string(),
                 snapshots: 0,
             });
             continue;
-        }
-        // Snapshots first: if that fails the backup is still listed and the next gc retries.
-        let outcome = async {
-            let forgotten = locations.forget_backup_snapshots(store, &name).await?;
-            catalog.delete_backup(&name).await?;
-            Ok::<_, Error>(forgotten.iter().map(|(_, ids)| ids.len()).sum())
-        }
-        .await;
-        match outcome {
-            Ok(snapshots) => report.deleted.push(Deleted {
+        };
+        match delete_with(repos, &catalog, &name).await {
+            Ok(deleted) => report.deleted.push(Deleted {
                 name,
                 reason: reason.to_string(),
-                snapshots,
+                snapshots: deleted.snapshots,
             }),
             Err(e) => report.failed.push((name, e.to_string())),
         }
     }
-    if !opts.dry_run {
+    if let Some(repos) = repos.as_mut() {
         let keep = jiff::SignedDuration::try_from(opts.keep_marked)
             .ok()
             .and_then(|d| jiff::Span::try_from(d).ok())
             .ok_or_else(|| Error::BadInput("the prune delay is too long".into()))?;
-        for (namespace, result) in locations.prune_repositories(store, keep).await? {
+        for (namespace, result) in repos.prune(keep).await {
             report.pruned.push(match result {
                 Ok(PruneSummary {
                     packs_deleted,

@@ -2,12 +2,16 @@
 //! back (`get`, `describe`, `logs`, `delete`) — from any cluster pointed at the location.
 
 pub mod catalog;
+pub mod delete;
+pub mod find;
 pub mod gc;
 pub mod itemlog;
 pub mod record;
 pub mod volume_step;
 
 pub use catalog::{BackupSummary, Catalog};
+pub use delete::{DeletedBackup, delete_backup};
+pub use find::{find_backup, stores};
 pub use itemlog::{ItemLog, LogEntry};
 pub use record::{
     BackupRecord, BackupStatus, ItemError, Phase, RestoreRecord, RestoreStatus, SkippedSummary,

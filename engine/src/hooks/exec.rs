@@ -69,7 +69,7 @@ pub enum Exit {
 
 /// One command's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct ExecOutcome {
     /// How it ended.
     pub exit: Exit,
     /// Its stdout.
@@ -80,7 +80,7 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-impl Outcome {
+impl ExecOutcome {
     /// None when it exited 0, else why it failed, phrased for the person who has to fix it.
     pub fn failure(&self, container: &str) -> Option<String> {
         match &self.exit {
@@ -134,7 +134,7 @@ pub async fn run(
     container: &str,
     command: &[String],
     timeout: Duration,
-) -> Outcome {
+) -> ExecOutcome {
     let started = Instant::now();
     let mut outcome = attempt(pods, pod, container, &wrapped(command), timeout, true).await;
     // No shell in the image (the wrapper could not start): run the command as it is,
@@ -153,13 +153,13 @@ async fn attempt(
     argv: &[String],
     timeout: Duration,
     has_marker: bool,
-) -> Outcome {
+) -> ExecOutcome {
     let params = AttachParams::default()
         .container(container)
         .stdin(false)
         .stdout(true)
         .stderr(true);
-    let failed = |why: String| Outcome {
+    let failed = |why: String| ExecOutcome {
         exit: Exit::Failed(why),
         stdout: Captured::default(),
         stderr: Captured::default(),
@@ -186,7 +186,7 @@ async fn attempt(
     match tokio::time::timeout(timeout, run).await {
         Ok((stdout, stderr, status)) => {
             let _ = process.join().await;
-            Outcome {
+            ExecOutcome {
                 exit: exit_of(status, container),
                 stdout,
                 stderr,
@@ -198,7 +198,7 @@ async fn attempt(
             if let Ok(pid) = pid_rx.await {
                 kill(pods, pod, container, &pid).await;
             }
-            Outcome {
+            ExecOutcome {
                 exit: Exit::TimedOut(timeout),
                 stdout: Captured::default(),
                 stderr: Captured::default(),
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn exits_126_and_127_say_command_not_found() {
-        let o = |exit| Outcome {
+        let o = |exit| ExecOutcome {
             exit,
             stdout: Captured::default(),
             stderr: Captured::default(),

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
@@ -65,36 +64,15 @@ pub async fn apply_all(client: &Client, objects: &[Value]) -> Result<Vec<String>
             .map_err(Error::kube(format!("cannot apply {kind} {name}")))?;
         done.push(format!("{kind}/{name}"));
         if kind == "CustomResourceDefinition" {
-            wait_established(client, name, Duration::from_secs(60)).await?;
+            let limit = Duration::from_secs(60);
+            if !crate::cluster::crds::wait_established(client, name, limit).await {
+                return Err(Error::BadInput(format!(
+                    "CRD {name} was not established within {limit:?}: see `kubectl describe crd {name}`"
+                )));
+            }
         }
     }
     Ok(done)
-}
-
-async fn wait_established(client: &Client, name: &str, limit: Duration) -> Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let deadline = Instant::now() + limit;
-    loop {
-        let crd = api
-            .get(name)
-            .await
-            .map_err(Error::kube(format!("cannot read CRD {name}")))?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::BadInput(format!(
-                "CRD {name} was not established within {limit:?}: see `kubectl describe crd {name}`"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// The serving certificate to use: the existing Secret's while it is valid (a re-run keeps

@@ -14,7 +14,7 @@ use super::progress::Activity;
 use super::session::State;
 use super::source::{CountedSource, StreamSource};
 use super::{
-    BackupSummary, SNAPSHOT_ROOT, StreamBackup, VolumeBackup, VolumeRepo, validate_tag_value,
+    SNAPSHOT_ROOT, SnapshotSummary, StreamBackup, VolumeBackup, VolumeRepo, validate_tag_value,
 };
 use crate::{Error, Result};
 
@@ -23,7 +23,7 @@ impl VolumeRepo {
     /// snapshot as parent. Files, directories, symlinks, special files, permissions, owners
     /// (numeric and by name), timestamps and hard-link counts are recorded; unreadable entries
     /// are skipped with a warning in the log, as restic does.
-    pub async fn backup_dir(&self, req: VolumeBackup) -> Result<BackupSummary> {
+    pub async fn backup_dir(&self, req: VolumeBackup) -> Result<SnapshotSummary> {
         let source = tokio::fs::canonicalize(&req.source)
             .await
             .map_err(Error::io("open backup source", &req.source))?;
@@ -73,7 +73,7 @@ impl VolumeRepo {
     pub async fn backup_volumes(
         &self,
         volumes: Vec<VolumeBackup>,
-    ) -> Vec<(String, Result<BackupSummary>)> {
+    ) -> Vec<(String, Result<SnapshotSummary>)> {
         let mut results = Vec::with_capacity(volumes.len());
         for volume in volumes {
             let name = volume.volume.clone();
@@ -84,7 +84,7 @@ impl VolumeRepo {
 
     /// Backs up a byte stream as the one file `<file_name>` of a new snapshot (no parent).
     /// Memory stays bounded: the stream is chunked as it arrives.
-    pub async fn backup_stream<R>(&self, req: StreamBackup, reader: R) -> Result<BackupSummary>
+    pub async fn backup_stream<R>(&self, req: StreamBackup, reader: R) -> Result<SnapshotSummary>
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
@@ -129,7 +129,7 @@ fn archive<R>(
     snap: SnapshotFile,
     path: &Path,
     activity: &Activity,
-) -> Result<(BackupSummary, State)>
+) -> Result<(SnapshotSummary, State)>
 where
     R: ReadSource + 'static,
     <R as ReadSource>::Open: Send,
@@ -142,7 +142,7 @@ where
         snap: SnapshotFile,
         path: &Path,
         activity: &Activity,
-    ) -> Result<BackupSummary>
+    ) -> Result<SnapshotSummary>
     where
         R: ReadSource + 'static,
         <R as ReadSource>::Open: Send,
@@ -176,9 +176,9 @@ pub(super) fn snapshot_template(ns: &str, volume: &str, backup: &str) -> Result<
         .to_snapshot()?)
 }
 
-fn summarize_backup(snap: &SnapshotFile, activity: &Activity) -> BackupSummary {
+fn summarize_backup(snap: &SnapshotFile, activity: &Activity) -> SnapshotSummary {
     let s = snap.summary.clone().unwrap_or_default();
-    BackupSummary {
+    SnapshotSummary {
         snapshot_id: snap.id.to_hex().to_string(),
         parent_id: snap.parent.map(|p| p.to_hex().to_string()),
         files_new: s.files_new,

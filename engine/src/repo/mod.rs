@@ -36,6 +36,7 @@ mod backend;
 mod backup;
 mod browse;
 mod copy;
+mod location;
 mod maintenance;
 pub mod progress;
 pub mod restore;
@@ -50,12 +51,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use copy::CopiedSnapshot;
+pub use location::LocationRepos;
 pub use progress::{Activity, ProgressFn, ProgressUpdate};
 pub use secrets::{list_repositories, reveal_password, rotate_location_key};
 pub use session::VolumeRepo;
 pub use types::{
-    BackupSummary, CheckReport, EntryKind, LsEntry, PruneSummary, ReadData, RestoreSummary,
-    SnapshotInfo, StreamBackup, VolumeBackup, VolumeRestore,
+    CheckReport, EntryKind, LsEntry, PruneSummary, ReadData, RestoreSummary, SnapshotInfo,
+    SnapshotSummary, StreamBackup, VolumeBackup, VolumeRestore,
 };
 
 use crate::{Error, Result};

@@ -1,8 +1,6 @@
 //! Each repository's sealed password (`repos/<ns>/vbackup-key.sealed`): created once, by
 //! whichever writer comes first, and read by everyone after.
 
-use std::time::Duration;
-
 use rustic_core::repofile::MasterKey;
 use tracing::{debug, info};
 
@@ -11,15 +9,12 @@ use crate::keys::{self, LocationKey, RepoPassword, RepoSecrets, UnsealError};
 use crate::store::{Store, layout};
 use crate::{Error, Result};
 
-/// How long a reader waits for a sealed password another writer is still storing.
-const CONCURRENT_WRITE_WAIT: Duration = Duration::from_secs(20);
-
 /// The namespace's secrets: unsealed from the store or, when the namespace has no
 /// repository yet, created with a fresh random password and master key.
 ///
-/// Creation is a conditional write (S3 `If-None-Match: *`, an exclusive link on disk) and
-/// the stored object is read back whatever happened, so concurrent first backups of one
-/// namespace (two movers, two clusters) all end up with the same secrets.
+/// Creation goes through [`Store::create_once`] (a conditional write, the stored object read
+/// back whatever happened), so concurrent first backups of one namespace (two movers, two
+/// clusters) all end up with the same secrets.
 pub(crate) async fn load_or_create(
     store: &Store,
     namespace: &str,
@@ -49,9 +44,11 @@ pub(crate) async fn load_or_create(
         password: RepoPassword::generate()?,
         master_key: Some(master_key),
     };
-    let created = store
-        .put_if_absent(&sealed_key, keys::seal(key, namespace, &fresh)?)
-        .await?;
+    let (created, sealed) = store
+        .create_once(&sealed_key, keys::seal(key, namespace, &fresh)?)
+        .await
+        // Not found: the winner never finished its write.
+        .map_err(|e| missing_if_not_found(e, store, namespace))?;
     if created {
         info!(namespace, "sealed a new repository password");
     } else {
@@ -60,17 +57,9 @@ pub(crate) async fn load_or_create(
             "another writer sealed the repository password first"
         );
     }
-    // Read back in every case: where a store ignored the condition, the last writer won.
-    let deadline = tokio::time::Instant::now() + CONCURRENT_WRITE_WAIT;
-    loop {
-        match unseal_stored(store, namespace, key).await {
-            Err(Error::RepoMissing { .. }) if tokio::time::Instant::now() < deadline => {
-                // The winner's write is still in flight (S3 answers 409 meanwhile).
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            other => return other,
-        }
-    }
+    // What is stored, not what this call sealed: where two writers raced, it is the one
+    // both use.
+    keys::unseal(key, namespace, &sealed).map_err(|e| unseal_error(store, namespace, e))
 }
 
 /// The repository password of a namespace, unsealed with `key` (for `repo password NS`).
@@ -134,19 +123,23 @@ pub(crate) async fn unseal_stored(
     namespace: &str,
     key: &LocationKey,
 ) -> Result<RepoSecrets> {
-    let sealed_key = layout::repo_sealed_key(namespace);
-    let sealed = match store.get_bytes(&sealed_key).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.is_not_found() => {
-            return Err(Error::RepoMissing {
-                namespace: namespace.into(),
-                location: store.name().into(),
-                key_object: sealed_key,
-            });
-        }
-        Err(e) => return Err(e),
-    };
+    let sealed = store
+        .get_bytes(&layout::repo_sealed_key(namespace))
+        .await
+        .map_err(|e| missing_if_not_found(e, store, namespace))?;
     keys::unseal(key, namespace, &sealed).map_err(|e| unseal_error(store, namespace, e))
+}
+
+/// A missing sealed password means the namespace has no repository (yet).
+fn missing_if_not_found(e: Error, store: &Store, namespace: &str) -> Error {
+    if !e.is_not_found() {
+        return e;
+    }
+    Error::RepoMissing {
+        namespace: namespace.into(),
+        location: store.name().into(),
+        key_object: layout::repo_sealed_key(namespace),
+    }
 }
 
 fn unseal_error(store: &Store, namespace: &str, err: UnsealError) -> Error {

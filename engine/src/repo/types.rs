@@ -37,9 +37,9 @@ pub struct StreamBackup {
     pub stall_after: Option<Duration>,
 }
 
-/// What a backup did.
+/// What a volume or stream backup did: the snapshot it made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupSummary {
+pub struct SnapshotSummary {
     /// Id of the new snapshot (64 hex digits).
     pub snapshot_id: String,
     /// The snapshot it was compared against, if any.

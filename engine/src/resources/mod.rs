@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod backup;
+pub mod decide;
 pub mod deps;
 pub mod discovery;
 pub mod filter;
@@ -12,6 +13,7 @@ pub mod sanitize;
 pub mod selector;
 pub mod skip;
 pub mod types;
+mod walk;
 
 pub use backup::{Progress, run_backup, run_backup_with_volumes};
 pub use request::{BackupRequest, ClusterResources, VolumeOptions};

@@ -3,10 +3,14 @@
 //! decision — nothing is dropped silently.
 
 pub mod actions;
+mod apply;
 pub mod class_config;
 pub mod compare;
+mod objects;
 pub mod order;
+mod plan;
 pub mod records;
+mod report;
 pub mod request;
 pub mod run;
 

@@ -26,7 +26,7 @@ pub struct Candidate {
 
 /// Why a backup is deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reason {
+pub enum DeleteReason {
     /// Its TTL ran out at this time.
     Expired(Timestamp),
     /// Newer backups of its schedule fill every `--keep-*` rule.
@@ -36,11 +36,11 @@ pub enum Reason {
     },
 }
 
-impl std::fmt::Display for Reason {
+impl std::fmt::Display for DeleteReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reason::Expired(at) => write!(f, "expired at {at}"),
-            Reason::NotRetained { schedule } => {
+            DeleteReason::Expired(at) => write!(f, "expired at {at}"),
+            DeleteReason::NotRetained { schedule } => {
                 write!(f, "not kept by the retention of schedule {schedule}")
             }
         }
@@ -55,15 +55,15 @@ pub fn select(
     backups: &[Candidate],
     now: Timestamp,
     retention: &BTreeMap<String, (Retention, TimeZone)>,
-) -> Vec<(String, Reason)> {
-    let mut out: Vec<(Timestamp, String, Reason)> = Vec::new();
+) -> Vec<(String, DeleteReason)> {
+    let mut out: Vec<(Timestamp, String, DeleteReason)> = Vec::new();
     let mut expired = BTreeSet::new();
     for b in backups {
         if let Some(at) = b.expires
             && at <= now
         {
             expired.insert(b.name.as_str());
-            out.push((b.started, b.name.clone(), Reason::Expired(at)));
+            out.push((b.started, b.name.clone(), DeleteReason::Expired(at)));
         }
     }
     for (schedule, (rules, zone)) in retention {
@@ -79,7 +79,7 @@ pub fn select(
         let kept = kept(&good, rules, zone);
         for b in good {
             if !kept.contains(b.name.as_str()) && !expired.contains(b.name.as_str()) {
-                let reason = Reason::NotRetained {
+                let reason = DeleteReason::NotRetained {
                     schedule: schedule.clone(),
                 };
                 out.push((b.started, b.name.clone(), reason));
@@ -149,7 +149,7 @@ mod tests {
         BTreeMap::from([("nightly".to_string(), (r, TimeZone::UTC))])
     }
 
-    fn names(v: Vec<(String, Reason)>) -> Vec<String> {
+    fn names(v: Vec<(String, DeleteReason)>) -> Vec<String> {
         v.into_iter().map(|(n, _)| n).collect()
     }
 

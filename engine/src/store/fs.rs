@@ -142,6 +142,11 @@ impl ObjectBackend for FsBackend {
         Ok(written.is_some())
     }
 
+    fn writes_conditionally(&self) -> bool {
+        // Published with an exclusive link: exactly one writer wins.
+        true
+    }
+
     async fn put_stream(
         &self,
         key: &str,

@@ -15,7 +15,7 @@ use super::location::{
 use super::s3::{S3Backend, S3Credentials};
 use super::{LocationCheck, ObjectBackend, Store, credentials, fs::FsBackend};
 use crate::keys::{self, LocationKey, RepoPassword};
-use crate::repo::{self, RepoOptions, VolumeRepo};
+use crate::repo::{self, LocationRepos, RepoOptions, VolumeRepo};
 use crate::{Error, Result};
 
 const FIELD_MANAGER: &str = "kubectl-vbackup";
@@ -347,55 +347,17 @@ impl Locations {
         Ok((new, namespaces))
     }
 
-    /// Forgets the volume snapshots that `backup` made, in every namespace repository of the
-    /// location behind `store`; returns each namespace with the forgotten snapshot ids. The
-    /// data they alone used is freed by the next prune.
-    pub async fn forget_backup_snapshots(
-        &self,
-        store: &Store,
-        backup: &str,
-    ) -> Result<Vec<(String, Vec<String>)>> {
+    /// Every namespace repository of the location behind `store`, each opened once for the
+    /// whole operation. Refused on a ReadOnly location: what they are opened for writes.
+    pub async fn repositories(&self, store: &Store) -> Result<LocationRepos> {
         store.ensure_writable()?;
         let namespaces = repo::list_repositories(store).await?;
-        if namespaces.is_empty() {
-            return Ok(Vec::new());
-        }
-        let key = self.keys.current(store.name()).await?;
-        let mut forgotten = Vec::with_capacity(namespaces.len());
-        for namespace in namespaces {
-            let repo = VolumeRepo::open(store, &namespace, &key, RepoOptions::default()).await?;
-            let ids = repo.forget_backup(backup).await?;
-            if !ids.is_empty() {
-                forgotten.push((namespace, ids));
-            }
-        }
-        Ok(forgotten)
-    }
-
-    /// Prunes every namespace repository of the location behind `store` (see
-    /// [`VolumeRepo::prune_keeping_marked`]); one result per namespace, so one damaged
-    /// repository does not keep the others from being pruned.
-    pub async fn prune_repositories(
-        &self,
-        store: &Store,
-        keep_marked: jiff::Span,
-    ) -> Result<Vec<(String, Result<repo::PruneSummary>)>> {
-        store.ensure_writable()?;
-        let namespaces = repo::list_repositories(store).await?;
-        if namespaces.is_empty() {
-            return Ok(Vec::new());
-        }
-        let key = self.keys.current(store.name()).await?;
-        let mut out = Vec::with_capacity(namespaces.len());
-        for namespace in namespaces {
-            let result =
-                match VolumeRepo::open(store, &namespace, &key, RepoOptions::default()).await {
-                    Ok(repo) => repo.prune_keeping_marked(keep_marked).await,
-                    Err(e) => Err(e),
-                };
-            out.push((namespace, result));
-        }
-        Ok(out)
+        // A location without repositories needs no key (it may never have had volume data).
+        let key = match namespaces.is_empty() {
+            true => None,
+            false => Some(self.keys.current(store.name()).await?),
+        };
+        Ok(LocationRepos::new(store, namespaces, key))
     }
 
     /// The password of a namespace's repository, for the stock `restic`/`rustic` tools.

@@ -11,9 +11,11 @@ pub mod layout;
 pub mod location;
 pub mod locations;
 pub mod s3;
+mod s3_retries;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -26,6 +28,14 @@ pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, Format, SYSTEM_NAMESPACE,
 };
 pub use locations::{Created, KeyOrigin, Locations};
+
+/// How long [`Store::create_once`] waits, on a store without conditional writes, before it
+/// reads back what it created: a concurrent first writer's check-then-write (two small
+/// requests) lands well within it.
+pub const CREATE_SETTLE: Duration = Duration::from_secs(1);
+
+/// How long [`Store::create_once`] waits for an object another writer is still storing.
+const CONCURRENT_WRITE_WAIT: Duration = Duration::from_secs(20);
 
 /// A readable stream of an object's bytes.
 pub type ObjectReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -58,6 +68,12 @@ pub trait ObjectBackend: Send + Sync {
         }
         self.put(key, body).await?;
         Ok(true)
+    }
+
+    /// True when [`ObjectBackend::put_if_absent`] is atomic (exactly one of two racing
+    /// writers wins); false for the check-then-write default.
+    fn writes_conditionally(&self) -> bool {
+        false
     }
 
     /// Writes an object from a stream of unknown length; large ones go up in parts.
@@ -193,8 +209,7 @@ impl Store {
                 Err(e) if e.is_not_found() && self.ensure_writable().is_ok() => {
                     let fresh = stream::seal_archive_key(location_key, &ArchiveKey::generate()?)?;
                     // Two first backups at once: one wins, both use what is stored.
-                    self.put_if_absent(layout::ARCHIVE_KEY, fresh).await?;
-                    self.get_bytes(layout::ARCHIVE_KEY).await?
+                    self.create_once(layout::ARCHIVE_KEY, fresh).await?.1
                 }
                 Err(e) if e.is_not_found() => return Ok(None),
                 Err(e) => return Err(e),
@@ -242,6 +257,32 @@ impl Store {
     pub async fn put_if_absent(&self, key: &str, body: impl Into<Bytes>) -> Result<bool> {
         self.ensure_writable()?;
         self.backend.put_if_absent(key, body.into()).await
+    }
+
+    /// Stores `body` under `key` unless an object is there, and returns whether this call
+    /// wrote it with the object as it stays stored: the one every writer of the key must use
+    /// (a location's archive key, a repository's sealed password).
+    ///
+    /// On disk and on S3 (`If-None-Match: *`) exactly one writer wins, and a loser whose
+    /// winner's write is still in flight (S3 answers 409 meanwhile) waits for it. A store
+    /// without conditional writes checks then writes, so two first writers may both write:
+    /// the object is read back only after [`CREATE_SETTLE`], once such a later write has
+    /// landed, so both end up with the same object.
+    pub async fn create_once(&self, key: &str, body: impl Into<Bytes>) -> Result<(bool, Bytes)> {
+        let written = self.put_if_absent(key, body).await?;
+        if !self.backend.writes_conditionally() {
+            tracing::debug!(location = %self.name, key, "no conditional writes: waiting before reading back");
+            tokio::time::sleep(CREATE_SETTLE).await;
+        }
+        let deadline = tokio::time::Instant::now() + CONCURRENT_WRITE_WAIT;
+        loop {
+            match self.get_bytes(key).await {
+                Err(e) if e.is_not_found() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other.map(|stored| (written, stored)),
+            }
+        }
     }
 
     /// Writes an object from a stream, in parts when large; returns the bytes written.

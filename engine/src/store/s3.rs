@@ -1,6 +1,8 @@
 //! A location in an S3-compatible bucket, through aws-sdk-s3.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -15,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::location::S3Spec;
+use super::s3_retries::RetryLog;
 use super::{ObjectBackend, ObjectMeta, ObjectReader};
 use crate::{Error, Result};
 
@@ -55,6 +58,8 @@ pub struct S3Backend {
     /// Empty, or ends with `/`.
     prefix: String,
     endpoint: String,
+    /// Set once the store answered a conditional write with "not implemented".
+    unconditional: Arc<AtomicBool>,
 }
 
 impl S3Backend {
@@ -70,8 +75,14 @@ impl S3Backend {
             .clone()
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| DEFAULT_REGION.into());
+        let shown_endpoint = endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version_latest()
+            .interceptor(RetryLog {
+                endpoint: shown_endpoint.clone(),
+            })
             .region(Region::new(region.clone()))
             .credentials_provider(Credentials::new(
                 credentials.access_key_id,
@@ -99,7 +110,8 @@ impl S3Backend {
             client: Client::from_conf(config.build()),
             bucket: spec.bucket.clone(),
             prefix,
-            endpoint: endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+            endpoint: shown_endpoint,
+            unconditional: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -296,6 +308,9 @@ impl ObjectBackend for S3Backend {
             | (_, Some(412 | 409)) => Ok(false),
             // A store without conditional writes: check, write, and let the caller read back.
             (Some("NotImplemented"), _) | (_, Some(501)) => {
+                if !self.unconditional.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(endpoint = %self.endpoint, "the object store has no conditional writes (If-None-Match); keys are created by check-then-write and read back after a pause");
+                }
                 if self.head(key).await?.is_some() {
                     return Ok(false);
                 }
@@ -304,6 +319,10 @@ impl ObjectBackend for S3Backend {
             }
             _ => Err(self.error("write", key, err)),
         }
+    }
+
+    fn writes_conditionally(&self) -> bool {
+        !self.unconditional.load(Ordering::Relaxed)
     }
 
     async fn put_stream(

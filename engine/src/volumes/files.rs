@@ -10,6 +10,7 @@ use super::launch::run_mover;
 use super::mover_pod::{Direction, MoverPod, PodSecurityLevel, VOLUME_MOUNT, identity, mover_name};
 use super::step::{COMPLETED, MoverStep};
 use crate::backups::{BackupRecord, VolumeRecord};
+use crate::cluster::list_all;
 use crate::keys::RepoSecrets;
 use crate::repo::EntryKind;
 use crate::{Error, Result};
@@ -142,11 +143,9 @@ impl MoverStep {
         let (store, location_volume) =
             super::step::mover_access(&self.location, self.credentials.as_ref())?;
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        let user = pods
-            .list(&ListParams::default())
+        let user = list_all(&pods, ListParams::default())
             .await
             .map_err(Error::kube(format!("cannot list pods in {namespace}")))?
-            .items
             .into_iter()
             .find(|p| {
                 p.spec

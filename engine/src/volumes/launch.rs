@@ -201,6 +201,7 @@ async fn supervise(
             break finished(what, &done);
         }
         if last_seen.1.elapsed() > timeouts.stall {
+            tracing::warn!(mover = %mover.name, what, stalled_for = ?last_seen.1.elapsed(), "mover pod made no progress; giving up on it");
             break Err(Error::Stalled {
                 what: what.to_string(),
                 stalled_for: last_seen.1.elapsed(),

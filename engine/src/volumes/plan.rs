@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::mover_pod::{AppSecurity, PodSecurityLevel};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 
+use crate::cluster::list_all;
 use crate::policy::{
     Action, AppliedPolicy, BackupPolicy, ClaimFacts, ExcludePaths, Method, PolicyInput,
     PolicyOptions, ResourcePolicies, VolumeDecision, decide_pod, decide_unused_claim,
@@ -298,17 +299,13 @@ pub async fn gather(
 ) -> Result<NamespaceState> {
     let labels = namespace_labels(client, namespace).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let pods = pods
-        .list(&ListParams::default())
+    let pods = list_all(&pods, ListParams::default())
         .await
-        .map_err(Error::kube(format!("cannot list pods in {namespace}")))?
-        .items;
+        .map_err(Error::kube(format!("cannot list pods in {namespace}")))?;
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    let pvcs = pvcs
-        .list(&ListParams::default())
+    let pvcs = list_all(&pvcs, ListParams::default())
         .await
-        .map_err(Error::kube(format!("cannot list claims in {namespace}")))?
-        .items;
+        .map_err(Error::kube(format!("cannot list claims in {namespace}")))?;
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     let classes = snapshot_classes(client).await?;
     let storage_classes: Api<StorageClass> = Api::all(client.clone());

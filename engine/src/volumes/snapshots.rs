@@ -100,6 +100,7 @@ pub async fn take(
             since = Instant::now();
         }
         if since.elapsed() > stall {
+            tracing::warn!(namespace, claim, snapshot = %name, stage = %stage, ?stall, "volume snapshot made no progress; giving up on it");
             return Err(Error::Snapshot(format!(
                 "the snapshot of claim {namespace}/{claim} (VolumeSnapshot {name}, class {class}) \
                  made no progress for {stall:?} while {stage}: check the snapshot class and the \

@@ -13,7 +13,7 @@ use vbackup_engine::schedules::Schedules;
 use vbackup_engine::store::{Locations, Store};
 
 use super::Context;
-use super::backup::humantime_duration;
+use super::flags::humantime_duration;
 use crate::output::print_structured;
 
 /// Arguments of `gc`.

@@ -9,7 +9,7 @@ use vbackup_engine::install::{self, InstallOptions, apply};
 use vbackup_engine::volumes::step::default_image;
 
 use super::Context;
-use super::backup::humantime_duration;
+use super::flags::humantime_duration;
 use crate::output::OutputFormat;
 
 /// Arguments of `install`.

@@ -19,7 +19,7 @@ use crate::output::{print_structured, table};
 #[derive(Debug, Subcommand)]
 pub enum LocationCommand {
     /// Create a storage location (checked before it is saved).
-    Create(CreateArgs),
+    Create(LocationCreateArgs),
     /// List storage locations, or show one.
     Get {
         /// Only this location.
@@ -113,7 +113,7 @@ pub enum AccessModeArg {
 
 /// Arguments of `location create`.
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub struct LocationCreateArgs {
     /// Name of the location.
     pub name: String,
     /// Kind of store.
@@ -173,7 +173,7 @@ pub struct CreateArgs {
     pub key_file: Option<PathBuf>,
 }
 
-impl CreateArgs {
+impl LocationCreateArgs {
     fn spec(&self) -> anyhow::Result<BackupStorageLocationSpec> {
         let s3_flags = self.bucket.is_some()
             || self.prefix.is_some()

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod completion;
 pub mod coverage;
 pub mod explain;
+pub mod flags;
 pub mod gc;
 pub mod install;
 pub mod location;
@@ -48,22 +49,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => coverage::run_status(&ctx).await,
         Command::Install(args) => install::run_install(&ctx, &args).await,
         Command::Uninstall(args) => install::run_uninstall(&ctx, &args).await,
-    }
-}
-
-/// The namespaces `--include-namespaces` and the global `-n` name together: `-n NAMESPACE`
-/// stands for `--include-namespaces NAMESPACE` on backups and restores, as with Velero.
-pub fn included_namespaces(
-    include_namespaces: &[String],
-    namespace: Option<&str>,
-) -> anyhow::Result<Vec<String>> {
-    let include = vbackup_engine::resources::filter::split_list(include_namespaces);
-    match namespace {
-        Some(_) if !include.is_empty() => {
-            anyhow::bail!("-n and --include-namespaces both name namespaces: use one of them")
-        }
-        Some(ns) => Ok(vec![ns.to_string()]),
-        None => Ok(include),
     }
 }
 

@@ -15,7 +15,7 @@ use vbackup_engine::volumes::mover_run;
 
 /// Arguments of `mover`.
 #[derive(Debug, Args)]
-pub struct MoverArgs {
+pub struct MoverRunArgs {
     /// The job file (the mover's Secret, mounted).
     #[arg(long, value_name = "FILE")]
     pub job: PathBuf,
@@ -25,7 +25,7 @@ pub struct MoverArgs {
 }
 
 /// Runs the job; exit code 0 when it succeeded, 1 when it failed (the result says why).
-pub async fn run(args: &MoverArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &MoverRunArgs) -> anyhow::Result<ExitCode> {
     let result = match read_job(&args.job) {
         Ok(job) => {
             let report = Arc::new(|line: ProgressLine| {

@@ -1,14 +1,12 @@
 //! `kubectl vbackup restore …`: restore from a backup, and read or delete restore records.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use vbackup_engine::backups::RestoreRecord;
+use vbackup_engine::backups::{RestoreRecord, find_backup};
 use vbackup_engine::resources::Progress;
-use vbackup_engine::resources::filter::split_list;
 use vbackup_engine::restore::{
     ExistingResourcePolicy, RestoreRecords, RestoreRequest, class_config, parse_mappings,
     run::preflight, run::run_restore_with_volumes,
@@ -16,7 +14,8 @@ use vbackup_engine::restore::{
 use vbackup_engine::store::Locations;
 
 use super::Context;
-use super::backup::{DETACHED_ENV, detach, exit_code, find};
+use super::backup::{DETACHED_ENV, detach, exit_code};
+use super::flags::{FilterFlags, read_hooks_file};
 use crate::output::{print_structured, table};
 
 /// The `restore` subcommands.
@@ -25,7 +24,7 @@ use crate::output::{print_structured, table};
 #[derive(Debug, Subcommand)]
 pub enum RestoreCommand {
     /// Restore API objects (and, with the volume work, volume data) from a backup.
-    Create(CreateArgs),
+    Create(RestoreCreateArgs),
     /// List restores.
     Get {
         /// Only this restore.
@@ -53,28 +52,14 @@ pub enum RestoreCommand {
 
 /// Arguments of `restore create`, with Velero's names and meaning.
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub struct RestoreCreateArgs {
     /// Name of the restore (default: BACKUP-YYYYMMDDHHMMSS).
     pub name: Option<String>,
     /// The backup to restore.
     #[arg(long, value_name = "BACKUP")]
     pub from_backup: String,
-    /// Namespaces to restore, by their name in the backup (default: all, or the namespace
-    /// given with -n).
-    #[arg(long, value_name = "NS[,NS…]")]
-    pub include_namespaces: Vec<String>,
-    /// Namespaces to leave out.
-    #[arg(long, value_name = "NS[,NS…]")]
-    pub exclude_namespaces: Vec<String>,
-    /// Resource types to restore: resource, resource.group, kind or short name (default: all).
-    #[arg(long, value_name = "RESOURCE[,…]")]
-    pub include_resources: Vec<String>,
-    /// Resource types to leave out (e.g. CustomResourceDefinition,CertificateRequest,Order).
-    #[arg(long, value_name = "RESOURCE[,…]")]
-    pub exclude_resources: Vec<String>,
-    /// Only objects matching this label selector.
-    #[arg(short = 'l', long, value_name = "SELECTOR")]
-    pub selector: Option<String>,
+    #[command(flatten)]
+    pub filters: FilterFlags,
     /// Restore namespaces under new names: old:new[,old2:new2…].
     #[arg(long, value_name = "OLD:NEW[,…]")]
     pub namespace_mappings: Vec<String>,
@@ -112,7 +97,7 @@ pub struct CreateArgs {
     pub wait: bool,
 }
 
-impl CreateArgs {
+impl RestoreCreateArgs {
     /// The engine request these flags describe (storage-class ConfigMaps are added later).
     /// `-n NAMESPACE` (the global flag) stands for `--include-namespaces NAMESPACE`.
     pub fn request(&self, namespace: Option<&str>) -> anyhow::Result<RestoreRequest> {
@@ -121,11 +106,9 @@ impl CreateArgs {
             None => default_name(&self.from_backup),
         };
         let mut r = RestoreRequest::new(name, &self.from_backup);
-        r.namespaces.include = super::included_namespaces(&self.include_namespaces, namespace)?;
-        r.namespaces.exclude = split_list(&self.exclude_namespaces);
-        r.resources.include = split_list(&self.include_resources);
-        r.resources.exclude = split_list(&self.exclude_resources);
-        r.selector = self.selector.clone().unwrap_or_default();
+        r.namespaces = self.filters.namespaces(namespace)?;
+        r.resources = self.filters.resources();
+        r.selector = self.filters.selector();
         r.namespace_mappings = parse_mappings(&self.namespace_mappings, "--namespace-mappings")?;
         r.storage_class_mappings =
             parse_mappings(&self.storage_class_mappings, "--storage-class-mappings")?;
@@ -134,10 +117,8 @@ impl CreateArgs {
         r.restore_volumes = self.restore_volumes;
         r.storage_location = self.storage_location.clone();
         r.dry_run = self.dry_run;
-        if let Some(path) = &self.hooks_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read --hooks-file {}: {e}", path.display()))?;
-            r.hooks = vbackup_engine::hooks::HookFile::parse(&text, &path.display().to_string())?;
+        if let Some(hooks) = read_hooks_file(self.hooks_file.as_deref())? {
+            r.hooks = hooks;
         }
         r.validate()?;
         Ok(r)
@@ -184,7 +165,7 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
         RestoreCommand::Create(args) => {
             let name_defaulted = args.name.is_none();
             let mut request = request.context("request built above")?;
-            let (store, _) = find(
+            let (store, _) = find_backup(
                 &locations,
                 &request.backup,
                 request.storage_location.as_deref(),
@@ -204,13 +185,8 @@ pub async fn run(ctx: &Context, command: RestoreCommand) -> anyhow::Result<ExitC
                 let extra: &[&str] = if name_defaulted { &[&name] } else { &[] };
                 return detach("restore", &name, extra);
             }
-            let bar = progress_bar().filter(|_| std::env::var_os(DETACHED_ENV).is_none());
-            let on_progress = |p: &Progress| {
-                if let Some(bar) = &bar {
-                    bar.set_position(p.items);
-                    bar.set_message(p.resource.clone());
-                }
-            };
+            let bar = crate::progress::object_bar(std::env::var_os(DETACHED_ENV).is_none());
+            let on_progress = |p: &Progress| crate::progress::show(bar.as_ref(), p);
             let location = locations.get(store.name()).await?;
             let step = super::volumes::mover_step(
                 &locations,
@@ -331,19 +307,6 @@ async fn find_restore(
     anyhow::bail!("restore {name} not found: list restores with `kubectl vbackup restore get`")
 }
 
-fn progress_bar() -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} objects  {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    Some(bar)
-}
-
 fn restores_table(all: &[RestoreRecord]) -> String {
     let rows: Vec<Vec<String>> = all
         .iter()
@@ -411,21 +374,6 @@ fn describe(r: &RestoreRecord, details: bool) -> String {
         }
     }
     out += &super::volumes::describe_volumes(&s.volumes, details, true);
-    out += &format!("\nErrors ({}):\n", s.tally.error_count);
-    let shown = if details {
-        s.tally.errors.len()
-    } else {
-        s.tally.errors.len().min(10)
-    };
-    for e in &s.tally.errors[..shown] {
-        out += &format!("  {}: {}\n", e.object, e.message);
-    }
-    if shown < s.tally.errors.len() {
-        out += "  … use --details for all\n";
-    }
-    out += &format!("\nWarnings ({}):\n", s.tally.warnings.len());
-    for w in &s.tally.warnings {
-        out += &format!("  {w}\n");
-    }
+    out += &crate::output::errors_and_warnings(&s.tally, details);
     out
 }

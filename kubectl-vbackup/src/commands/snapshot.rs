@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use vbackup_engine::backups::Catalog;
+use vbackup_engine::backups::find_backup;
 use vbackup_engine::repo::{EntryKind, RepoOptions, VolumeRepo, VolumeRestore};
 use vbackup_engine::store::{Format, Locations};
 use vbackup_engine::volumes::files::copied_volume;
 
 use super::Context;
-use super::backup::find;
 use crate::output::{print_structured, table};
 
 /// The `snapshot` subcommands.
@@ -75,7 +75,7 @@ pub async fn run(ctx: &Context, command: SnapshotCommand) -> anyhow::Result<Exit
     let volume = match &command {
         SnapshotCommand::Ls { volume, .. } | SnapshotCommand::Restore { volume, .. } => volume,
     };
-    let (store, record) = find(
+    let (store, record) = find_backup(
         &locations,
         &volume.backup,
         volume.storage_location.as_deref(),

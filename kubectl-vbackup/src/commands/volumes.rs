@@ -17,7 +17,7 @@ use vbackup_engine::volumes::launch::Timeouts;
 use vbackup_engine::volumes::step::default_image;
 use vbackup_engine::volumes::{MoverSettings, MoverStep, VolumeObserver};
 
-use super::backup::humantime_duration as duration_arg;
+use super::flags::humantime_duration as duration_arg;
 
 /// How movers run (both directions).
 #[derive(Debug, Clone, Args)]

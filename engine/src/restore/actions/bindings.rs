@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ActionContext, ItemAction, Outcome};
+use super::{ActionContext, ActionOutcome, ItemAction};
 
 /// Rewrites the namespace of each subject through the namespace mappings.
 pub struct BindingSubjects;
@@ -21,7 +21,7 @@ impl ItemAction for BindingSubjects {
         )
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         let subjects = object.get_mut("subjects").and_then(Value::as_array_mut);
         for subject in subjects.into_iter().flatten() {
             if let Some(ns) = subject["namespace"].as_str() {
@@ -29,7 +29,7 @@ impl ItemAction for BindingSubjects {
                 subject["namespace"] = json!(mapped);
             }
         }
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 

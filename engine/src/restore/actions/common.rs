@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ActionContext, ItemAction, Outcome, remove};
+use super::{ActionContext, ActionOutcome, ItemAction, remove};
 
 /// Label naming the backup a restored object came from.
 pub const BACKUP_LABEL: &str = "vbackup.io/backup-name";
@@ -22,7 +22,7 @@ impl ItemAction for Common {
         true
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         let meta = object
             .get_mut("metadata")
             .filter(|m| m.is_object())
@@ -33,7 +33,7 @@ impl ItemAction for Common {
         }
         meta["labels"][BACKUP_LABEL] = json!(ctx.request.backup);
         meta["labels"][RESTORE_LABEL] = json!(ctx.request.name);
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 

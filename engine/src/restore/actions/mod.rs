@@ -25,7 +25,7 @@ pub struct ActionContext<'a> {
 
 /// What to do with an object after its transforms.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ActionOutcome {
     /// Create (or update) it.
     Restore,
     /// Leave it out, for this reason (recorded, never silent).
@@ -39,7 +39,7 @@ pub trait ItemAction: Send + Sync {
     /// True when the rule concerns objects of `resource` (`resource.group`).
     fn applies_to(&self, resource: &str) -> bool;
     /// Rewrites the object; an `Err` fails this object only.
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String>;
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String>;
 }
 
 /// Every rule, in the order they run.
@@ -62,19 +62,19 @@ pub fn transform(
     resource: &str,
     object: &mut Value,
     ctx: &ActionContext<'_>,
-) -> Result<Outcome, String> {
+) -> Result<ActionOutcome, String> {
     for action in actions() {
         if action.applies_to(resource) {
             match action
                 .apply(object, ctx)
                 .map_err(|e| format!("{}: {e}", action.name()))?
             {
-                Outcome::Restore => {}
+                ActionOutcome::Restore => {}
                 skip => return Ok(skip),
             }
         }
     }
-    Ok(Outcome::Restore)
+    Ok(ActionOutcome::Restore)
 }
 
 /// Removes `key` from the JSON object at `value`, if both exist.
@@ -95,7 +95,10 @@ mod tests {
         req.namespace_mappings.insert("nc".into(), "nc2".into());
         let ctx = ActionContext { request: &req };
         let mut svc = json!({"metadata": {"name": "s", "namespace": "nc"}, "spec": {"clusterIP": "10.0.0.1"}});
-        assert_eq!(transform("services", &mut svc, &ctx), Ok(Outcome::Restore));
+        assert_eq!(
+            transform("services", &mut svc, &ctx),
+            Ok(ActionOutcome::Restore)
+        );
         assert_eq!(svc["metadata"]["namespace"], "nc2");
         assert!(svc["spec"].get("clusterIP").is_none());
         assert_eq!(svc["metadata"]["labels"]["vbackup.io/restore-name"], "r");

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ActionContext, ItemAction, Outcome};
+use super::{ActionContext, ActionOutcome, ItemAction};
 
 /// Rewrites `metadata.namespace` (and a Namespace's own name) through the mappings.
 pub struct NamespaceMapping;
@@ -17,7 +17,7 @@ impl ItemAction for NamespaceMapping {
         true
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         let is_namespace = object["kind"] == "Namespace" && object["apiVersion"] == "v1";
         let field = if is_namespace { "name" } else { "namespace" };
         if let Some(old) = object["metadata"][field].as_str() {
@@ -29,7 +29,7 @@ impl ItemAction for NamespaceMapping {
                 *label = json!(new);
             }
         }
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{ActionContext, ItemAction, Outcome, remove};
+use super::{ActionContext, ActionOutcome, ItemAction, remove};
 
 /// Drops `nodeName` so the scheduler places the pod.
 pub struct PodAction;
@@ -17,13 +17,13 @@ impl ItemAction for PodAction {
         resource == "pods"
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         if let Some(spec) = object.get_mut("spec") {
             remove(spec, "nodeName");
         }
         // Malformed init hooks are reported after the restore, with the other hook warnings.
         crate::hooks::restore::add_init_containers(object, &ctx.request.hooks);
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ActionContext, ItemAction, Outcome, remove};
+use super::{ActionContext, ActionOutcome, ItemAction, remove};
 
 /// Skips dynamically provisioned volumes; maps the class and resets `claimRef`.
 pub struct PvAction;
@@ -20,16 +20,16 @@ impl ItemAction for PvAction {
         resource == "persistentvolumes"
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         if object["metadata"]["annotations"][PROVISIONED_BY].is_string() {
-            return Ok(Outcome::Skip(
+            return Ok(ActionOutcome::Skip(
                 "dynamically provisioned: its claim provisions a new volume (volume data comes \
                  back with --restore-volumes)"
                     .into(),
             ));
         }
         let Some(spec) = object.get_mut("spec") else {
-            return Ok(Outcome::Restore);
+            return Ok(ActionOutcome::Restore);
         };
         super::pvc::map_class(spec, ctx);
         if let Some(claim) = spec.get_mut("claimRef").filter(|c| c.is_object()) {
@@ -41,7 +41,7 @@ impl ItemAction for PvAction {
                 claim["namespace"] = json!(mapped);
             }
         }
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 
@@ -60,7 +60,7 @@ mod tests {
             "claimRef": {"kind": "PersistentVolumeClaim", "namespace": "nc", "name": "data", "uid": "u", "resourceVersion": "9"}}});
         assert_eq!(
             PvAction.apply(&mut pv, &ActionContext { request: &r }),
-            Ok(Outcome::Restore)
+            Ok(ActionOutcome::Restore)
         );
         assert_eq!(pv["spec"]["storageClassName"], "nfs-new");
         assert_eq!(
@@ -75,7 +75,7 @@ mod tests {
         let mut pv = json!({"metadata": {"name": "pvc-1", "annotations": {PROVISIONED_BY: "ebs.csi.aws.com"}}, "spec": {}});
         assert!(matches!(
             PvAction.apply(&mut pv, &ActionContext { request: &r }),
-            Ok(Outcome::Skip(_))
+            Ok(ActionOutcome::Skip(_))
         ));
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ActionContext, ItemAction, Outcome, remove};
+use super::{ActionContext, ActionOutcome, ItemAction, remove};
 
 /// Annotations the binder and provisioners set for the old cluster's volume.
 pub const BIND_ANNOTATIONS: [&str; 5] = [
@@ -33,7 +33,7 @@ impl ItemAction for PvcAction {
         resource == "persistentvolumeclaims"
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         let dynamic = dynamically_provisioned(object);
         let annotations = object
             .pointer_mut("/metadata/annotations")
@@ -49,7 +49,7 @@ impl ItemAction for PvcAction {
             }
             map_class(spec, ctx);
         }
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{ActionContext, ItemAction, Outcome, remove};
+use super::{ActionContext, ActionOutcome, ItemAction, remove};
 
 /// Secret type of service-account tokens.
 pub const TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
@@ -23,9 +23,9 @@ impl ItemAction for TokenSecret {
         resource == "secrets"
     }
 
-    fn apply(&self, object: &mut Value, _ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, _ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         if object["type"] != TOKEN_TYPE {
-            return Ok(Outcome::Restore);
+            return Ok(ActionOutcome::Restore);
         }
         if let Some(annotations) = object.pointer_mut("/metadata/annotations") {
             remove(annotations, UID_ANNOTATION);
@@ -35,7 +35,7 @@ impl ItemAction for TokenSecret {
                 remove(data, key);
             }
         }
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 

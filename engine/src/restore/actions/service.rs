@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{ActionContext, ItemAction, Outcome, remove};
+use super::{ActionContext, ActionOutcome, ItemAction, remove};
 
 /// Drops `clusterIP(s)` (except headless `None`) and node ports unless preserved.
 pub struct ServiceAction;
@@ -16,9 +16,9 @@ impl ItemAction for ServiceAction {
         resource == "services"
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         let Some(spec) = object.get_mut("spec") else {
-            return Ok(Outcome::Restore);
+            return Ok(ActionOutcome::Restore);
         };
         if spec["clusterIP"] != "None" {
             remove(spec, "clusterIP");
@@ -31,7 +31,7 @@ impl ItemAction for ServiceAction {
             }
             remove(spec, "healthCheckNodePort");
         }
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{ActionContext, ItemAction, Outcome};
+use super::{ActionContext, ActionOutcome, ItemAction};
 
 /// Maps the storage class of every volume claim template.
 pub struct StatefulSetAction;
@@ -18,7 +18,7 @@ impl ItemAction for StatefulSetAction {
         resource == "statefulsets.apps"
     }
 
-    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<Outcome, String> {
+    fn apply(&self, object: &mut Value, ctx: &ActionContext<'_>) -> Result<ActionOutcome, String> {
         let templates = object
             .pointer_mut("/spec/volumeClaimTemplates")
             .and_then(Value::as_array_mut);
@@ -29,7 +29,7 @@ impl ItemAction for StatefulSetAction {
         {
             super::pvc::map_class(spec, ctx);
         }
-        Ok(Outcome::Restore)
+        Ok(ActionOutcome::Restore)
     }
 }
 
