@@ -89,13 +89,25 @@ impl Outcome {
                 "command not found in container {container} (exit {c}): the image has no such \
                  program, or it is not executable; fix the command"
             )),
-            Exit::Code(c) => Some(format!("exited with code {c}")),
+            Exit::Code(c) => Some(exit_code_text(*c)),
             Exit::TimedOut(t) => Some(format!(
                 "timed out after {}; the command was killed in container {container}",
                 humantime::format_duration(*t)
             )),
             Exit::Failed(why) => Some(why.clone()),
         }
+    }
+}
+
+/// A non-zero exit code in words: above 128 it is the signal that killed the command.
+pub(super) fn exit_code_text(code: i32) -> String {
+    match code {
+        137 => "was killed (exit 137, SIGKILL: its container stopped, was deleted or ran out \
+                of memory)"
+            .into(),
+        143 => "was terminated (exit 143, SIGTERM: its container is stopping)".into(),
+        c @ 129..=159 => format!("was killed by signal {} (exit {c})", c - 128),
+        c => format!("exited with code {c}"),
     }
 }
 
@@ -276,7 +288,8 @@ async fn kill(pods: &Api<Pod>, pod: &str, container: &str, pid: &str) {
 pub(super) fn exit_of(status: Option<Status>, container: &str) -> Exit {
     let Some(status) = status else {
         return Exit::Failed(format!(
-            "the exec stream of container {container} ended before the command's exit was reported"
+            "the exec stream of container {container} ended before the command's exit was \
+             reported (the connection to the API server or the kubelet was cut)"
         ));
     };
     if status.status.as_deref() == Some("Success") {
@@ -344,6 +357,16 @@ mod tests {
         assert_eq!(
             o(Exit::Code(3)).failure("db").unwrap(),
             "exited with code 3"
+        );
+        assert!(
+            o(Exit::Code(137))
+                .failure("db")
+                .unwrap()
+                .starts_with("was killed (exit 137, SIGKILL: its container stopped")
+        );
+        assert_eq!(
+            o(Exit::Code(130)).failure("db").unwrap(),
+            "was killed by signal 2 (exit 130)"
         );
         assert_eq!(o(Exit::Code(0)).failure("db"), None);
         assert!(

@@ -23,6 +23,7 @@ use crate::backups::record::{
 };
 use crate::backups::volume_step::{RestoreVolumeContext, VolumeStep};
 use crate::backups::{Catalog, SkippedSummary, VolumeRecord};
+use crate::hooks::{DumpCounts, HookCounts};
 use crate::resources::Progress;
 use crate::resources::archive::UnpackedArchive;
 use crate::resources::backup::record_volume_failures;
@@ -121,6 +122,8 @@ pub async fn run_restore_with_volumes(
                     updated: 0,
                     skipped: Vec::new(),
                     volumes: Vec::new(),
+                    hooks: HookCounts::default(),
+                    dumps: DumpCounts::default(),
                 },
             };
             // The error itself is what the caller must see; the record is best effort (and
@@ -145,6 +148,8 @@ pub async fn run_restore_with_volumes(
             updated: done.updated,
             skipped: done.skipped,
             volumes: done.volumes,
+            hooks: done.hooks,
+            dumps: done.dumps,
         },
     };
     if request.dry_run {
@@ -172,6 +177,8 @@ struct Done {
     updated: u64,
     log: ItemLog,
     volumes: Vec<VolumeRecord>,
+    hooks: HookCounts,
+    dumps: DumpCounts,
 }
 
 async fn restore_objects(
@@ -280,6 +287,7 @@ async fn restore_objects(
     if let Some(step) = volumes_pending {
         volume_records = run.restore_volumes(step, store, backup).await;
     }
+    let (mut hooks, mut dumps) = (HookCounts::default(), DumpCounts::default());
     if let Some(step) = volumes {
         let ctx = RestoreVolumeContext {
             client,
@@ -288,6 +296,7 @@ async fn restore_objects(
             backup,
         };
         let report = step.after_workloads(ctx).await;
+        (hooks, dumps) = (report.counts, report.restored_dumps);
         crate::hooks::backup::record_report(&mut run.tally, &mut run.log, report);
     }
     Ok(Done {
@@ -297,6 +306,8 @@ async fn restore_objects(
         updated: run.updated,
         log: run.log,
         volumes: volume_records,
+        hooks,
+        dumps,
     })
 }
 
