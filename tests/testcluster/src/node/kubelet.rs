@@ -154,7 +154,7 @@ impl PodRt {
     /// Kills the `pods/exec` sessions of a container that stopped (all with `None`).
     fn kill_execs(&self, container: Option<&str>) {
         for (c, pgid) in lock(&self.execs).iter() {
-            if container.is_none_or(|name| name == c) {
+            if container.is_none_or(|name| c.as_str() == name) {
                 kill_group(*pgid);
             }
         }
