@@ -399,7 +399,9 @@ spec:
     );
     let errors = r["status"]["errors"].to_string();
     assert!(
-        errors.contains("container setup does not exist in the pod (its containers: main, log-agent)"),
+        errors.contains(
+            "container setup does not exist in the pod (its containers: main, log-agent)"
+        ),
         "{errors}"
     );
     // One dump for the Deployment, not one per replica, taken in the sidecar.
@@ -435,10 +437,11 @@ spec:
     }
 
     env.delete_namespace("side");
-    let _ = env.cluster.vbackup(&["restore", "create", "side-back", "--from-backup", "side-1"]);
+    let _ = env
+        .cluster
+        .vbackup(&["restore", "create", "side-back", "--from-backup", "side-1"]);
     let restore: Value =
-        serde_json::from_str(&env.ok(&["restore", "describe", "side-back", "-o", "json"]))
-            .unwrap();
+        serde_json::from_str(&env.ok(&["restore", "describe", "side-back", "-o", "json"])).unwrap();
     assert_eq!(restore["status"]["phase"], "PartiallyFailed", "{restore:#}");
     assert_eq!(
         restore["status"]["hooks"],
@@ -463,12 +466,29 @@ spec:
         "{log}"
     );
     // The dump went back into the sidecar of one of web's new pods, byte for byte.
-    let pods = env.kubectl(&["-n", "side", "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"]);
+    let pods = env.kubectl(&[
+        "-n",
+        "side",
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
     let restored: Vec<String> = pods
         .split_whitespace()
         .filter_map(|p| {
             let out = env.cluster.kubectl(&[
-                "-n", "side", "exec", p, "-c", "log-agent", "--", "cat", "/tmp/restored.txt",
+                "-n",
+                "side",
+                "exec",
+                p,
+                "-c",
+                "log-agent",
+                "--",
+                "cat",
+                "/tmp/restored.txt",
             ]);
             out.status
                 .success()

@@ -418,16 +418,37 @@ spec:
         wait(&k, "default", "pod/web", "condition=Ready");
         let inits = k.json(&["get", "pod", "web"])["status"]["initContainerStatuses"].clone();
         assert!(inits[1]["state"]["running"].is_object(), "{inits:#}");
-        assert_eq!((&inits[1]["ready"], &inits[1]["started"]), (&true.into(), &true.into()));
+        assert_eq!(
+            (&inits[1]["ready"], &inits[1]["started"]),
+            (&true.into(), &true.into())
+        );
         assert_eq!(inits[2]["state"]["terminated"]["exitCode"], 0, "{inits:#}");
         assert_eq!(
-            k.ok(&["exec", "web", "-c", "agent", "--", "sh", "-c", "echo in agent"]),
+            k.ok(&[
+                "exec",
+                "web",
+                "-c",
+                "agent",
+                "--",
+                "sh",
+                "-c",
+                "echo in agent"
+            ]),
             "in agent\n"
         );
 
         // The main container ends while an exec session runs in it: the session is killed.
         let out = k.run_with(
-            &["exec", "web", "-c", "main", "--", "sh", "-c", "touch /tmp/done; sleep 60"],
+            &[
+                "exec",
+                "web",
+                "-c",
+                "main",
+                "--",
+                "sh",
+                "-c",
+                "touch /tmp/done; sleep 60",
+            ],
             "",
         );
         assert_eq!(out.status.code(), Some(137), "{out:?}");

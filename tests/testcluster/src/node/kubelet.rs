@@ -794,7 +794,13 @@ async fn run_pod(ctx: Ctx, rt: Arc<PodRt>, plans: Vec<Plan>) {
         let name = ctr.name.clone();
         if ctr.sidecar {
             let plan_grace = plan.grace;
-            let run = run_sidecar(ctx.clone(), rt.clone(), plan, name.clone(), mains_done.clone());
+            let run = run_sidecar(
+                ctx.clone(),
+                rt.clone(),
+                plan,
+                name.clone(),
+                mains_done.clone(),
+            );
             sidecars.push((name.clone(), plan_grace, tokio::spawn(run)));
             // The next container starts once the sidecar has.
             if !sidecar_started(&rt, &name).await {
@@ -851,7 +857,10 @@ async fn run_pod(ctx: Ctx, rt: Arc<PodRt>, plans: Vec<Plan>) {
             signal_group(pgid, "TERM");
         }
         let abort = task.abort_handle();
-        if tokio::time::timeout(rt.grace_or(grace), task).await.is_err() {
+        if tokio::time::timeout(rt.grace_or(grace), task)
+            .await
+            .is_err()
+        {
             if let Some(pgid) = rt.ctr(&name).and_then(|c| c.pgid) {
                 kill_group(pgid);
             }
@@ -882,9 +891,9 @@ async fn run_sidecar(
 /// Waits until a sidecar has started; false when the pod is stopped first.
 async fn sidecar_started(rt: &PodRt, name: &str) -> bool {
     loop {
-        let started = rt.ctr(name).is_some_and(|c| {
-            matches!(c.state, CState::Running { .. }) || c.restarts > 0
-        });
+        let started = rt
+            .ctr(name)
+            .is_some_and(|c| matches!(c.state, CState::Running { .. }) || c.restarts > 0);
         if started {
             return true;
         }
