@@ -20,7 +20,7 @@ use super::annotations::{
     BACKUP_COMMAND, BACKUP_COMMAND_CONTAINER, FILE_EXTENSION, K8UP_BACKUP_COMMAND,
     K8UP_BACKUP_COMMAND_CONTAINER, K8UP_FILE_EXTENSION, RESTORE_COMMAND, parse_command,
 };
-use super::exec::{Captured, Exit, Output, capture_stream, exit_code_text, exit_of, watch_status};
+use super::exec::{Captured, Exit, capture_stream, exit_code_text, exit_of, session};
 use crate::repo::{StreamBackup, VolumeRepo};
 
 /// Phase of a dump that is in the repository.
@@ -188,8 +188,7 @@ async fn stream(
             Captured::default(),
         ));
     };
-    let (status, broken) = watch_status(status);
-    let (stdout, stderr) = (Output::new(stdout, &broken), Output::new(stderr, &broken));
+    let (status, stdout, stderr) = session(status, stdout, stderr);
     let request = StreamBackup {
         file_name: record.file.clone(),
         volume: record.volume_label(),
@@ -266,8 +265,7 @@ pub async fn feed_restore(
     ) else {
         return Err("the exec session has no streams".into());
     };
-    let (status, broken) = watch_status(status);
-    let (stdout, stderr) = (Output::new(stdout, &broken), Output::new(stderr, &broken));
+    let (status, stdout, stderr) = session(status, stdout, stderr);
     // The repository writes synchronously into one end of a pipe; the other end is copied
     // to the command's stdin, which is closed when the dump is done.
     let (pipe_in, mut pipe_out) = tokio::io::duplex(64 * 1024);

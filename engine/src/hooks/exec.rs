@@ -62,10 +62,22 @@ impl Captured {
 }
 
 /// Resolves (to `Ok`) when an exec session ended without reporting the command's exit.
-pub(super) type Broken = Shared<tokio::sync::oneshot::Receiver<()>>;
+type Broken = Shared<tokio::sync::oneshot::Receiver<()>>;
+
+/// An exec session's status and outputs; the outputs end when the session ends without
+/// reporting the command's exit.
+pub(super) fn session<O, E>(
+    status: impl Future<Output = Option<Status>>,
+    stdout: O,
+    stderr: E,
+) -> (impl Future<Output = Option<Status>>, Output<O>, Output<E>) {
+    let (status, broken) = watch_status(status);
+    let (stdout, stderr) = (Output::new(stdout, &broken), Output::new(stderr, &broken));
+    (status, stdout, stderr)
+}
 
 /// The session's status, and a [`Broken`] that resolves when it ends without one.
-pub(super) fn watch_status(
+fn watch_status(
     status: impl Future<Output = Option<Status>>,
 ) -> (impl Future<Output = Option<Status>>, Broken) {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -89,7 +101,7 @@ pub(super) struct Output<R> {
 
 impl<R> Output<R> {
     /// `inner`, ended when `broken` resolves.
-    pub(super) fn new(inner: R, broken: &Broken) -> Self {
+    fn new(inner: R, broken: &Broken) -> Self {
         Output {
             inner,
             broken: Some(broken.clone()),
@@ -250,8 +262,7 @@ async fn attempt(
     else {
         return failed("the exec session has no output streams".into());
     };
-    let (status, broken) = watch_status(status);
-    let (stdout, stderr) = (Output::new(stdout, &broken), Output::new(stderr, &broken));
+    let (status, stdout, stderr) = session(status, stdout, stderr);
     let (pid_tx, pid_rx) = tokio::sync::oneshot::channel();
     let run = async {
         let (out, err, status) = tokio::join!(
