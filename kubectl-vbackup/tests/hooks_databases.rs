@@ -346,6 +346,23 @@ fn database_dumps_stream_into_the_repository_and_restore_every_row() {
     let restore: Value =
         serde_json::from_str(&env.ok(&["restore", "describe", "back", "-o", "json"])).unwrap();
     assert_eq!(restore["status"]["phase"], "Completed", "{restore:#}");
+    // The cache pod's post-restore hook; the three dumps.
+    assert_eq!(
+        restore["status"]["hooks"],
+        serde_json::json!({"attempted": 1, "failed": 0}),
+        "{restore:#}"
+    );
+    assert_eq!(
+        restore["status"]["dumps"],
+        serde_json::json!({"restored": 3, "failed": 0}),
+        "{restore:#}"
+    );
+    let described = env.ok(&["restore", "describe", "back"]);
+    assert!(
+        described.contains("Post-restore hooks: 1 attempted, 0 failed")
+            && described.contains("Database dumps: 3 restored, 0 failed"),
+        "{described}"
+    );
 
     let pg = pod_of(&env, "app=pg");
     let mut want = orders.clone();

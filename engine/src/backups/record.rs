@@ -271,6 +271,12 @@ pub struct RestoreStatus {
     /// Volume results (filled by the volume-data work).
     #[serde(default)]
     pub volumes: Vec<VolumeRecord>,
+    /// Post-restore exec hooks attempted and failed.
+    #[serde(default)]
+    pub hooks: crate::hooks::HookCounts,
+    /// Streaming dumps fed back to their pods' restore commands, and those that failed.
+    #[serde(default)]
+    pub dumps: crate::hooks::DumpCounts,
 }
 
 /// `vbackup-restore.json`.

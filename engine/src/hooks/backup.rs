@@ -25,13 +25,23 @@ use crate::repo::VolumeRepo;
 use crate::resources::types::ObjectRef;
 use crate::volumes::plan::ClaimWork;
 
-/// Hooks run and failed, for the backup's status.
+/// Hooks run and failed, for the backup's or restore's status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookCounts {
     /// Hooks attempted.
     pub attempted: u64,
     /// Hooks that failed (whatever their on-error).
+    pub failed: u64,
+}
+
+/// Streaming dumps a restore fed back, for its status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DumpCounts {
+    /// Dumps their restore command took in full (exit 0).
+    pub restored: u64,
+    /// Dumps that could not be restored (each an item error).
     pub failed: u64,
 }
 
@@ -98,6 +108,8 @@ pub struct HookReport {
     pub warnings: Vec<String>,
     /// Streaming dumps taken.
     pub dumps: Vec<DumpRecord>,
+    /// Streaming dumps restored.
+    pub restored_dumps: DumpCounts,
     /// Other lines for the log: object, action, text.
     pub log: Vec<(ObjectRef, &'static str, String)>,
 }
@@ -110,6 +122,8 @@ impl HookReport {
         self.errors.extend(other.errors);
         self.warnings.extend(other.warnings);
         self.dumps.extend(other.dumps);
+        self.restored_dumps.restored += other.restored_dumps.restored;
+        self.restored_dumps.failed += other.restored_dumps.failed;
         self.log.extend(other.log);
     }
 }

@@ -3,8 +3,9 @@
 //! or the plugin's memory (the exec stream and the chunker have bounded buffers). On restore
 //! the file is fed back on the stdin of the pod's restore command.
 //!
-//! Honest status: a non-zero exit, an empty dump, or an exec stream that ends before the
-//! command's exit is reported fails the dump; stderr is kept for the log.
+//! Honest status: a non-zero exit (a command killed with its container included), an empty
+//! dump, or an exec stream that ends before the command's exit is reported fails the dump
+//! and forgets what was stored of it; stderr is kept for the log.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use super::annotations::{
     BACKUP_COMMAND, BACKUP_COMMAND_CONTAINER, FILE_EXTENSION, K8UP_BACKUP_COMMAND,
     K8UP_BACKUP_COMMAND_CONTAINER, K8UP_FILE_EXTENSION, RESTORE_COMMAND, parse_command,
 };
-use super::exec::{Captured, Exit, capture_stream, exit_of};
+use super::exec::{Captured, Exit, capture_stream, exit_code_text, exit_of, session};
 use crate::repo::{StreamBackup, VolumeRepo};
 
 /// Phase of a dump that is in the repository.
@@ -187,6 +188,7 @@ async fn stream(
             Captured::default(),
         ));
     };
+    let (status, stdout, stderr) = session(status, stdout, stderr);
     let request = StreamBackup {
         file_name: record.file.clone(),
         volume: record.volume_label(),
@@ -201,32 +203,35 @@ async fn stream(
     );
     let _ = process.join().await;
     let summary = stored.map_err(|e| (format!("storing the dump failed: {e}"), stderr.clone()))?;
-    match exit_of(status, container) {
-        Exit::Code(0) => {}
+    let failure = match exit_of(status, container) {
+        Exit::Code(0) if summary.bytes_total == 0 => {
+            "the dump command wrote nothing to stdout: an empty dump is not a backup".to_string()
+        }
+        Exit::Code(0) => return Ok((summary.snapshot_id, summary.bytes_total, stderr)),
         Exit::Code(c @ (126 | 127)) => {
-            return Err((
-                format!(
-                    "command not found in container {container} (exit {c}): fix the dump command"
-                ),
-                stderr,
-            ));
+            format!("command not found in container {container} (exit {c}): fix the dump command")
         }
-        Exit::Code(c) => {
-            return Err((
-                format!("the dump command exited with code {c}; the dump is not usable"),
-                stderr,
-            ));
-        }
-        Exit::TimedOut(_) => return Err(("the dump command timed out".into(), stderr)),
-        Exit::Failed(why) => return Err((format!("{why}; the dump may be incomplete"), stderr)),
-    }
-    if summary.bytes_total == 0 {
-        return Err((
-            "the dump command wrote nothing to stdout: an empty dump is not a backup".into(),
-            stderr,
-        ));
-    }
-    Ok((summary.snapshot_id, summary.bytes_total, stderr))
+        Exit::Code(c) => format!(
+            "the dump command {} after {} bytes; the dump is not usable",
+            exit_code_text(c),
+            summary.bytes_total
+        ),
+        Exit::TimedOut(_) => "the dump command timed out".into(),
+        Exit::Failed(why) => format!(
+            "{why}, after {} bytes; the dump is incomplete",
+            summary.bytes_total
+        ),
+    };
+    // What was read is stored already: forget it, so no torn dump is ever restored.
+    let failure = match repo.forget_snapshot(&summary.snapshot_id).await {
+        Ok(()) => failure,
+        Err(e) => format!(
+            "{failure} (its partial snapshot {} could not be forgotten: {e}; `backup delete` \
+             removes it)",
+            summary.snapshot_id
+        ),
+    };
+    Err((failure, stderr))
 }
 
 /// Feeds the dump `record` on the stdin of `command` in `pod`/`container`, closing stdin at
@@ -260,6 +265,7 @@ pub async fn feed_restore(
     ) else {
         return Err("the exec session has no streams".into());
     };
+    let (status, stdout, stderr) = session(status, stdout, stderr);
     // The repository writes synchronously into one end of a pipe; the other end is copied
     // to the command's stdin, which is closed when the dump is done.
     let (pipe_in, mut pipe_out) = tokio::io::duplex(64 * 1024);

@@ -2,13 +2,18 @@
 //! of its output; a command that runs too long is killed inside the container, children
 //! included (closing the exec stream does not stop it on a real kubelet).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::Shared;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::Api;
 use kube::api::AttachParams;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// Bytes of stdout and of stderr kept for the log.
 pub const OUTPUT_LIMIT: usize = 2048;
@@ -56,6 +61,77 @@ impl Captured {
     }
 }
 
+/// Resolves (to `Ok`) when an exec session ended without reporting the command's exit.
+type Broken = Shared<tokio::sync::oneshot::Receiver<()>>;
+
+/// An exec session's status and outputs; the outputs end when the session ends without
+/// reporting the command's exit.
+pub(super) fn session<O, E>(
+    status: impl Future<Output = Option<Status>>,
+    stdout: O,
+    stderr: E,
+) -> (impl Future<Output = Option<Status>>, Output<O>, Output<E>) {
+    let (status, broken) = watch_status(status);
+    let (stdout, stderr) = (Output::new(stdout, &broken), Output::new(stderr, &broken));
+    (status, stdout, stderr)
+}
+
+/// The session's status, and a [`Broken`] that resolves when it ends without one.
+fn watch_status(
+    status: impl Future<Output = Option<Status>>,
+) -> (impl Future<Output = Option<Status>>, Broken) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let status = async move {
+        let status = status.await;
+        if status.is_none() {
+            let _ = tx.send(());
+        }
+        status
+    };
+    (status, rx.shared())
+}
+
+/// An exec session's stdout or stderr that ends, after its last byte, when the session
+/// breaks: kube's message loop drops its end of the pipe without closing it when the
+/// WebSocket fails (a cut connection), and a plain read would then wait forever.
+pub(super) struct Output<R> {
+    inner: R,
+    broken: Option<Broken>,
+}
+
+impl<R> Output<R> {
+    /// `inner`, ended when `broken` resolves.
+    fn new(inner: R, broken: &Broken) -> Self {
+        Output {
+            inner,
+            broken: Some(broken.clone()),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Output<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Poll::Ready(read) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            return Poll::Ready(read);
+        }
+        match this.broken.as_mut().map(|b| Pin::new(b).poll(cx)) {
+            // The session is gone and the pipe is empty: end of stream.
+            Some(Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            // It reported the exit: the pipe is closed properly.
+            Some(Poll::Ready(Err(_))) => {
+                this.broken = None;
+                Poll::Pending
+            }
+            _ => Poll::Pending,
+        }
+    }
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
@@ -89,13 +165,25 @@ impl ExecOutcome {
                 "command not found in container {container} (exit {c}): the image has no such \
                  program, or it is not executable; fix the command"
             )),
-            Exit::Code(c) => Some(format!("exited with code {c}")),
+            Exit::Code(c) => Some(exit_code_text(*c)),
             Exit::TimedOut(t) => Some(format!(
                 "timed out after {}; the command was killed in container {container}",
                 humantime::format_duration(*t)
             )),
             Exit::Failed(why) => Some(why.clone()),
         }
+    }
+}
+
+/// A non-zero exit code in words: above 128 it is the signal that killed the command.
+pub(super) fn exit_code_text(code: i32) -> String {
+    match code {
+        137 => "was killed (exit 137, SIGKILL: its container stopped, was deleted or ran out \
+                of memory)"
+            .into(),
+        143 => "was terminated (exit 143, SIGTERM: its container is stopping)".into(),
+        c @ 129..=159 => format!("was killed by signal {} (exit {c})", c - 128),
+        c => format!("exited with code {c}"),
     }
 }
 
@@ -174,6 +262,7 @@ async fn attempt(
     else {
         return failed("the exec session has no output streams".into());
     };
+    let (status, stdout, stderr) = session(status, stdout, stderr);
     let (pid_tx, pid_rx) = tokio::sync::oneshot::channel();
     let run = async {
         let (out, err, status) = tokio::join!(
@@ -276,7 +365,8 @@ async fn kill(pods: &Api<Pod>, pod: &str, container: &str, pid: &str) {
 pub(super) fn exit_of(status: Option<Status>, container: &str) -> Exit {
     let Some(status) = status else {
         return Exit::Failed(format!(
-            "the exec stream of container {container} ended before the command's exit was reported"
+            "the exec stream of container {container} ended before the command's exit was \
+             reported (the connection to the API server or the kubelet was cut)"
         ));
     };
     if status.status.as_deref() == Some("Success") {
@@ -321,6 +411,29 @@ mod tests {
         )));
     }
 
+    #[tokio::test]
+    async fn output_ends_when_the_session_breaks_and_not_before() {
+        use tokio::io::AsyncWriteExt;
+        // Broken: the writer stays open, as kube's failed message loop leaves it.
+        let (reader, mut writer) = tokio::io::simplex(1024);
+        writer.write_all(b"partial").await.unwrap();
+        let (status, broken) = watch_status(async { None });
+        let (status, kept) = tokio::join!(status, capture_stream(Output::new(reader, &broken)));
+        assert!(status.is_none());
+        assert_eq!(kept.head, b"partial");
+        drop(writer);
+        // Reported: everything written after the status is still read.
+        let (reader, mut writer) = tokio::io::simplex(1024);
+        let (status, broken) = watch_status(async { Some(Status::default()) });
+        let write = async {
+            status.await;
+            writer.write_all(b"all of it").await.unwrap();
+            writer.shutdown().await.unwrap();
+        };
+        let (kept, ()) = tokio::join!(capture_stream(Output::new(reader, &broken)), write);
+        assert_eq!(kept.head, b"all of it");
+    }
+
     #[test]
     fn exits_126_and_127_say_command_not_found() {
         let o = |exit| ExecOutcome {
@@ -344,6 +457,16 @@ mod tests {
         assert_eq!(
             o(Exit::Code(3)).failure("db").unwrap(),
             "exited with code 3"
+        );
+        assert!(
+            o(Exit::Code(137))
+                .failure("db")
+                .unwrap()
+                .starts_with("was killed (exit 137, SIGKILL: its container stopped")
+        );
+        assert_eq!(
+            o(Exit::Code(130)).failure("db").unwrap(),
+            "was killed by signal 2 (exit 130)"
         );
         assert_eq!(o(Exit::Code(0)).failure("db"), None);
         assert!(

@@ -12,6 +12,6 @@ pub mod restore;
 pub mod spec;
 mod types;
 
-pub use backup::{HookCounts, HookReport};
+pub use backup::{DumpCounts, HookCounts, HookReport};
 pub use spec::HookFile;
 pub use types::{ExecHook, InitHook, OnError, Problem, RestoreExecHook};

@@ -288,7 +288,6 @@ async fn restore_dump(
         Ok((name, bytes, output))
     }
     .await;
-    report.counts.attempted += 1;
     let took = started.elapsed().as_secs_f64();
     match outcome {
         Ok((pod, bytes, output)) => {
@@ -299,10 +298,11 @@ async fn restore_dump(
             if !output.is_empty() {
                 line.push_str(&format!("; output: {output}"));
             }
+            report.restored_dumps.restored += 1;
             report.log.push((object, "dump-restored", line));
         }
         Err(e) => {
-            report.counts.failed += 1;
+            report.restored_dumps.failed += 1;
             let message = format!("dump {} not restored: {e}", d.file);
             report
                 .log

@@ -27,6 +27,19 @@ impl VolumeRepo {
         .await
     }
 
+    /// Forgets one snapshot (a stream's whose source turned out to be incomplete).
+    pub async fn forget_snapshot(&self, snapshot: &str) -> Result<()> {
+        self.store.ensure_writable()?;
+        let snapshot = snapshot.to_string();
+        self.run("forget", None, None, move |state, _| {
+            let repo = state.into_open();
+            let snap = repo.get_snapshot_from_str(&snapshot, |_| true)?;
+            repo.delete_snapshots(&[snap.id])?;
+            Ok(((), State::Open(repo)))
+        })
+        .await
+    }
+
     /// Removes data no snapshot references any more, in rustic's two phases (see module
     /// docs): safe while backups run, from this cluster or any other.
     pub async fn prune(&self) -> Result<PruneSummary> {

@@ -22,6 +22,7 @@ use crate::backups::record::{BackupRecord, Phase};
 use crate::backups::volume_step::{RestoreVolumeContext, VolumeStep};
 use crate::backups::{Catalog, VolumeRecord};
 use crate::cluster::crds::wait_established;
+use crate::hooks::{DumpCounts, HookCounts};
 use crate::resources::Progress;
 use crate::resources::archive::UnpackedArchive;
 use crate::resources::backup::record_volume_failures;
@@ -44,6 +45,8 @@ const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) struct Done {
     pub(super) report: Report,
     pub(super) volumes: Vec<VolumeRecord>,
+    pub(super) hooks: HookCounts,
+    pub(super) dumps: DumpCounts,
 }
 
 /// Restores the objects `request` selects from `backup`, with `volumes` bringing volume
@@ -147,6 +150,7 @@ pub(super) async fn restore_objects(
     if let Some(step) = volumes_pending {
         volume_records = run.restore_volumes(step, store, backup).await;
     }
+    let mut counts = (HookCounts::default(), DumpCounts::default());
     if let Some(step) = volumes {
         let ctx = RestoreVolumeContext {
             client,
@@ -155,12 +159,15 @@ pub(super) async fn restore_objects(
             backup,
         };
         let hooks = step.after_workloads(ctx).await;
+        counts = (hooks.counts, hooks.restored_dumps);
         let report = &mut run.report;
         crate::hooks::backup::record_report(&mut report.tally, &mut report.log, hooks);
     }
     Ok(Done {
         report: run.report,
         volumes: volume_records,
+        hooks: counts.0,
+        dumps: counts.1,
     })
 }
 

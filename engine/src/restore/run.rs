@@ -11,6 +11,7 @@ use crate::backups::record::{
     API_VERSION, BackupRecord, Phase, RestoreRecord, RestoreStatus, Tally, now_rfc3339,
 };
 use crate::backups::volume_step::VolumeStep;
+use crate::hooks::{DumpCounts, HookCounts};
 use crate::resources::Progress;
 use crate::resources::selector::LabelSelector;
 use crate::store::Store;
@@ -94,6 +95,8 @@ pub async fn run_restore_with_volumes(
                     updated: 0,
                     skipped: Vec::new(),
                     volumes: Vec::new(),
+                    hooks: HookCounts::default(),
+                    dumps: DumpCounts::default(),
                 },
             };
             // The error itself is what the caller must see; the record is best effort (and
@@ -104,7 +107,12 @@ pub async fn run_restore_with_volumes(
             return Err(e);
         }
     };
-    let Done { report, volumes } = done;
+    let Done {
+        report,
+        volumes,
+        hooks,
+        dumps,
+    } = done;
     let record = RestoreRecord {
         api_version: API_VERSION.into(),
         kind: "Restore".into(),
@@ -119,6 +127,8 @@ pub async fn run_restore_with_volumes(
             updated: report.updated,
             skipped: report.skipped,
             volumes,
+            hooks,
+            dumps,
         },
     };
     if request.dry_run {

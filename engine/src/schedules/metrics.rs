@@ -356,6 +356,8 @@ mod tests {
                 updated: 0,
                 skipped: Vec::new(),
                 volumes: Vec::new(),
+                hooks: Default::default(),
+                dumps: Default::default(),
             },
         };
         ("s3".into(), record)

@@ -374,6 +374,18 @@ fn describe(r: &RestoreRecord, details: bool) -> String {
         }
     }
     out += &super::volumes::describe_volumes(&s.volumes, details, true);
+    if s.hooks.attempted > 0 {
+        out += &format!(
+            "\nPost-restore hooks: {} attempted, {} failed (each run in `restore logs`)\n",
+            s.hooks.attempted, s.hooks.failed
+        );
+    }
+    if s.dumps.restored + s.dumps.failed > 0 {
+        out += &format!(
+            "\nDatabase dumps: {} restored, {} failed (each in `restore logs`)\n",
+            s.dumps.restored, s.dumps.failed
+        );
+    }
     out += &crate::output::errors_and_warnings(&s.tally, details);
     out
 }

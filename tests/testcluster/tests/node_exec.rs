@@ -394,4 +394,71 @@ spec:
             std::fs::read_to_string(data.join("bye")).is_ok_and(|b| b == "flushed\n")
         });
     }
+
+    #[test]
+    fn sidecars_run_beside_the_main_container_and_exec_dies_with_its_container() {
+        let (_c, k) = node_cluster(&[("vbackup.test/shell", "/bin/sh")], false);
+        k.ok_with(
+            &["create", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  initContainers:
+  - {name: setup, image: vbackup.test/shell, command: [sh, -c, "echo setup"]}
+  - {name: agent, image: vbackup.test/shell, restartPolicy: Always, command: [sh, -c, "exec sleep 100000"]}
+  - {name: after, image: vbackup.test/shell, command: [sh, -c, "true"]}
+  containers:
+  - {name: main, image: vbackup.test/shell, command: [sh, -c, "while [ ! -e /tmp/done ]; do sleep 0.05; done"]}
+"#,
+        );
+        wait(&k, "default", "pod/web", "condition=Ready");
+        let inits = k.json(&["get", "pod", "web"])["status"]["initContainerStatuses"].clone();
+        assert!(inits[1]["state"]["running"].is_object(), "{inits:#}");
+        assert_eq!(
+            (&inits[1]["ready"], &inits[1]["started"]),
+            (&true.into(), &true.into())
+        );
+        assert_eq!(inits[2]["state"]["terminated"]["exitCode"], 0, "{inits:#}");
+        assert_eq!(
+            k.ok(&[
+                "exec",
+                "web",
+                "-c",
+                "agent",
+                "--",
+                "sh",
+                "-c",
+                "echo in agent"
+            ]),
+            "in agent\n"
+        );
+
+        // The main container ends while an exec session runs in it: the session is killed.
+        let out = k.run_with(
+            &[
+                "exec",
+                "web",
+                "-c",
+                "main",
+                "--",
+                "sh",
+                "-c",
+                "touch /tmp/done; sleep 60",
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(137), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("command terminated with exit code 137"),
+            "{out:?}"
+        );
+        // Then the sidecar is stopped and the pod is done.
+        wait_phase(&k, "default", "web", "Succeeded");
+        let agent = k.json(&["get", "pod", "web"])["status"]["initContainerStatuses"][1].clone();
+        assert!(agent["state"]["terminated"].is_object(), "{agent:#}");
+    }
 }

@@ -152,8 +152,9 @@ fn prepare(
             PROTOCOLS.join(", ")
         )));
     };
-    let mut cmd =
+    let (mut cmd, rt) =
         kubelet::exec_command(node, &pod, &container, &argv).map_err(ApiError::internal)?;
+    let container = s(&container, "/name").to_string();
     let want = |k: &str| flag(&q, k);
     let (stdin, stdout, stderr, tty) = (want("stdin"), want("stdout"), want("stderr"), want("tty"));
     let piped = |on: bool| {
@@ -168,7 +169,21 @@ fn prepare(
         .stderr(piped(stderr || (tty && stdout)));
     let v5 = protocol.starts_with("v5");
     Ok(ws
-        .on_upgrade(move |socket| session(socket, cmd, argv, v5, tty))
+        .on_upgrade(move |socket| async move {
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => return refuse(socket, e).await,
+            };
+            // The session dies with its container, as in a container runtime.
+            let pgid = child.id();
+            if let Some(p) = pgid {
+                rt.add_exec(&container, p);
+            }
+            session(socket, &mut child, argv, v5, tty).await;
+            if let Some(p) = pgid {
+                rt.remove_exec(p);
+            }
+        })
         .into_response())
 }
 
@@ -206,24 +221,22 @@ pub fn exit_status(argv: &[String], code: i32) -> Value {
     })
 }
 
+/// Reports a command that could not be started, as the kubelet does.
+async fn refuse(mut socket: WebSocket, e: std::io::Error) {
+    let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
+        "message": format!("error executing command in container: {e}")});
+    let _ = socket.send(frame(3, st.to_string().as_bytes())).await;
+    let _ = socket.close().await;
+}
+
 async fn session(
     socket: WebSocket,
-    mut cmd: tokio::process::Command,
+    child: &mut tokio::process::Child,
     argv: Vec<String>,
     v5: bool,
     tty: bool,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
-                "message": format!("error executing command in container: {e}")});
-            let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
-            let _ = sink.close().await;
-            return;
-        }
-    };
     let pgid = child.id();
     let (tx, mut rx) = mpsc::channel::<Message>(64);
     if let Some(o) = child.stdout.take() {

@@ -92,6 +92,9 @@ pub struct Ctr {
     image: String,
     binary: Option<PathBuf>,
     init: bool,
+    /// An init container with `restartPolicy: Always`: it keeps running beside the main
+    /// containers, restarted whatever the pod's policy, and is stopped once they are done.
+    sidecar: bool,
     /// Current state.
     pub state: CState,
     last: Option<CState>,
@@ -118,6 +121,9 @@ pub struct PodRt {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The grace period of a deletion (else the spec's `terminationGracePeriodSeconds`).
     grace: Mutex<Option<Duration>>,
+    /// Process groups of `pods/exec` sessions, by container: they die with their container,
+    /// as processes in a container's cgroup do.
+    execs: Mutex<Vec<(String, u32)>>,
 }
 
 impl PodRt {
@@ -133,6 +139,25 @@ impl PodRt {
     fn update(&self, name: &str, f: impl FnOnce(&mut Ctr)) {
         if let Some(c) = lock(&self.ctrs).iter_mut().find(|c| c.name == name) {
             f(c);
+        }
+    }
+
+    /// Notes the process group of a `pods/exec` session in `container`.
+    pub fn add_exec(&self, container: &str, pgid: u32) {
+        lock(&self.execs).push((container.to_string(), pgid));
+    }
+
+    /// Forgets an ended `pods/exec` session.
+    pub fn remove_exec(&self, pgid: u32) {
+        lock(&self.execs).retain(|(_, p)| *p != pgid);
+    }
+
+    /// Kills the `pods/exec` sessions of a container that stopped (all with `None`).
+    fn kill_execs(&self, container: Option<&str>) {
+        for (c, pgid) in lock(&self.execs).iter() {
+            if container.is_none_or(|name| c.as_str() == name) {
+                kill_group(*pgid);
+            }
         }
     }
 }
@@ -307,6 +332,7 @@ fn kill_all(rt: &PodRt) {
             kill_group(pgid);
         }
     }
+    rt.kill_execs(None);
 }
 
 /// Stops a Terminating pod within its `deletionGracePeriodSeconds` (SIGTERM, then SIGKILL),
@@ -488,6 +514,7 @@ fn start(node: &Node, pod: &Value) {
                 binary,
                 image,
                 init,
+                sidecar: init && s(&c, "/restartPolicy") == "Always",
                 state: CState::waiting(
                     if init || !containers(pod, "initContainers").is_empty() {
                         "PodInitializing"
@@ -531,6 +558,7 @@ fn start(node: &Node, pod: &Value) {
         ctrs: Mutex::new(ctrs),
         task: Mutex::new(None),
         grace: Mutex::new(None),
+        execs: Mutex::new(Vec::new()),
     });
     lock(&node.kubelet.pods).insert(uid, rt.clone());
     let ctx = Ctx {
@@ -595,7 +623,7 @@ struct Ctx {
 
 fn ctr_status(c: &Ctr) -> Value {
     let running = matches!(c.state, CState::Running { .. });
-    let ready = if c.init {
+    let ready = if c.init && !c.sidecar {
         matches!(c.state, CState::Terminated { exit_code: 0, .. })
     } else {
         running && c.probed_ready
@@ -625,15 +653,28 @@ fn pod_status(rt: &PodRt, pod: &Value) -> Value {
     };
     let inits: Vec<&Ctr> = ctrs.iter().filter(|c| c.init).collect();
     let mains: Vec<&Ctr> = ctrs.iter().filter(|c| !c.init).collect();
+    let sidecars: Vec<&Ctr> = ctrs.iter().filter(|c| c.sidecar).collect();
     let ok = |c: &&Ctr| matches!(c.state, CState::Terminated { exit_code: 0, .. });
     let failed =
         |c: &&Ctr| matches!(c.state, CState::Terminated { exit_code, .. } if exit_code != 0);
-    let inits_done = inits.iter().all(ok);
+    let running = |c: &&Ctr| matches!(c.state, CState::Running { .. });
+    // A sidecar counts as initialised once it has started; a plain init container once it
+    // has completed.
+    let initialized = |c: &&Ctr| {
+        if c.sidecar {
+            !matches!(c.state, CState::Waiting { .. }) || c.restarts > 0
+        } else {
+            ok(c)
+        }
+    };
+    let inits_done = inits.iter().all(initialized);
+    // Sidecars are stopped once the main containers are done; the phase waits for them.
     let all_done = mains
         .iter()
-        .all(|c| matches!(c.state, CState::Terminated { .. }));
+        .all(|c| matches!(c.state, CState::Terminated { .. }))
+        && !sidecars.iter().any(running);
     let phase = if !inits_done {
-        if policy == "Never" && inits.iter().any(failed) {
+        if policy == "Never" && inits.iter().any(|c| !c.sidecar && failed(c)) {
             "Failed"
         } else {
             "Pending"
@@ -655,14 +696,16 @@ fn pod_status(rt: &PodRt, pod: &Value) -> Value {
     } else {
         "Pending"
     };
+    // Sidecars' readiness counts toward the pod's, as the main containers' does.
     let unready: Vec<&str> = mains
         .iter()
-        .filter(|c| !matches!(c.state, CState::Running { .. }) || !c.probed_ready)
+        .chain(&sidecars)
+        .filter(|c| !running(c) || !c.probed_ready)
         .map(|c| c.name.as_str())
         .collect();
     let uninit: Vec<&str> = inits
         .iter()
-        .filter(|c| !ok(c))
+        .filter(|c| !initialized(c))
         .map(|c| c.name.as_str())
         .collect();
     let done = matches!(phase, "Succeeded" | "Failed");
@@ -761,13 +804,33 @@ async fn run_pod(ctx: Ctx, rt: Arc<PodRt>, plans: Vec<Plan>) {
             .unwrap_or_default()
     };
     let ctrs = lock(&rt.ctrs).clone();
-    let inits: Vec<(Plan, String)> = plans
+    let inits: Vec<(Plan, &Ctr)> = plans
         .iter()
         .zip(ctrs.iter())
         .filter(|(_, c)| c.init)
-        .map(|(p, c)| (p.clone(), c.name.clone()))
+        .map(|(p, c)| (p.clone(), c))
         .collect();
-    for (plan, name) in inits {
+    // Cancelled once the main containers are done: the sidecars then stop.
+    let mains_done = rt.cancel.child_token();
+    let mut sidecars = Vec::new();
+    for (plan, ctr) in inits {
+        let name = ctr.name.clone();
+        if ctr.sidecar {
+            let plan_grace = plan.grace;
+            let run = run_sidecar(
+                ctx.clone(),
+                rt.clone(),
+                plan,
+                name.clone(),
+                mains_done.clone(),
+            );
+            sidecars.push((name.clone(), plan_grace, tokio::spawn(run)));
+            // The next container starts once the sidecar has.
+            if !sidecar_started(&rt, &name).await {
+                return;
+            }
+            continue;
+        }
         loop {
             match run_once(&ctx, &rt, &plan, &name).await {
                 None => return,
@@ -807,6 +870,61 @@ async fn run_pod(ctx: Ctx, rt: Arc<PodRt>, plans: Vec<Plan>) {
         }
     });
     futures::future::join_all(runs).await;
+    if sidecars.is_empty() {
+        return;
+    }
+    mains_done.cancel();
+    // In reverse order of their start, as the kubelet stops them.
+    for (name, grace, task) in sidecars.into_iter().rev() {
+        if let Some(pgid) = rt.ctr(&name).and_then(|c| c.pgid) {
+            signal_group(pgid, "TERM");
+        }
+        let abort = task.abort_handle();
+        if tokio::time::timeout(rt.grace_or(grace), task)
+            .await
+            .is_err()
+        {
+            if let Some(pgid) = rt.ctr(&name).and_then(|c| c.pgid) {
+                kill_group(pgid);
+            }
+            abort.abort();
+        }
+    }
+}
+
+/// Runs a sidecar, restarting it whatever the pod's restart policy, until the main
+/// containers are done (`mains_done`) or the pod stops.
+async fn run_sidecar(
+    ctx: Ctx,
+    rt: Arc<PodRt>,
+    plan: Plan,
+    name: String,
+    mains_done: CancellationToken,
+) {
+    while !mains_done.is_cancelled() {
+        if run_once(&ctx, &rt, &plan, &name).await.is_none()
+            || mains_done.is_cancelled()
+            || !backoff(&ctx, &rt, &name).await
+        {
+            return;
+        }
+    }
+}
+
+/// Waits until a sidecar has started; false when the pod is stopped first.
+async fn sidecar_started(rt: &PodRt, name: &str) -> bool {
+    loop {
+        let started = rt
+            .ctr(name)
+            .is_some_and(|c| matches!(c.state, CState::Running { .. }) || c.restarts > 0);
+        if started {
+            return true;
+        }
+        tokio::select! {
+            _ = rt.cancel.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
 }
 
 /// Waits before a restart (CrashLoopBackOff); false when the pod is being stopped.
@@ -975,7 +1093,7 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
         }
     };
     let ctr = rt.ctr(name)?;
-    if ctr.binary.is_none() && ctr.init {
+    if ctr.binary.is_none() && ctr.init && !ctr.sidecar {
         // An init container of an image that is not mapped completes at once.
         let now = crate::time::now();
         rt.update(name, |c| {
@@ -1119,6 +1237,7 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
             s = wait_measured(&mut child) => s,
             _ = rt.cancel.cancelled() => {
                 terminate(&mut child, pgid, rt.grace_or(plan.grace)).await;
+                rt.kill_execs(Some(name));
                 return None;
             }
         },
@@ -1126,6 +1245,7 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
     if let Some(p) = pgid {
         kill_group(p);
     }
+    rt.kill_execs(Some(name));
     if let Some(c) = capture {
         // The group is gone, so its pipes close: the log is complete.
         let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
@@ -1181,25 +1301,22 @@ async fn run_once(ctx: &Ctx, rt: &Arc<PodRt>, plan: &Plan, name: &str) -> Option
     Some(code)
 }
 
-/// A command running `argv` in a running container of `pod`, with its env (pods/exec).
+/// A command running `argv` in a running container of `pod`, with its env (pods/exec), and
+/// the pod's runtime (to register the session, which dies with the container).
 pub fn exec_command(
     node: &Node,
     pod: &Value,
     container: &Value,
     argv: &[String],
-) -> Result<tokio::process::Command, String> {
+) -> Result<(tokio::process::Command, Arc<PodRt>), String> {
     let name = s(container, "/name");
-    let rt = node.kubelet.pod(objects::uid(pod));
-    let pid = rt
-        .as_ref()
-        .and_then(|rt| rt.ctr(name))
-        .and_then(|c| c.pgid)
-        .ok_or_else(|| format!("unable to upgrade connection: container not found (\"{name}\")"))?;
-    let ip = rt.map(|r| r.ip.clone()).unwrap_or_default();
-    let env = podenv::build(&node.api, pod, container, &ip, &node.service)
+    let not_found = || format!("unable to upgrade connection: container not found (\"{name}\")");
+    let rt = node.kubelet.pod(objects::uid(pod)).ok_or_else(not_found)?;
+    let pid = rt.ctr(name).and_then(|c| c.pgid).ok_or_else(not_found)?;
+    let env = podenv::build(&node.api, pod, container, &rt.ip, &node.service)
         .map_err(|podenv::ConfigError(m)| m)?;
     let process = security::process(pod, container).map_err(|security::Refused(m)| m)?;
-    Ok(Sandbox::enter(pid, Some(&process), argv, &env))
+    Ok((Sandbox::enter(pid, Some(&process), argv, &env), rt))
 }
 
 #[cfg(test)]
