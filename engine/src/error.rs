@@ -153,6 +153,11 @@ pub enum Error {
     #[error("{0}")]
     Cancelled(String),
 
+    /// Something installed did not become ready in time (the message says why and where to
+    /// look).
+    #[error("{0}")]
+    NotReady(String),
+
     /// A volume copy made no progress for longer than the configured stall period.
     #[error(
         "{what} made no progress for {stalled_for:?} (stall period): the source or the \

@@ -1,15 +1,19 @@
 //! `kubectl apply -k manifests/` and `kubectl vbackup install` install the same objects
 //! (server-side apply, field manager `vbackup`); install makes the webhook's certificate,
-//! waits for the webhook, is safe to re-run; uninstall keeps location keys unless --purge.
+//! waits until the webhook (the real binary, run by the test node) answers the API server,
+//! and says why when it does not; it is safe to re-run; uninstall keeps location keys unless
+//! --purge.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use vbackup_test_support::plugin::PluginCluster;
 use vbackup_testcluster::ClusterOptions;
-use vbackup_testcluster::node::NodeOptions;
+use vbackup_testcluster::node::{ImageMapping, NodeOptions};
 
 const NS: &str = "vbackup-system";
+/// Images under this prefix cannot be pulled in the test cluster.
+const UNPULLABLE: &str = "registry.invalid/";
 
 fn ok(c: &PluginCluster, args: &[&str]) -> String {
     let (ok, out, err) = c.vbackup(args);
@@ -51,10 +55,30 @@ fn ca_bundle(c: &PluginCluster) -> String {
 #[test]
 fn kustomize_then_install_then_uninstall() {
     let plugin = env!("CARGO_BIN_EXE_kubectl-vbackup");
+    // vbackup's image is the build's output directory, which holds the webhook binary built
+    // beside the plugin (`cargo test --workspace` builds both).
+    let build_dir = std::path::Path::new(plugin).parent().unwrap();
+    assert!(
+        build_dir.join("vbackup-webhook").is_file(),
+        "{} has no vbackup-webhook: run `cargo build -p vbackup-webhook` first",
+        build_dir.display()
+    );
     let c = PluginCluster::start_with(
         plugin,
         ClusterOptions {
-            node: Some(NodeOptions::default()),
+            // The webhook is an in-cluster client: it speaks https to the API server.
+            tls: true,
+            node: Some(NodeOptions {
+                image_map: vec![
+                    ImageMapping::parse(&format!(
+                        "ghcr.io/vbackup/vbackup={}",
+                        build_dir.display()
+                    ))
+                    .unwrap(),
+                ],
+                unpullable_images: vec![UNPULLABLE.into()],
+                ..Default::default()
+            }),
             ..Default::default()
         },
     )
@@ -79,10 +103,18 @@ fn kustomize_then_install_then_uninstall() {
     );
     assert_eq!(ca_bundle(&c), "", "the manifests carry no certificate");
 
-    // install takes over, adds the certificate and waits for the webhook.
+    // install takes over, adds the certificate and waits until the webhook answers.
     let out = ok(&c, &["install", "--timeout", "2m"]);
     assert!(out.contains("applied Secret/vbackup-webhook-tls"), "{out}");
-    assert!(out.contains("the webhook is ready"), "{out}");
+    assert!(
+        out.contains(
+            "the webhook answers the API server: a dry-run pod in namespace default was annotated (vbackup.io/policy="
+        ),
+        "{out}"
+    );
+    // The probe was a dry run: nothing is left behind.
+    let pods = kubectl(&c, &["-n", "default", "get", "pods", "-o", "name"]);
+    assert!(!pods.contains("vbackup-install-probe"), "{pods}");
     let first = ca_bundle(&c);
     assert!(!first.is_empty());
     let secret = json(&kubectl(
@@ -151,6 +183,29 @@ fn kustomize_then_install_then_uninstall() {
         ],
     );
     assert_eq!(image, "ghcr.io/vbackup/vbackup:next");
+
+    // An image that cannot be pulled: install says so, with the pods' events, in time.
+    let started = std::time::Instant::now();
+    let (okay, out, err) = c.vbackup(&[
+        "install",
+        "--image",
+        &format!("{UNPULLABLE}vbackup:1"),
+        "--timeout",
+        "15s",
+    ]);
+    assert!(!okay, "{out}");
+    assert!(
+        err.contains(
+            "the webhook Deployment vbackup-system/vbackup-webhook is not available after 15s"
+        ) && err.contains("registry.invalid/vbackup:1")
+            && (err.contains("ErrImagePull") || err.contains("ImagePullBackOff")),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A dry run needs no cluster and prints no key.
     let (okay, out, err) = c.vbackup(&["install", "--dry-run", "--kubeconfig", "/nonexistent"]);

@@ -2,7 +2,8 @@
 //! benchmark: vbackup's engine (rustic_core over the object-store layer) and Debian's `restic`
 //! side by side on the same generated datasets, in the same run, alternating which goes first.
 //! `bench-movers` measures what backing a claim up and restoring it through mover pods costs
-//! over the engine alone. See BENCHMARKS.md for the method.
+//! over the engine alone. See BENCHMARKS.md for the method. `cargo run -p xtask -- krew` builds
+//! the krew archive for this platform and fills its sha256 into `krew/vbackup.yaml`.
 
 mod bench;
 mod compare;
@@ -20,6 +21,7 @@ use vbackup_engine::store::fs::FsBackend;
 use vbackup_engine::store::location::S3Spec;
 use vbackup_engine::store::s3::{S3Backend, S3Credentials};
 use vbackup_engine::store::{AccessMode, Store};
+use xtask::krew;
 
 const NAMESPACE: &str = "bench";
 
@@ -37,12 +39,28 @@ enum Task {
     /// Backup and restore of one claim through mover pods on the test cluster against the
     /// engine alone on the same data: the overhead and the movers' peak RSS.
     BenchMovers(movers::MoversArgs),
+    /// Build this platform's krew archive and write its sha256 into the plugin manifest.
+    Krew(KrewArgs),
     /// One engine operation (used by `bench` as a measured child process).
     #[command(hide = true)]
     Op {
         #[command(subcommand)]
         op: Op,
     },
+}
+
+/// Arguments of `krew`.
+#[derive(Args, Debug)]
+struct KrewArgs {
+    /// The kubectl-vbackup to package (default: a release build, statically linked on Linux).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Where the archive goes.
+    #[arg(long, default_value = "dist")]
+    out: PathBuf,
+    /// The manifest to fill.
+    #[arg(long, default_value = "krew/vbackup.yaml")]
+    manifest: PathBuf,
 }
 
 /// Settings of the vbackup repository the benchmark creates.
@@ -184,8 +202,77 @@ fn main() -> Result<()> {
     match cli.task {
         Task::Bench(args) => bench::run(&args),
         Task::BenchMovers(args) => movers::run(&args),
+        Task::Krew(args) => package_for_krew(&args),
         Task::Op { op } => tokio::runtime::Runtime::new()?.block_on(run_op(op)),
     }
+}
+
+fn package_for_krew(args: &KrewArgs) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let platform = krew::Platform::host()?;
+    let binary = match &args.binary {
+        Some(b) => b.clone(),
+        None => release_binary(&root)?,
+    };
+    let package = krew::package(&binary, &root.join("LICENSE"), &args.out, platform)?;
+    let manifest = std::fs::read_to_string(&args.manifest)
+        .with_context(|| format!("cannot read {}", args.manifest.display()))?;
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    let filled = krew::fill_manifest(&manifest, &version, platform, &package.sha256)?;
+    std::fs::write(&args.manifest, filled)
+        .with_context(|| format!("cannot write {}", args.manifest.display()))?;
+    println!(
+        "{} ({}/{}, sha256 {}) written into {}",
+        package.archive.display(),
+        platform.os,
+        platform.arch,
+        package.sha256,
+        args.manifest.display()
+    );
+    Ok(())
+}
+
+/// Builds kubectl-vbackup in release; on Linux statically linked (as the container image's),
+/// so the archive runs on any distribution. With an explicit `--target`, RUSTFLAGS reach only
+/// the target's crates, not build scripts and proc-macros (which cannot be static).
+fn release_binary(root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let mut build = std::process::Command::new(&cargo);
+    build
+        .current_dir(root)
+        .args(["build", "--release", "--locked", "-p", "kubectl-vbackup"]);
+    let dir = if cfg!(target_os = "linux") {
+        let triple = host_triple(&cargo)?;
+        build
+            .args(["--target", &triple])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static");
+        target_dir.join(triple).join("release")
+    } else {
+        target_dir.join("release")
+    };
+    let status = build.status().context("cannot run cargo build")?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build --release -p kubectl-vbackup failed"
+    );
+    Ok(dir.join(krew::Platform::host()?.bin()))
+}
+
+/// The host's target triple, as rustc reports it.
+fn host_triple(cargo: &str) -> Result<String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .with_context(|| format!("cannot run rustc -vV (from {cargo})"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .context("rustc -vV names no host triple")
 }
 
 async fn run_op(op: Op) -> Result<()> {

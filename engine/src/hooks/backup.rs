@@ -174,7 +174,8 @@ fn pod_plan(pod: &Pod, file: &HookFile) -> PodPlan {
     plan
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Whether the pod's Ready condition is True.
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -1,10 +1,9 @@
 //! Server-side apply of the install objects (field manager `vbackup`, so a re-run upgrades
-//! in place and takes over fields from an earlier `kubectl apply -k manifests/`), the waits
-//! that follow, and uninstall.
+//! in place and takes over fields from an earlier `kubectl apply -k manifests/`), the wait
+//! for CRDs to be established, and uninstall. The wait for the webhook is [`super::ready`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -86,34 +85,6 @@ pub async fn serving_certificate(client: &Client, namespace: &str) -> Result<cer
     match existing.as_ref().and_then(certs::reusable) {
         Some(bundle) => Ok(bundle),
         None => certs::generate(namespace),
-    }
-}
-
-/// Waits until every webhook replica is ready (the webhook answers its readiness probe).
-pub async fn wait_webhook_ready(client: &Client, namespace: &str, limit: Duration) -> Result<()> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let deadline = Instant::now() + limit;
-    loop {
-        let d = api
-            .get(webhook::SERVICE)
-            .await
-            .map_err(Error::kube("cannot read the webhook Deployment"))?;
-        let want = d.spec.replicas.unwrap_or(1);
-        let status = d.status.unwrap_or_default();
-        let ready = status.ready_replicas.unwrap_or(0);
-        let current = status.observed_generation >= d.metadata.generation;
-        if current && ready >= want && status.updated_replicas.unwrap_or(0) >= want {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::BadInput(format!(
-                "the webhook is not ready after {limit:?} ({ready}/{want} replicas ready): see \
-                 `kubectl -n {namespace} describe deployment {}`; pods are still created \
-                 meanwhile (failurePolicy Ignore)",
-                webhook::SERVICE
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

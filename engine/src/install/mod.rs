@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod certs;
 pub mod rbac;
+pub mod ready;
 pub mod webhook;
 
 use k8s_openapi::api::core::v1::Namespace;

@@ -125,6 +125,9 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
                             container_port: PORT,
                             ..Default::default()
                         }]),
+                        // A crash's last log lines end up in the pod's status, where
+                        // `install` (and `kubectl describe`) show them.
+                        termination_message_policy: Some("FallbackToLogsOnError".into()),
                         readiness_probe: Some(probe("/readyz")),
                         liveness_probe: Some(probe("/healthz")),
                         resources: Some(ResourceRequirements {

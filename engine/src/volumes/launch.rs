@@ -52,7 +52,7 @@ fn hopeless(pod: &Pod) -> Option<String> {
 
 /// What keeps a pod from starting, for the timeout message: its waiting reason, or an
 /// unsatisfied condition (e.g. Unschedulable, or a volume that cannot attach).
-fn pending_reason(pod: &Pod) -> String {
+pub(crate) fn pending_reason(pod: &Pod) -> String {
     let Some(status) = pod.status.as_ref() else {
         return "no status yet".into();
     };

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use vbackup_engine::install::{self, InstallOptions, apply};
+use vbackup_engine::install::{self, InstallOptions, apply, ready};
 use vbackup_engine::volumes::step::default_image;
 
 use super::Context;
@@ -27,10 +27,11 @@ pub struct InstallArgs {
     /// Secret and caBundle are left out (they are made at install time).
     #[arg(long, value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub dry_run: bool,
-    /// Wait until the webhook is ready.
+    /// Wait until the webhook answers: its Deployment available, then a dry-run pod in
+    /// namespace default annotated by it (nothing is created).
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub wait: bool,
-    /// How long to wait for the webhook.
+    /// How long to wait for the webhook; past it, install fails and says why.
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = humantime_duration)]
     pub timeout: Duration,
 }
@@ -72,8 +73,14 @@ pub async fn run_install(ctx: &Context, args: &InstallArgs) -> anyhow::Result<Ex
         println!("applied {a}");
     }
     if args.wait {
-        apply::wait_webhook_ready(&client, &opts.namespace, args.timeout).await?;
-        println!("the webhook is ready");
+        println!(
+            "waiting (at most {}) until the webhook answers the API server",
+            humantime::format_duration(args.timeout)
+        );
+        let answered =
+            ready::wait_webhook_answers(&client, &opts.namespace, &opts.image, args.timeout)
+                .await?;
+        println!("{answered}");
     }
     println!(
         "vbackup installed in namespace {}: create a storage location with `kubectl vbackup location create`",
