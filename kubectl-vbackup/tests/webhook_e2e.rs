@@ -207,7 +207,7 @@ fn pods_the_controllers_create_are_protected_without_a_hand_written_annotation()
         )
     });
     let out = env.ok(&["install", "--timeout", "90s"]);
-    assert!(out.contains("the webhook is ready"), "{out}");
+    assert!(out.contains("the webhook answers the API server"), "{out}");
 
     let manifest = env.dir.path().join("app.yaml");
     std::fs::write(&manifest, APP).unwrap();
