@@ -18,6 +18,10 @@ use super::flags::humantime_duration;
 use super::volumes::MoverArgs;
 use crate::output::{print_structured, table};
 
+/// How long a verify waits for Ready and its commands by default (`--timeout`; also
+/// what scheduled runs use).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
