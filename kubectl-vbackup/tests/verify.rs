@@ -5,7 +5,7 @@
 mod volumes;
 
 use serde_json::Value;
-use volumes::{VolumeEnv, write_file};
+use volumes::{AppManifest, VolumeEnv, app_manifest, write_file};
 
 /// Pods of this image run `/bin/sh` with the container's command[1..].
 const SHELL_IMAGE: &str = "example.org/shell";
@@ -16,39 +16,17 @@ const CHECK_GREETING: &str =
 
 /// Namespace `ns`: a Deployment mounting claim `data`, with `verify_command` on its pods.
 fn app(ns: &str, verify_command: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Namespace
-metadata: {{name: {ns}}}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {{name: data, namespace: {ns}}}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {{requests: {{storage: 1Gi}}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: app, namespace: {ns}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: app}}}}
-  template:
-    metadata:
-      labels: {{app: app}}
-      annotations: {{vbackup.io/verify-command: {}}}
-    spec:
-      containers:
-      - name: app
-        image: {SHELL_IMAGE}:1
-        command: [sh, -c, 'exec sleep 100000']
-        volumeMounts: [{{name: data, mountPath: /data}}]
-      volumes:
-      - {{name: data, persistentVolumeClaim: {{claimName: data}}}}
-"#,
+    let annotations = format!(
+        "{{vbackup.io/verify-command: {}}}",
         serde_json::to_string(verify_command).unwrap()
-    )
+    );
+    app_manifest(&AppManifest {
+        ns,
+        image: &format!("{SHELL_IMAGE}:1"),
+        command: "[sh, -c, 'exec sleep 100000']",
+        annotations: &annotations,
+        ..Default::default()
+    })
 }
 
 /// `kubectl vbackup -o json verify ARGS`: the exit code and the report.

@@ -24,6 +24,19 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
+/// A ClusterRole of vbackup's.
+fn cluster_role(name: &str, rules: Vec<PolicyRule>) -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        rules: Some(rules),
+        ..Default::default()
+    }
+}
+
 fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/part-of".into(), super::PART_OF.into()),
@@ -107,15 +120,7 @@ pub fn backup_cluster_role() -> ClusterRole {
             &["patch", "update"],
         ),
     ];
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(BACKUP_ROLE.into()),
-            labels: Some(labels()),
-            ..Default::default()
-        },
-        rules: Some(rules),
-        ..Default::default()
-    }
+    cluster_role(BACKUP_ROLE, rules)
 }
 
 /// The ServiceAccount of scheduled runs that also verify their backups (`--verify-every`).
@@ -141,15 +146,7 @@ pub fn verify_cluster_role() -> ClusterRole {
         // temporary claims are followed until removed.
         rule(&[""], &["persistentvolumeclaims", "secrets"], &["watch"]),
     ];
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(VERIFY_ROLE.into()),
-            labels: Some(labels()),
-            ..Default::default()
-        },
-        rules: Some(rules),
-        ..Default::default()
-    }
+    cluster_role(VERIFY_ROLE, rules)
 }
 
 /// The ClusterRole of restores (people and tools that run `restore create`).
@@ -193,15 +190,7 @@ pub fn restore_cluster_role() -> ClusterRole {
             &["delete", "watch"],
         ),
     ];
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(RESTORE_ROLE.into()),
-            labels: Some(labels()),
-            ..Default::default()
-        },
-        rules: Some(rules),
-        ..Default::default()
-    }
+    cluster_role(RESTORE_ROLE, rules)
 }
 
 /// What the webhook reads to decide a pod's volumes; it writes nothing (its answer is the
@@ -245,15 +234,7 @@ pub fn webhook_cluster_role() -> ClusterRole {
             ..Default::default()
         },
     ];
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(WEBHOOK_ACCOUNT.into()),
-            labels: Some(labels()),
-            ..Default::default()
-        },
-        rules: Some(rules),
-        ..Default::default()
-    }
+    cluster_role(WEBHOOK_ACCOUNT, rules)
 }
 
 /// What the webhook reads in vbackup's own `namespace` (a Role: nothing elsewhere) to serve

@@ -1,12 +1,16 @@
 //! Whether a scratch namespace's workloads came up: Deployments, StatefulSets and
 //! DaemonSets available, pods Ready.
 
+use std::fmt::Debug;
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
+use kube::Resource;
 use kube::api::{Api, ListParams, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::cluster::list::list_all;
@@ -32,21 +36,11 @@ pub struct Workloads {
 impl Workloads {
     /// Reads them, page by page.
     pub async fn read(client: &Client, namespace: &str) -> Result<Workloads> {
-        let context = |what: &str| format!("cannot list the {what} of namespace {namespace}");
-        let lp = ListParams::default;
         Ok(Workloads {
-            deployments: list_all(&Api::namespaced(client.clone(), namespace), lp())
-                .await
-                .map_err(Error::kube(context("Deployments")))?,
-            stateful_sets: list_all(&Api::namespaced(client.clone(), namespace), lp())
-                .await
-                .map_err(Error::kube(context("StatefulSets")))?,
-            daemon_sets: list_all(&Api::namespaced(client.clone(), namespace), lp())
-                .await
-                .map_err(Error::kube(context("DaemonSets")))?,
-            pods: list_all(&Api::namespaced(client.clone(), namespace), lp())
-                .await
-                .map_err(Error::kube(context("pods")))?,
+            deployments: list(client, namespace, "Deployments").await?,
+            stateful_sets: list(client, namespace, "StatefulSets").await?,
+            daemon_sets: list(client, namespace, "DaemonSets").await?,
+            pods: list(client, namespace, "pods").await?,
         })
     }
 
@@ -112,6 +106,22 @@ impl Workloads {
                 && p.metadata.deletion_timestamp.is_none()
         })
     }
+}
+
+/// Every `K` in `namespace`; `what` names them in errors.
+async fn list<K>(client: &Client, namespace: &str, what: &str) -> Result<Vec<K>>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    list_all(
+        &Api::namespaced(client.clone(), namespace),
+        ListParams::default(),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "cannot list the {what} of namespace {namespace}"
+    )))
 }
 
 /// Waits until everything in `namespace` is ready, at most until `deadline`; `Err` holds
