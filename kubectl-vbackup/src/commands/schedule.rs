@@ -315,7 +315,7 @@ fn describe(s: &Schedule, now: Timestamp) -> String {
         match s.spec.verify_every {
             0 => "never".to_string(),
             1 => "every successful backup".to_string(),
-            n => format!("every {n}th successful backup"),
+            n => format!("every {n} successful backups"),
         },
     )
 }
