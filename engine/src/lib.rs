@@ -17,6 +17,7 @@ pub mod restore;
 pub mod schedules;
 pub mod store;
 pub mod velero;
+pub mod verify;
 pub mod volumes;
 pub mod webhook;
 

@@ -87,6 +87,10 @@ pub enum Command {
     /// Per location and schedule: the last backup, its age and size, the next run (exit 1
     /// when a schedule's last success is older than twice its interval).
     Status,
+    /// Prove a backup restorable: check its repositories, restore it into scratch
+    /// namespaces, wait for Ready, run the pods' verify commands, clean up (exit 1 on a
+    /// failure).
+    Verify(crate::commands::verify::VerifyArgs),
     /// Install (or upgrade) vbackup in the cluster: namespace, CRDs, RBAC, admission webhook.
     Install(crate::commands::install::InstallArgs),
     /// Remove what install made (backups and location keys stay unless --purge).

@@ -246,6 +246,56 @@ fn scheduled_run_backs_up_in_cluster_with_the_backup_account_and_keeps_the_last(
 }
 
 #[test]
+fn scheduled_runs_verify_every_nth_backup_as_the_verify_account() {
+    let env = start();
+    env.deploy_app("shop", None, "ReadWriteOnce");
+    let data = env.claim_dir("shop", "data");
+    std::fs::write(data.join("orders.db"), bytes(2, 4096)).unwrap();
+    env.ok(&[
+        "schedule",
+        "create",
+        "checked",
+        "--schedule",
+        "0 3 * * *",
+        "--include-namespaces",
+        "shop",
+        "--storage-location",
+        "s3",
+        "--verify-every",
+        "2",
+    ]);
+    let cj = json(&env.kubectl(&["-n", NS, "get", "cronjob", "checked", "-o", "json"]));
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "vbackup-verify");
+    // The verify account holds the backup role and the verify role, nothing else.
+    let bindings = json(&env.kubectl(&["get", "clusterrolebindings", "-o", "json"]));
+    let mut bound: Vec<&str> = bindings["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["subjects"].to_string().contains("\"vbackup-verify\""))
+        .map(|b| b["roleRef"]["name"].as_str().unwrap())
+        .collect();
+    bound.sort();
+    assert_eq!(bound, ["vbackup-backup", "vbackup-verify"]);
+    assert!(
+        env.ok(&["schedule", "describe", "checked"])
+            .contains("every 2 successful backups")
+    );
+
+    // The first successful backup is not verified, the second is: in the cluster, with
+    // nothing but the verify account's rights.
+    let logs = run_now(&env, "checked");
+    assert!(!logs.contains("verifying backup"), "{logs}");
+    std::thread::sleep(Duration::from_secs(1)); // names are per second
+    let logs = run_now(&env, "checked");
+    assert!(logs.contains("verifying backup checked-"), "{logs}");
+    assert!(logs.contains(": PASS"), "{logs}");
+    let left = env.kubectl(&["get", "namespaces", "-l", "vbackup.io/verify", "-o", "name"]);
+    assert_eq!(left.trim(), "", "the run deleted its scratch namespace");
+}
+
+#[test]
 fn bad_schedules_are_refused_before_anything_is_created() {
     let env = start();
     for (args, want) in [

@@ -238,6 +238,7 @@ fn backup_metrics_follow_a_real_backup_with_the_installed_rbac_only() {
                 stall_timeout: Duration::from_secs(60),
                 snapshot_timeout: Duration::from_secs(60),
             },
+            verify_every: 0,
         };
         let schedule = Schedules::new(admin.clone(), NS)
             .create("nightly", &spec, "vbackup:test", &created.location)

@@ -66,7 +66,11 @@ pub fn objects(opts: &InstallOptions, tls: Option<&certs::Bundle>) -> Result<Vec
             "CustomResourceDefinition",
         )?);
     }
-    for account in [rbac::BACKUP_SERVICE_ACCOUNT, rbac::WEBHOOK_ACCOUNT] {
+    for account in [
+        rbac::BACKUP_SERVICE_ACCOUNT,
+        rbac::VERIFY_SERVICE_ACCOUNT,
+        rbac::WEBHOOK_ACCOUNT,
+    ] {
         out.push(typed(
             rbac::service_account(account, ns),
             "v1",
@@ -76,16 +80,35 @@ pub fn objects(opts: &InstallOptions, tls: Option<&certs::Bundle>) -> Result<Vec
     for role in [
         rbac::backup_cluster_role(),
         rbac::restore_cluster_role(),
+        rbac::verify_cluster_role(),
         rbac::webhook_cluster_role(),
     ] {
         out.push(typed(role, RBAC, "ClusterRole")?);
     }
-    for (role, account) in [
-        (rbac::BACKUP_ROLE, rbac::BACKUP_SERVICE_ACCOUNT),
-        (rbac::WEBHOOK_ACCOUNT, rbac::WEBHOOK_ACCOUNT),
+    for (name, role, account) in [
+        (
+            rbac::BACKUP_ROLE,
+            rbac::BACKUP_ROLE,
+            rbac::BACKUP_SERVICE_ACCOUNT,
+        ),
+        (
+            rbac::VERIFY_BACKUP_BINDING,
+            rbac::BACKUP_ROLE,
+            rbac::VERIFY_SERVICE_ACCOUNT,
+        ),
+        (
+            rbac::VERIFY_ROLE,
+            rbac::VERIFY_ROLE,
+            rbac::VERIFY_SERVICE_ACCOUNT,
+        ),
+        (
+            rbac::WEBHOOK_ACCOUNT,
+            rbac::WEBHOOK_ACCOUNT,
+            rbac::WEBHOOK_ACCOUNT,
+        ),
     ] {
         out.push(typed(
-            rbac::binding(role, account, ns),
+            rbac::named_binding(name, role, account, ns),
             RBAC,
             "ClusterRoleBinding",
         )?);

@@ -24,6 +24,19 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
+/// A ClusterRole of vbackup's.
+fn cluster_role(name: &str, rules: Vec<PolicyRule>) -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
+        rules: Some(rules),
+        ..Default::default()
+    }
+}
+
 fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/part-of".into(), super::PART_OF.into()),
@@ -32,6 +45,41 @@ fn labels() -> BTreeMap<String, String> {
             super::FIELD_MANAGER.into(),
         ),
     ])
+}
+
+/// The ServiceAccount a schedule's runs use, its ClusterRoles and their bindings (binding
+/// name, role): the backup account, or the verify account when the runs verify.
+pub fn run_account(
+    verifies: bool,
+) -> (
+    &'static str,
+    Vec<ClusterRole>,
+    Vec<(&'static str, &'static str)>,
+) {
+    if verifies {
+        (
+            run_service_account(verifies),
+            vec![backup_cluster_role(), verify_cluster_role()],
+            vec![
+                (VERIFY_BACKUP_BINDING, BACKUP_ROLE),
+                (VERIFY_ROLE, VERIFY_ROLE),
+            ],
+        )
+    } else {
+        (
+            run_service_account(verifies),
+            vec![backup_cluster_role()],
+            vec![(BACKUP_ROLE, BACKUP_ROLE)],
+        )
+    }
+}
+
+/// The ServiceAccount a schedule's runs use.
+pub fn run_service_account(verifies: bool) -> &'static str {
+    match verifies {
+        true => VERIFY_SERVICE_ACCOUNT,
+        false => BACKUP_SERVICE_ACCOUNT,
+    }
 }
 
 /// What a backup needs, and nothing it does not.
@@ -72,15 +120,33 @@ pub fn backup_cluster_role() -> ClusterRole {
             &["patch", "update"],
         ),
     ];
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(BACKUP_ROLE.into()),
-            labels: Some(labels()),
-            ..Default::default()
-        },
-        rules: Some(rules),
-        ..Default::default()
-    }
+    cluster_role(BACKUP_ROLE, rules)
+}
+
+/// The ServiceAccount of scheduled runs that also verify their backups (`--verify-every`).
+pub const VERIFY_SERVICE_ACCOUNT: &str = "vbackup-verify";
+/// The ClusterRole of verifies: what a verify needs beyond [`BACKUP_ROLE`], which its
+/// account is bound to as well (the run makes the backup first).
+pub const VERIFY_ROLE: &str = "vbackup-verify";
+/// The binding of [`VERIFY_SERVICE_ACCOUNT`] to [`BACKUP_ROLE`].
+pub const VERIFY_BACKUP_BINDING: &str = "vbackup-verify-backup";
+
+/// What a verify needs on top of the backup role: create what the test restore brings back
+/// (in scratch namespaces it makes) and delete those namespaces again.
+pub fn verify_cluster_role() -> ClusterRole {
+    let rules = vec![
+        // The test restore recreates objects of every type the backup holds, in scratch
+        // namespaces made for it (the namespaces themselves included). Existing objects
+        // are compared, never updated, so no update or patch.
+        rule(&["*"], &["*"], &["create"]),
+        // The scratch namespaces are deleted afterwards and watched until they are gone;
+        // deleting one removes everything the test restore created in it.
+        rule(&[""], &["namespaces"], &["delete", "watch"]),
+        // As for restores: mover pods fill the restored claims, their job Secrets and
+        // temporary claims are followed until removed.
+        rule(&[""], &["persistentvolumeclaims", "secrets"], &["watch"]),
+    ];
+    cluster_role(VERIFY_ROLE, rules)
 }
 
 /// The ClusterRole of restores (people and tools that run `restore create`).
@@ -124,15 +190,7 @@ pub fn restore_cluster_role() -> ClusterRole {
             &["delete", "watch"],
         ),
     ];
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(RESTORE_ROLE.into()),
-            labels: Some(labels()),
-            ..Default::default()
-        },
-        rules: Some(rules),
-        ..Default::default()
-    }
+    cluster_role(RESTORE_ROLE, rules)
 }
 
 /// What the webhook reads to decide a pod's volumes; it writes nothing (its answer is the
@@ -176,15 +234,7 @@ pub fn webhook_cluster_role() -> ClusterRole {
             ..Default::default()
         },
     ];
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(WEBHOOK_ACCOUNT.into()),
-            labels: Some(labels()),
-            ..Default::default()
-        },
-        rules: Some(rules),
-        ..Default::default()
-    }
+    cluster_role(WEBHOOK_ACCOUNT, rules)
 }
 
 /// What the webhook reads in vbackup's own `namespace` (a Role: nothing elsewhere) to serve
@@ -238,11 +288,17 @@ pub fn service_account(name: &str, namespace: &str) -> ServiceAccount {
     }
 }
 
-/// Binds ServiceAccount `account` in `namespace` to ClusterRole `role`.
+/// Binds ServiceAccount `account` in `namespace` to ClusterRole `role` (the binding is
+/// named after the role).
 pub fn binding(role: &str, account: &str, namespace: &str) -> ClusterRoleBinding {
+    named_binding(role, role, account, namespace)
+}
+
+/// [`binding`] named `name`: for an account bound to a role that has its own binding.
+pub fn named_binding(name: &str, role: &str, account: &str, namespace: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: ObjectMeta {
-            name: Some(role.into()),
+            name: Some(name.into()),
             labels: Some(labels()),
             ..Default::default()
         },

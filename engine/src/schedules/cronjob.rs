@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
 
 use super::spec::{SCHEDULE_LABEL, SPEC_ANNOTATION, ScheduleSpec};
-use crate::install::rbac::BACKUP_SERVICE_ACCOUNT;
+use crate::install::rbac;
 use crate::{Error, Result};
 
 /// Jobs of each outcome kept for `kubectl get jobs` and their logs.
@@ -80,7 +80,7 @@ pub fn cron_job(
                     backoff_limit: Some(0),
                     template: PodTemplateSpec {
                         metadata: Some(job_meta),
-                        spec: Some(pod_spec(name, image, location)),
+                        spec: Some(pod_spec(name, image, location, spec.verify_every > 0)),
                     },
                     ..Default::default()
                 }),
@@ -90,7 +90,12 @@ pub fn cron_job(
     })
 }
 
-fn pod_spec(name: &str, image: &str, location: Option<(Volume, String)>) -> PodSpec {
+fn pod_spec(
+    name: &str,
+    image: &str,
+    location: Option<(Volume, String)>,
+    verifies: bool,
+) -> PodSpec {
     // A directory location (hostPath, NFS) belongs to root on the node: mover pods write it
     // as root. The run writes its archive there too, so it runs as root, with every
     // capability dropped: it can write what root owns and nothing else. Against S3 it runs
@@ -116,7 +121,7 @@ fn pod_spec(name: &str, image: &str, location: Option<(Volume, String)>) -> PodS
         volumes.push(volume);
     }
     PodSpec {
-        service_account_name: Some(BACKUP_SERVICE_ACCOUNT.into()),
+        service_account_name: Some(rbac::run_service_account(verifies).into()),
         restart_policy: Some("Never".into()),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(user != 0),
@@ -234,7 +239,22 @@ mod tests {
                 stall_timeout: Duration::from_secs(300),
                 snapshot_timeout: Duration::from_secs(600),
             },
+            verify_every: 0,
         }
+    }
+
+    #[test]
+    fn schedules_that_verify_run_as_the_verify_account() {
+        let mut spec = spec();
+        spec.verify_every = 7;
+        let cj = cron_job("nightly", "vbackup-system", &spec, "img", None).unwrap();
+        let pod = cj.spec.job_template.spec.unwrap().template.spec.unwrap();
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some(rbac::VERIFY_SERVICE_ACCOUNT)
+        );
+        let stored = &cj.metadata.annotations.unwrap()[SPEC_ANNOTATION];
+        assert!(stored.contains("\"verifyEvery\":7"), "{stored}");
     }
 
     #[test]
@@ -262,7 +282,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             pod.service_account_name.as_deref(),
-            Some(BACKUP_SERVICE_ACCOUNT)
+            Some(rbac::BACKUP_SERVICE_ACCOUNT)
         );
         let c = &pod.containers[0];
         assert_eq!(

@@ -56,6 +56,17 @@ impl Inventory {
         })
     }
 
+    /// How many successful (`Completed`) backups schedule `name` has made.
+    pub fn successful_backups(&self, name: &str) -> usize {
+        self.backups
+            .iter()
+            .filter(|(_, b)| {
+                b.status.phase == crate::backups::Phase::Completed
+                    && b.spec.labels.get(super::SCHEDULE_LABEL).map(String::as_str) == Some(name)
+            })
+            .count()
+    }
+
     /// The coverage of `namespaces` at `now`: each schedule's volume policies (its
     /// `--resource-policies-configmap` in vbackup's `namespace`) applied to what the
     /// namespaces hold now, judged against the backups' history.

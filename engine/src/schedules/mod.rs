@@ -143,7 +143,7 @@ impl Schedules {
         let mut spec = spec.clone();
         // Pinned: the runs keep writing where the schedule was made to write.
         spec.template.storage_location = Some(location_name);
-        self.ensure_backup_account().await?;
+        self.ensure_run_account(spec.verify_every > 0).await?;
         let cj = cronjob::cron_job(name, &self.namespace, &spec, image, mount)?;
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -161,52 +161,55 @@ impl Schedules {
         }
     }
 
-    /// Applies the ServiceAccount scheduled runs use, the backup ClusterRole and the binding
-    /// between them (server-side apply: safe to repeat, and what `install` applies too).
-    pub async fn ensure_backup_account(&self) -> Result<()> {
+    /// Applies the ServiceAccount scheduled runs use, its ClusterRoles and the bindings
+    /// between them (server-side apply: safe to repeat, and what `install` applies too):
+    /// the backup account, or with `verifies` the verify account (backup and verify roles).
+    pub async fn ensure_run_account(&self, verifies: bool) -> Result<()> {
+        let (account, roles, bindings) = rbac::run_account(verifies);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let sa: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
         sa.patch(
-            rbac::BACKUP_SERVICE_ACCOUNT,
+            account,
             &params,
             &Patch::Apply(typed(
-                rbac::service_account(rbac::BACKUP_SERVICE_ACCOUNT, &self.namespace),
+                rbac::service_account(account, &self.namespace),
                 "v1",
                 "ServiceAccount",
             )?),
         )
         .await
-        .map_err(Error::kube("cannot apply the backup ServiceAccount"))?;
-        let roles: Api<ClusterRole> = Api::all(self.client.clone());
-        roles
-            .patch(
-                rbac::BACKUP_ROLE,
-                &params,
-                &Patch::Apply(typed(
-                    rbac::backup_cluster_role(),
-                    "rbac.authorization.k8s.io/v1",
-                    "ClusterRole",
-                )?),
-            )
-            .await
-            .map_err(Error::kube("cannot apply the backup ClusterRole"))?;
-        let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
-        bindings
-            .patch(
-                rbac::BACKUP_ROLE,
-                &params,
-                &Patch::Apply(typed(
-                    rbac::binding(
-                        rbac::BACKUP_ROLE,
-                        rbac::BACKUP_SERVICE_ACCOUNT,
-                        &self.namespace,
-                    ),
-                    "rbac.authorization.k8s.io/v1",
-                    "ClusterRoleBinding",
-                )?),
-            )
-            .await
-            .map_err(Error::kube("cannot apply the backup ClusterRoleBinding"))?;
+        .map_err(Error::kube(format!(
+            "cannot apply the ServiceAccount {account}"
+        )))?;
+        let role_api: Api<ClusterRole> = Api::all(self.client.clone());
+        for role in roles {
+            let name = role.metadata.name.clone().unwrap_or_default();
+            role_api
+                .patch(
+                    &name,
+                    &params,
+                    &Patch::Apply(typed(role, "rbac.authorization.k8s.io/v1", "ClusterRole")?),
+                )
+                .await
+                .map_err(Error::kube(format!("cannot apply the ClusterRole {name}")))?;
+        }
+        let binding_api: Api<ClusterRoleBinding> = Api::all(self.client.clone());
+        for (name, role) in bindings {
+            binding_api
+                .patch(
+                    name,
+                    &params,
+                    &Patch::Apply(typed(
+                        rbac::named_binding(name, role, account, &self.namespace),
+                        "rbac.authorization.k8s.io/v1",
+                        "ClusterRoleBinding",
+                    )?),
+                )
+                .await
+                .map_err(Error::kube(format!(
+                    "cannot apply the ClusterRoleBinding {name}"
+                )))?;
+        }
         Ok(())
     }
 

@@ -80,6 +80,14 @@ pub struct ScheduleSpec {
     pub retention: Retention,
     /// How mover pods run.
     pub movers: MoverOptions,
+    /// Verify the new backup after every Nth successful one (`kubectl vbackup verify`);
+    /// 0 = never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub verify_every: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ScheduleSpec {
@@ -102,6 +110,14 @@ impl ScheduleSpec {
     /// The parsed cron expression in its time zone.
     pub fn cron(&self) -> Result<CronSchedule> {
         CronSchedule::parse(&self.schedule, self.time_zone.as_deref())
+    }
+
+    /// Whether a run verifies its backup, the schedule having made `successful` successful
+    /// backups so far (this run's included).
+    pub fn verify_due(&self, successful: usize) -> bool {
+        self.verify_every > 0
+            && successful > 0
+            && successful.is_multiple_of(self.verify_every as usize)
     }
 
     /// The request of the run at `at`: the template, named `<schedule>-<yyyyMMddHHmmss>` (UTC)
@@ -141,7 +157,19 @@ mod tests {
                 stall_timeout: Duration::from_secs(300),
                 snapshot_timeout: Duration::from_secs(600),
             },
+            verify_every: 0,
         }
+    }
+
+    #[test]
+    fn every_nth_successful_backup_is_verified() {
+        let mut s = spec();
+        assert!(!(1..10).any(|n| s.verify_due(n)), "0 = never");
+        s.verify_every = 3;
+        let due: Vec<usize> = (0..10).filter(|n| s.verify_due(*n)).collect();
+        assert_eq!(due, [3, 6, 9]);
+        s.verify_every = 1;
+        assert!(s.verify_due(1) && s.verify_due(2));
     }
 
     #[test]

@@ -167,6 +167,7 @@ pub(crate) mod tests {
                     stall_timeout: Duration::from_secs(60),
                     snapshot_timeout: Duration::from_secs(60),
                 },
+                verify_every: 0,
             },
             image: "img".into(),
             paused: false,

@@ -423,16 +423,21 @@ impl MoverPod {
 
 /// A fresh mover name: `vbackup-mover-` and ten random lowercase characters.
 pub fn mover_name() -> crate::Result<String> {
+    Ok(format!("vbackup-mover-{}", random_suffix(10)?))
+}
+
+/// `len` random lowercase letters and digits, without vowels (no accidental words), for
+/// names that must not collide.
+pub fn random_suffix(len: usize) -> crate::Result<String> {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut bytes = [0u8; 10];
+    let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes).map_err(|e| {
         crate::Error::BadInput(format!("the system's random generator failed: {e}"))
     })?;
-    let suffix: String = bytes
+    Ok(bytes
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect();
-    Ok(format!("vbackup-mover-{suffix}"))
+        .collect())
 }
 
 #[cfg(test)]

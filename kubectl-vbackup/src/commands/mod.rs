@@ -14,6 +14,7 @@ pub mod restore;
 pub mod schedule;
 pub mod snapshot;
 pub mod velero;
+pub mod verify;
 pub mod version;
 pub mod volumes;
 
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => gc::run(&ctx, &args).await,
         Command::Coverage(args) => coverage::run_coverage(&ctx, &args).await,
         Command::Status => coverage::run_status(&ctx).await,
+        Command::Verify(args) => verify::run(&ctx, &args).await,
         Command::Install(args) => install::run_install(&ctx, &args).await,
         Command::Uninstall(args) => install::run_uninstall(&ctx, &args).await,
     }

@@ -71,6 +71,11 @@ pub struct ScheduleCreateArgs {
     pub image: String,
     #[command(flatten)]
     pub retention: RetentionArgs,
+    /// Verify the new backup after every Nth successful one (`kubectl vbackup verify`: a
+    /// test restore into scratch namespaces); 0 = never. Runs then use the vbackup-verify
+    /// ServiceAccount.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub verify_every: u32,
     #[command(flatten)]
     pub flags: BackupFlags,
 }
@@ -127,6 +132,7 @@ impl ScheduleCreateArgs {
                 stall_timeout: movers.stall_timeout,
                 snapshot_timeout: self.flags.volumes.snapshot_timeout,
             },
+            verify_every: self.verify_every,
         };
         spec.validate(&self.name)?;
         Ok(spec)
@@ -273,7 +279,8 @@ fn describe(s: &Schedule, now: Timestamp) -> String {
         "Name:               {}\nStatus:             {}\nSchedule:           {}\nTime zone:          {}\n\
          Last run:           {}\nNext run:           {}\nImage:              {}\n\
          Storage location:   {}\nNamespaces:         {} (excluded: {})\nResources:          {} (excluded: {})\n\
-         Selector:           {}\nTTL:                {}\nKeep:               {}\nVolume data:        {}\n",
+         Selector:           {}\nTTL:                {}\nKeep:               {}\nVolume data:        {}\n\
+         Verify:             {}\n",
         s.name,
         if s.paused { "Paused" } else { "Enabled" },
         s.spec.schedule,
@@ -304,6 +311,11 @@ fn describe(s: &Schedule, now: Timestamp) -> String {
             "CSI snapshots"
         } else {
             "copied (file system backup)"
+        },
+        match s.spec.verify_every {
+            0 => "never".to_string(),
+            1 => "every successful backup".to_string(),
+            n => format!("every {n} successful backups"),
         },
     )
 }

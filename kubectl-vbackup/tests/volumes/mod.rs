@@ -241,11 +241,79 @@ impl VolumeEnv {
 
     /// A namespace with a Deployment `app` (one replica) mounting claim `data` at /data.
     pub fn deploy_app(&self, ns: &str, class: Option<&str>, access_mode: &str) {
-        let class = class
-            .map(|c| format!("  storageClassName: {c}\n"))
-            .unwrap_or_default();
-        self.apply(&format!(
-            r#"apiVersion: v1
+        self.apply(&app_manifest(&AppManifest {
+            ns,
+            class,
+            access_mode,
+            ..Default::default()
+        }));
+        self.wait_for(ns, "deployment/app", "{.status.readyReplicas}", "1");
+    }
+
+    /// Mover pods left in a namespace.
+    pub fn movers(&self, ns: &str) -> String {
+        self.kubectl(&[
+            "-n",
+            ns,
+            "get",
+            "pods,secrets",
+            "-l",
+            "vbackup.io/mover=true",
+            "-o",
+            "name",
+        ])
+    }
+}
+
+/// What [`app_manifest`] varies.
+pub struct AppManifest<'a> {
+    /// The namespace.
+    pub ns: &'a str,
+    /// The claim's storage class (default: the cluster's).
+    pub class: Option<&'a str>,
+    /// The claim's access mode.
+    pub access_mode: &'a str,
+    /// The container's image.
+    pub image: &'a str,
+    /// The container's command, as a YAML flow sequence (empty: the image's own).
+    pub command: &'a str,
+    /// The pod template's annotations, as a YAML flow mapping.
+    pub annotations: &'a str,
+}
+
+impl Default for AppManifest<'_> {
+    fn default() -> Self {
+        AppManifest {
+            ns: "app",
+            class: None,
+            access_mode: "ReadWriteOnce",
+            image: "nginx:1.27",
+            command: "",
+            annotations: "{}",
+        }
+    }
+}
+
+/// A namespace with a Deployment `app` (one replica) mounting claim `data` at /data (and an
+/// emptyDir at /cache).
+pub fn app_manifest(m: &AppManifest) -> String {
+    let AppManifest {
+        ns,
+        access_mode,
+        image,
+        annotations,
+        ..
+    } = m;
+    let class = m
+        .class
+        .map(|c| format!("  storageClassName: {c}\n"))
+        .unwrap_or_default();
+    let command = match m.command {
+        "" => String::new(),
+        c => format!(", command: {c}"),
+    };
+    format!(
+        r#"apiVersion: v1
 kind: Namespace
 metadata: {{name: {ns}}}
 ---
@@ -263,31 +331,15 @@ spec:
   replicas: 1
   selector: {{matchLabels: {{app: app}}}}
   template:
-    metadata: {{labels: {{app: app}}}}
+    metadata: {{labels: {{app: app}}, annotations: {annotations}}}
     spec:
       containers:
-      - {{name: app, image: nginx:1.27, volumeMounts: [{{name: data, mountPath: /data}}, {{name: cache, mountPath: /cache}}]}}
+      - {{name: app, image: {image}{command}, volumeMounts: [{{name: data, mountPath: /data}}, {{name: cache, mountPath: /cache}}]}}
       volumes:
       - {{name: data, persistentVolumeClaim: {{claimName: data}}}}
       - {{name: cache, emptyDir: {{}}}}
 "#
-        ));
-        self.wait_for(ns, "deployment/app", "{.status.readyReplicas}", "1");
-    }
-
-    /// Mover pods left in a namespace.
-    pub fn movers(&self, ns: &str) -> String {
-        self.kubectl(&[
-            "-n",
-            ns,
-            "get",
-            "pods,secrets",
-            "-l",
-            "vbackup.io/mover=true",
-            "-o",
-            "name",
-        ])
-    }
+    )
 }
 
 /// Polls `f` until it gives a value.

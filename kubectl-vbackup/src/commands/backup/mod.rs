@@ -15,7 +15,9 @@ use vbackup_engine::resources::Progress;
 use vbackup_engine::resources::archive;
 use vbackup_engine::resources::backup::{preflight, run_backup_with_volumes};
 use vbackup_engine::schedules::Schedules;
+use vbackup_engine::schedules::inventory::Inventory;
 use vbackup_engine::store::Locations;
+use vbackup_engine::verify::VerifyOptions;
 
 pub use self::flags::{BackupCreateArgs, BackupFlags};
 use self::render::{backups_table, describe, print_outcome, summary_name};
@@ -275,7 +277,59 @@ async fn create(ctx: &Context, args: BackupCreateArgs) -> anyhow::Result<ExitCod
             }
         }
     }
+    if let Some(schedule) = &schedule
+        && record.status.phase == Phase::Completed
+        && !scheduled_verify(ctx, &client, &locations, &store, schedule, &record, &movers).await
+    {
+        code = ExitCode::from(super::EXIT_INCOMPLETE);
+    }
     Ok(code)
+}
+
+/// A scheduled run's verify of its backup, when the schedule's `--verify-every` says this
+/// run is due (counted over the schedule's successful backups in the inventory); false when
+/// it was due and did not pass.
+async fn scheduled_verify(
+    ctx: &Context,
+    client: &kube::Client,
+    locations: &Locations,
+    store: &vbackup_engine::store::Store,
+    schedule: &vbackup_engine::schedules::Schedule,
+    record: &vbackup_engine::backups::BackupRecord,
+    movers: &super::volumes::MoverArgs,
+) -> bool {
+    let name = record.name();
+    let outcome = async {
+        let inventory = Inventory::read(client, &ctx.global.vbackup_namespace, false).await?;
+        let successful = inventory.successful_backups(&schedule.name);
+        if !schedule.spec.verify_due(successful) {
+            return Ok(None);
+        }
+        println!(
+            "verifying backup {name} (successful backup {successful} of schedule {}, verified every {})",
+            schedule.name, schedule.spec.verify_every
+        );
+        let options = VerifyOptions {
+            timeout: super::verify::DEFAULT_TIMEOUT,
+            keep: false,
+        };
+        super::verify::verify(ctx, client, locations, store, name, &options, movers)
+            .await
+            .map(Some)
+    };
+    match outcome.await {
+        Ok(None) => true,
+        Ok(Some(report)) => {
+            if ctx.global.output == crate::output::OutputFormat::Table {
+                super::verify::print_report(&report);
+            }
+            report.passed()
+        }
+        Err(e) => {
+            eprintln!("error: verifying backup {name} failed: {e:#}");
+            false
+        }
+    }
 }
 
 /// `--wait=false`: runs the same command again in the background (with `extra_args`
