@@ -83,6 +83,9 @@ run kubectl vbackup backup get
 run kubectl vbackup backup describe shop-1
 run sh -c 'kubectl vbackup backup logs shop-1 | grep -E "\"(dumped|dump-failed)\""'
 
+step "verify: the backup restored into a scratch namespace, its orders counted, the copy deleted"
+run kubectl vbackup verify --backup shop-1 --timeout 3m
+
 step "a ReadOnly location refuses new backups before writing a byte"
 run kubectl vbackup location set-readonly local
 if kubectl vbackup backup create shop-2 --include-namespaces shop; then

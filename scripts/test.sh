@@ -22,6 +22,7 @@ install_prerequisites() {
     command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
     command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v buildah >/dev/null || missing+=(buildah) # the container image check
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} from Debian's packages" >&2
         as_root apt-get update -qq
@@ -68,3 +69,6 @@ install_prerequisites
 trap stop_s3 EXIT
 start_s3
 cargo test --workspace --locked --no-fail-fast "$@"
+# The image is proven, not just written: built offline from the Dockerfile and its binaries
+# run from it. Only on a full run (extra arguments select tests).
+if [ $# -eq 0 ]; then scripts/image.sh --check; fi
