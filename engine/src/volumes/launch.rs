@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use futures::stream::BoxStream;
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ContainerState, Pod, Secret};
 use kube::api::{DeleteParams, LogParams, PostParams};
+use kube::runtime::watcher::watch_object;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
@@ -173,43 +175,78 @@ async fn supervise(
     progress: Option<ProgressFn>,
     timeouts: Timeouts,
 ) -> Result<MoverResult> {
-    wait_started(pods, mover, what, timeouts.start).await?;
+    // A watch, not polling: the copy's end is seen as the kubelet reports it, where a poll
+    // interval would add its half on average to every claim.
+    let mut updates = pod_updates(pods, &mover.name);
+    let started = wait_started(&mut updates, what, timeouts.start).await?;
+    // A quick mover may have finished by the update that showed it started.
+    if let Some(done) = container_state(&started).and_then(|s| s.terminated) {
+        return finished(what, &done);
+    }
     let (tx, mut rx) = tokio::sync::watch::channel(ProgressLine::default());
     let follow = tokio::spawn(follow_output(pods.clone(), mover.name.clone(), tx));
     let mut last_seen = (ProgressLine::default(), Instant::now());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let outcome = loop {
-        tick.tick().await;
-        let line = *rx.borrow_and_update();
-        if line != last_seen.0 {
-            last_seen = (line, Instant::now());
-            if let Some(p) = &progress {
-                p(ProgressUpdate {
-                    bytes_done: line.bytes,
-                    bytes_total: line.total,
-                    files_done: line.files,
-                    files_read: line.files,
-                });
+        tokio::select! {
+            update = updates.next() => match update {
+                Some(Some(pod)) => {
+                    if let Some(done) = container_state(&pod).and_then(|s| s.terminated) {
+                        break finished(what, &done);
+                    }
+                }
+                Some(None) => {
+                    break Err(Error::Internal(format!("{what} was deleted while it ran")));
+                }
+                None => break Err(Error::Internal(format!("the watch of {what} ended"))),
+            },
+            _ = tick.tick() => {
+                let line = *rx.borrow_and_update();
+                if line != last_seen.0 {
+                    last_seen = (line, Instant::now());
+                    if let Some(p) = &progress {
+                        p(ProgressUpdate {
+                            bytes_done: line.bytes,
+                            bytes_total: line.total,
+                            files_done: line.files,
+                            files_read: line.files,
+                        });
+                    }
+                }
+                if last_seen.1.elapsed() > timeouts.stall {
+                    tracing::warn!(mover = %mover.name, what, stalled_for = ?last_seen.1.elapsed(), "mover pod made no progress; giving up on it");
+                    break Err(Error::Stalled {
+                        what: what.to_string(),
+                        stalled_for: last_seen.1.elapsed(),
+                    });
+                }
             }
-        }
-        let pod = pods
-            .get_opt(&mover.name)
-            .await
-            .map_err(Error::kube(format!("cannot read {what}")))?
-            .ok_or_else(|| Error::Internal(format!("{what} was deleted while it ran")))?;
-        if let Some(done) = container_state(&pod).and_then(|s| s.terminated) {
-            break finished(what, &done);
-        }
-        if last_seen.1.elapsed() > timeouts.stall {
-            tracing::warn!(mover = %mover.name, what, stalled_for = ?last_seen.1.elapsed(), "mover pod made no progress; giving up on it");
-            break Err(Error::Stalled {
-                what: what.to_string(),
-                stalled_for: last_seen.1.elapsed(),
-            });
         }
     };
     follow.abort();
     outcome
+}
+
+/// The mover pod as the API server reports it, change by change (`None`: it is gone). Watch
+/// errors (an API server restart, a dropped connection) are retried by the watcher after a
+/// pause; the start and stall limits bound how long that may last.
+fn pod_updates(pods: &Api<Pod>, name: &str) -> BoxStream<'static, Option<Pod>> {
+    let name = name.to_string();
+    watch_object(pods.clone(), &name)
+        .filter_map(move |update| {
+            let name = name.clone();
+            async move {
+                match update {
+                    Ok(pod) => Some(pod),
+                    Err(e) => {
+                        tracing::warn!(mover = %name, error = %e, "watching the mover pod failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        None
+                    }
+                }
+            }
+        })
+        .boxed()
 }
 
 fn finished(
@@ -235,21 +272,34 @@ fn finished(
     }
 }
 
+/// Waits until the mover's container runs (or has already ended) and gives the pod as it
+/// was then; fails fast with the cluster's reason when it cannot start.
 async fn wait_started(
-    pods: &Api<Pod>,
-    mover: &MoverPod,
+    updates: &mut BoxStream<'static, Option<Pod>>,
     what: &str,
     limit: Duration,
-) -> Result<()> {
-    let started = Instant::now();
+) -> Result<Pod> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last: Option<Pod> = None;
     loop {
-        let pod = pods
-            .get_opt(&mover.name)
-            .await
-            .map_err(Error::kube(format!("cannot read {what}")))?
+        let update = match tokio::time::timeout_at(deadline, updates.next()).await {
+            Ok(Some(update)) => update,
+            Ok(None) => return Err(Error::Internal(format!("the watch of {what} ended"))),
+            Err(_) => {
+                return Err(Error::MoverNotStarted {
+                    what: what.into(),
+                    reason: format!(
+                        "not running after {limit:?}: {}",
+                        last.as_ref()
+                            .map_or_else(|| "no status yet".into(), pending_reason)
+                    ),
+                });
+            }
+        };
+        let pod = update
             .ok_or_else(|| Error::Internal(format!("{what} was deleted before it started")))?;
         match container_state(&pod) {
-            Some(s) if s.running.is_some() || s.terminated.is_some() => return Ok(()),
+            Some(s) if s.running.is_some() || s.terminated.is_some() => return Ok(pod),
             _ => {}
         }
         if let Some(reason) = hopeless(&pod) {
@@ -258,13 +308,7 @@ async fn wait_started(
                 reason,
             });
         }
-        if started.elapsed() > limit {
-            return Err(Error::MoverNotStarted {
-                what: what.into(),
-                reason: format!("not running after {limit:?}: {}", pending_reason(&pod)),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        last = Some(pod);
     }
 }
 
