@@ -146,6 +146,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = std::fs::canonicalize(&args.dir)?;
+    crate::workfs::ensure_fair(&dir)?;
     let mut bench = Bench {
         args: BenchArgs {
             dir,

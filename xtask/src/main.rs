@@ -9,6 +9,7 @@ mod bench;
 mod compare;
 mod measure;
 mod movers;
+mod workfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

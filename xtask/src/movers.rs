@@ -108,6 +108,7 @@ pub fn run(args: &MoversArgs) -> Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = std::fs::canonicalize(&args.dir)?;
+    crate::workfs::ensure_fair(&dir)?;
     let dataset = match args.dataset_mib {
         Some(mib) => generate_dataset(
             &dir,
