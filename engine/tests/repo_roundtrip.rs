@@ -15,7 +15,8 @@ use repo_support::{
 use tokio::io::AsyncRead;
 use vbackup_engine::keys::LocationKey;
 use vbackup_engine::repo::{
-    EntryKind, ProgressUpdate, ReadData, RepoOptions, StreamBackup, VolumeRepo, VolumeRestore,
+    EntryKind, ProgressUpdate, ReadData, RepoOptions, RestoreSummary, StreamBackup, VolumeRepo,
+    VolumeRestore,
 };
 use vbackup_engine::store::fs::FsBackend;
 use vbackup_engine::store::{AccessMode, ObjectBackend, ObjectMeta, ObjectReader, Store};
@@ -288,20 +289,48 @@ impl ObjectBackend for CountingPackReads {
     }
 }
 
+/// A directory location below `dir` whose pack reads are counted.
+fn counting_store(dir: &std::path::Path) -> (Store, Arc<AtomicUsize>) {
+    let pack_reads = Arc::new(AtomicUsize::new(0));
+    let store = Store::new(
+        "counting",
+        Arc::new(CountingPackReads {
+            inner: FsBackend::new(dir.join("location")),
+            pack_reads: pack_reads.clone(),
+        }),
+        AccessMode::ReadWrite,
+    );
+    (store, pack_reads)
+}
+
+/// Backs `source` up and restores it into `target`; returns the repository, the snapshot,
+/// the restore's summary and the pack reads the restore made.
+async fn backup_and_restore(
+    store: &Store,
+    pack_reads: &AtomicUsize,
+    source: &std::path::Path,
+    target: &std::path::Path,
+) -> (VolumeRepo, String, RestoreSummary, usize) {
+    let key = LocationKey::generate().unwrap();
+    let (repo, _) = VolumeRepo::open_or_init(store, "prod", &key, RepoOptions::default())
+        .await
+        .unwrap();
+    let snap = repo.backup_dir(volume(source, "nightly")).await.unwrap();
+    pack_reads.store(0, Ordering::SeqCst);
+    let restored = repo
+        .restore(restore_all(&snap.snapshot_id, target))
+        .await
+        .unwrap();
+    let reads = pack_reads.load(Ordering::SeqCst);
+    (repo, snap.snapshot_id, restored, reads)
+}
+
 /// An unchanged backup reads the parent snapshot's trees, one per directory: from whole tree
 /// packs, not one request per directory (on S3, 2,000 directories took minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parent_trees_are_read_pack_by_pack() {
     let work = tempfile::tempdir().unwrap();
-    let pack_reads = Arc::new(AtomicUsize::new(0));
-    let store = Store::new(
-        "counting",
-        Arc::new(CountingPackReads {
-            inner: FsBackend::new(work.path().join("location")),
-            pack_reads: pack_reads.clone(),
-        }),
-        AccessMode::ReadWrite,
-    );
+    let (store, pack_reads) = counting_store(work.path());
     let source = work.path().join("source");
     let dirs = 400;
     for d in 0..dirs {
@@ -332,15 +361,7 @@ async fn parent_trees_are_read_pack_by_pack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_files_are_restored_from_one_read_per_pack_range() {
     let work = tempfile::tempdir().unwrap();
-    let pack_reads = Arc::new(AtomicUsize::new(0));
-    let store = Store::new(
-        "counting",
-        Arc::new(CountingPackReads {
-            inner: FsBackend::new(work.path().join("location")),
-            pack_reads: pack_reads.clone(),
-        }),
-        AccessMode::ReadWrite,
-    );
+    let (store, pack_reads) = counting_store(work.path());
     let source = work.path().join("source");
     let mut files = 0;
     for d in 0..4u64 {
@@ -362,19 +383,9 @@ async fn small_files_are_restored_from_one_read_per_pack_range() {
     std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).unwrap();
     files += 2;
 
-    let key = LocationKey::generate().unwrap();
-    let (repo, _) = VolumeRepo::open_or_init(&store, "prod", &key, RepoOptions::default())
-        .await
-        .unwrap();
-    let snap = repo.backup_dir(volume(&source, "nightly")).await.unwrap();
-
     let target = work.path().join("restored");
-    pack_reads.store(0, Ordering::SeqCst);
-    let restored = repo
-        .restore(restore_all(&snap.snapshot_id, &target))
-        .await
-        .unwrap();
-    let reads = pack_reads.load(Ordering::SeqCst);
+    let (repo, snap, restored, reads) =
+        backup_and_restore(&store, &pack_reads, &source, &target).await;
     assert_eq!(restored.files_restored, files);
     assert_same_tree(&source, &target);
     // Tree blobs and a handful of data ranges, where one read per file would be 2,000+.
@@ -382,10 +393,50 @@ async fn small_files_are_restored_from_one_read_per_pack_range() {
 
     // Restored over itself after a change: only the changed file is written again.
     std::fs::write(target.join("maildir-1/0001.eml"), "changed").unwrap();
-    let again = repo
-        .restore(restore_all(&snap.snapshot_id, &target))
-        .await
-        .unwrap();
+    let again = repo.restore(restore_all(&snap, &target)).await.unwrap();
     assert_eq!(again.files_restored, 1);
     assert_same_tree(&source, &target);
+}
+
+/// Big files (database files, images) are written by several workers segment by segment,
+/// each run of a file's blobs stored one after the other in a pack read at once: a 48 MiB
+/// file of ~48 chunks takes a handful of reads, not one per chunk, and comes back byte for
+/// byte with its holes and mtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_files_are_restored_from_a_few_reads_with_their_holes() {
+    let work = tempfile::tempdir().unwrap();
+    let (store, pack_reads) = counting_store(work.path());
+    let source = work.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    write_random(&source.join("ibdata1"), 48 << 20, 7);
+    // A disk image: data, 24 MiB of hole, data, and a hole at the end.
+    let image = source.join("disk.img");
+    write_random(&image, 3 << 20, 8);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&image)
+        .unwrap();
+    f.set_len(27 << 20).unwrap();
+    use std::io::Write;
+    let mut tail = vec![0u8; 2 << 20];
+    tail.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i % 251) as u8);
+    f.write_all(&tail).unwrap();
+    f.set_len(40 << 20).unwrap();
+    drop(f);
+
+    let target = work.path().join("restored");
+    let (_, _, restored, reads) = backup_and_restore(&store, &pack_reads, &source, &target).await;
+    assert_eq!(restored.files_restored, 2);
+    assert_same_tree(&source, &target);
+    assert!(reads <= 24, "{reads} pack reads for ~100 chunks");
+    use std::os::unix::fs::MetadataExt;
+    let restored_image = std::fs::metadata(target.join("disk.img")).unwrap();
+    assert_eq!(restored_image.len(), 40 << 20);
+    assert!(
+        restored_image.blocks() * 512 < 12 << 20,
+        "holes filled: {} blocks",
+        restored_image.blocks()
+    );
 }

@@ -10,34 +10,61 @@
 //!
 //! Files of a single blob (most files of most volumes) are not streamed one request each:
 //! they are collected and written pack by pack ([`super::restore_packs`]), each needed pack
-//! range read once for all the files in it; only multi-blob files are streamed.
+//! range read once for all the files in it. Files of several blobs are cut into segments of a
+//! few blobs that several workers write at once, each run of a segment's blobs stored next to
+//! each other in a pack read in one request: as one worker's job, blob after blob, a 200 MiB
+//! database file was a serial chain of 200 reads (on S3, one GET after the other) that the
+//! whole restore waited for.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
-use rustic_core::repofile::{BlobType, Node, NodeType};
-use rustic_core::{BlobId, IndexedFull, ReadBackend, Repository, RusticResult};
+use rustic_core::repofile::{Node, NodeType};
+use rustic_core::{IndexedFull, ReadBackend, Repository, RusticResult};
 
 use super::progress::Activity;
-use super::restore_packs::{BATCH_FILES, SingleBlobFile, write_single_blob_files};
+use super::restore_packs::{
+    BATCH_FILES, BlobPlace, BlobReader, SingleBlobFile, aead_key, write_single_blob_files,
+};
 use crate::{Error, Result};
 
-/// Files restored at once by default from a directory location. Each worker holds one blob
-/// (chunks average 1 MiB, 8 MiB at most) compressed and decrypted; 4 keep 2 cores and the disk
-/// busy (BENCHMARKS.md).
+/// Segments of multi-blob files written at once by default from a directory location. Each
+/// worker holds one read (at most 16 MiB) and one decoded blob (chunks average 1 MiB, 8 MiB at
+/// most); 4 keep 2 cores and the disk busy (BENCHMARKS.md).
 pub const DEFAULT_RESTORE_WORKERS: usize = 4;
 
-/// Files restored at once by default from S3: every blob is one ranged GET, so more workers
-/// hide the per-request latency (worst case 16 × 16 MiB in memory).
+/// Segments written at once by default from S3: every read is one ranged GET, so more workers
+/// hide the per-request latency (worst case 16 × 24 MiB in memory).
 pub const DEFAULT_S3_RESTORE_WORKERS: usize = 16;
 
 /// Most pack ranges read at once for single-blob files (each ≤ 16 MiB plus one blob).
 const MAX_PACK_WORKERS: usize = 8;
+
+/// Blobs per segment of a big file (chunks average 1 MiB): files of more blobs are written
+/// by several workers at once.
+const SEGMENT_BLOBS: usize = 8;
+
+/// Consecutive blobs of a multi-blob file (created at its full length beforehand), the first
+/// at `offset`: one worker's job.
+struct Segment {
+    file: Arc<PendingFile>,
+    blobs: Vec<BlobPlace>,
+    offset: u64,
+}
+
+/// A file whose segments are being written; whoever writes the last one gives the file its
+/// mtime.
+struct PendingFile {
+    path: PathBuf,
+    size: u64,
+    mtime: Option<rustic_core::jiff::Timestamp>,
+    segments_left: AtomicUsize,
+}
 
 /// What the contents phase did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -84,26 +111,33 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
     } = how;
     let pack_workers = workers.clamp(1, MAX_PACK_WORKERS);
     let workers_count = workers.max(1);
-    let (tx, rx) = mpsc::sync_channel::<(PathBuf, Node)>(workers_count * 4);
+    let (tx, rx) = mpsc::sync_channel::<Segment>(workers_count * 4);
     let rx = Mutex::new(rx);
     let failed = AtomicBool::new(false);
+    let key = aead_key(&repo.key());
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..workers_count)
             .map(|_| {
                 s.spawn(|| -> Result<ContentStats> {
+                    let mut reader = BlobReader::new(&key)?;
                     let mut stats = ContentStats::default();
                     loop {
                         let job = match rx.lock() {
                             Ok(rx) => rx.recv(),
                             Err(_) => break,
                         };
-                        let Ok((path, node)) = job else { break };
-                        if let Err(e) = write_file(repo, &path, &node, activity) {
-                            failed.store(true, Ordering::Relaxed);
-                            return Err(e);
+                        let Ok(segment) = job else { break };
+                        match write_segment(&mut reader, packs, segment, activity) {
+                            Ok(Some(size)) => {
+                                stats.files_written += 1;
+                                stats.bytes_written += size;
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
                         }
-                        stats.files_written += 1;
-                        stats.bytes_written += node.meta.size;
                     }
                     Ok(stats)
                 })
@@ -170,7 +204,21 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                 }
                 continue;
             }
-            if tx.send((path, node)).is_err() {
+            let segments = match segments_of(repo, path, &node, activity) {
+                Ok(segments) => segments,
+                Err(e) => {
+                    produced = Err(e);
+                    break;
+                }
+            };
+            if segments.is_empty() {
+                // Empty: created and finished already.
+                total.files_written += 1;
+            }
+            if segments
+                .into_iter()
+                .any(|segment| tx.send(segment).is_err())
+            {
                 break;
             }
         }
@@ -228,24 +276,77 @@ fn existing_state(path: &Path, node: &Node) -> Existing {
     }
 }
 
-fn write_file<S: IndexedFull>(
+/// Creates the file at its full length (holes where nothing is written) and cuts its blobs
+/// into segments; a file without contents is finished at once.
+fn segments_of<S: IndexedFull>(
     repo: &Repository<S>,
-    path: &Path,
+    path: PathBuf,
     node: &Node,
     activity: &Activity,
-) -> Result<()> {
-    let mut writer = SparseWriter {
-        file: create_for_write(path)?,
-        activity,
-        path,
-    };
-    // One blob at a time: rustic's `dump` reads ahead on every core, which holds up to ten
-    // 8 MiB blobs per big file while the disk catches up.
-    for id in node.content.iter().flatten() {
-        let blob = repo.get_blob_cached(&BlobId::from(**id), BlobType::Data)?;
-        writer.write_all(&blob).map_err(Error::io("write", path))?;
+) -> Result<Vec<Segment>> {
+    let file = create_for_write(&path)?;
+    let blobs = node.content.as_deref().unwrap_or_default();
+    if blobs.is_empty() {
+        finish_file(file, &path, node.meta.size, node.meta.mtime, activity)?;
+        return Ok(Vec::new());
     }
-    finish_file(writer.file, path, node.meta.size, node.meta.mtime, activity)
+    file.set_len(node.meta.size)
+        .map_err(Error::io("set length of", &path))?;
+    let mut segments = Vec::new();
+    let mut offset = 0;
+    for chunk in blobs.chunks(SEGMENT_BLOBS) {
+        let places = chunk
+            .iter()
+            .map(|id| BlobPlace::of(repo, id))
+            .collect::<Result<Vec<_>>>()?;
+        let length: u64 = places.iter().map(BlobPlace::data_length).sum();
+        segments.push((places, offset));
+        offset += length;
+    }
+    let file = Arc::new(PendingFile {
+        path,
+        size: node.meta.size,
+        mtime: node.meta.mtime,
+        segments_left: AtomicUsize::new(segments.len()),
+    });
+    Ok(segments
+        .into_iter()
+        .map(|(blobs, offset)| Segment {
+            file: file.clone(),
+            blobs,
+            offset,
+        })
+        .collect())
+}
+
+/// Writes one segment; returns the file's size when this segment completed the file.
+fn write_segment(
+    reader: &mut BlobReader,
+    packs: &dyn ReadBackend,
+    segment: Segment,
+    activity: &Activity,
+) -> Result<Option<u64>> {
+    let file = segment.file.as_ref();
+    let out = OpenOptions::new()
+        .write(true)
+        .open(&file.path)
+        .map_err(Error::io("open", &file.path))?;
+    let mut at = segment.offset;
+    reader.read(packs, &segment.blobs, |blob| {
+        // All-zero blobs stay holes of the file created at full length (sparse files).
+        if blob.iter().any(|b| *b != 0) {
+            out.write_all_at(blob, at)
+                .map_err(Error::io("write", &file.path))?;
+        }
+        activity.add_bytes(blob.len() as u64);
+        at += blob.len() as u64;
+        Ok(())
+    })?;
+    if file.segments_left.fetch_sub(1, Ordering::AcqRel) > 1 {
+        return Ok(None);
+    }
+    finish_file(out, &file.path, file.size, file.mtime, activity)?;
+    Ok(Some(file.size))
 }
 
 /// Creates (or truncates) the file at `path` and its directories, replacing a symlink,
@@ -299,30 +400,4 @@ fn open_for_write(path: &Path) -> std::io::Result<File> {
         .create(true)
         .truncate(true)
         .open(path)
-}
-
-/// Writes blobs, turning all-zero blobs into holes so sparse files stay sparse.
-struct SparseWriter<'a> {
-    file: File,
-    activity: &'a Activity,
-    path: &'a Path,
-}
-
-impl Write for SparseWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.iter().all(|b| *b == 0) {
-            let len = i64::try_from(buf.len()).map_err(std::io::Error::other)?;
-            self.file.seek(SeekFrom::Current(len))?;
-        } else {
-            self.file.write_all(buf)?;
-        }
-        self.activity.add_bytes(buf.len() as u64);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file
-            .flush()
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
-    }
 }

@@ -8,6 +8,9 @@
 //! (at most [`MAX_RANGE`] plus one decoded blob), and files are planned in batches of
 //! [`BATCH_FILES`], so memory stays bounded whatever the volume.
 //!
+//! Files of several blobs are read with the same machinery ([`BlobReader`]): each run of a
+//! file's blobs stored next to each other in a pack is one request.
+//!
 //! Blobs are decrypted as restic's format documents (IV ‖ AES-256-CTR ciphertext ‖
 //! Poly1305-AES tag, with the repository's master key) and zstd-decompressed with one
 //! reused context per worker.
@@ -40,6 +43,110 @@ pub(crate) struct SingleBlobFile {
     pub(crate) size: u64,
     pub(crate) mtime: Option<rustic_core::jiff::Timestamp>,
     pub(crate) blob: DataId,
+}
+
+/// Where one blob of a multi-blob file is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlobPlace {
+    pack: rustic_core::Id,
+    offset: u32,
+    length: u32,
+    uncompressed: Option<std::num::NonZeroU32>,
+}
+
+impl BlobPlace {
+    /// Looks the blob up in the repository's index.
+    pub(crate) fn of<S: IndexedFull>(repo: &Repository<S>, blob: &DataId) -> Result<BlobPlace> {
+        let entry = repo.get_index_entry(blob)?;
+        Ok(BlobPlace {
+            pack: *entry.pack,
+            offset: entry.location.offset,
+            length: entry.location.length,
+            uncompressed: entry.location.uncompressed_length,
+        })
+    }
+
+    /// The blob's length once decrypted and decompressed.
+    pub(crate) fn data_length(&self) -> u64 {
+        match self.uncompressed {
+            Some(n) => n.get().into(),
+            // Not compressed: the IV (16 bytes) and the MAC (16 bytes) are all the overhead.
+            None => u64::from(self.length.saturating_sub(32)),
+        }
+    }
+}
+
+/// Reads a file's blobs in order for one restore thread, with its own cipher and zstd context.
+pub(crate) struct BlobReader {
+    worker: Worker,
+    /// The blob the worker's buffers hold: runs of one blob (zeros of a sparse or
+    /// preallocated file) are read once.
+    last: Option<BlobPlace>,
+}
+
+impl BlobReader {
+    pub(crate) fn new(key: &AeadKey) -> Result<BlobReader> {
+        Ok(BlobReader {
+            worker: Worker::new(key)?,
+            last: None,
+        })
+    }
+
+    /// Hands each of `blobs`, decoded, to `each` in order; a run of blobs stored one after
+    /// the other in a pack (as a file's chunks are) is one read of at most [`MAX_RANGE`].
+    pub(crate) fn read(
+        &mut self,
+        packs: &dyn ReadBackend,
+        blobs: &[BlobPlace],
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut rest = blobs;
+        while let Some(first) = rest.first() {
+            if self.last == Some(*first) {
+                each(self.worker.decoded(first.uncompressed))?;
+                rest = &rest[1..];
+                continue;
+            }
+            let mut end = first.offset + first.length;
+            let run = 1 + rest[1..]
+                .iter()
+                .take_while(|b| {
+                    let next = b.pack == first.pack
+                        && b.offset == end
+                        && end - first.offset + b.length <= MAX_RANGE;
+                    if next {
+                        end += b.length;
+                    }
+                    next
+                })
+                .count();
+            let data = packs.read_partial(
+                FileType::Pack,
+                &first.pack,
+                false,
+                first.offset,
+                end - first.offset,
+            )?;
+            for blob in &rest[..run] {
+                let start = (blob.offset - first.offset) as usize;
+                let sealed = data
+                    .get(start..start + blob.length as usize)
+                    .ok_or_else(|| damaged(&blob.pack, "is shorter than its index says"))?;
+                self.last = None;
+                let decoded = self.worker.decode(sealed, blob.uncompressed, &blob.pack)?;
+                if decoded.len() as u64 != blob.data_length() {
+                    return Err(damaged(
+                        &blob.pack,
+                        "holds a blob of another length than its index says",
+                    ));
+                }
+                each(decoded)?;
+                self.last = Some(*blob);
+            }
+            rest = &rest[run..];
+        }
+        Ok(())
+    }
 }
 
 /// One read: a range of a pack and the blobs (with the files wanting them) inside it.
@@ -198,11 +305,7 @@ impl Worker {
                 self.decode(sealed, uncompressed, &read.pack)?;
                 decoded_at = Some(offset);
             }
-            let blob = if uncompressed.is_some() {
-                &self.plain
-            } else {
-                &self.sealed
-            };
+            let blob = self.decoded(uncompressed);
             if blob.len() as u64 != file.size {
                 return Err(damaged(
                     &read.pack,
@@ -217,13 +320,13 @@ impl Worker {
     }
 
     /// Decrypts `sealed` into `self.sealed` and, when compressed, decompresses into
-    /// `self.plain`.
+    /// `self.plain`; returns the blob.
     fn decode(
         &mut self,
         sealed: &[u8],
         uncompressed: Option<std::num::NonZeroU32>,
         pack: &rustic_core::Id,
-    ) -> Result<()> {
+    ) -> Result<&[u8]> {
         if sealed.len() < 32 {
             return Err(damaged(pack, "has a blob too short to be encrypted"));
         }
@@ -251,7 +354,16 @@ impl Worker {
                 .decompress_to_buffer(&self.sealed, &mut self.plain)
                 .map_err(|e| damaged(pack, &format!("has a blob that does not decompress: {e}")))?;
         }
-        Ok(())
+        Ok(self.decoded(uncompressed))
+    }
+
+    /// The blob [`Worker::decode`] left.
+    fn decoded(&self, uncompressed: Option<std::num::NonZeroU32>) -> &[u8] {
+        if uncompressed.is_some() {
+            &self.plain
+        } else {
+            &self.sealed
+        }
     }
 }
 

@@ -30,6 +30,10 @@ const PARTS_PER_SIZE_STEP: i32 = 1000;
 
 const DEFAULT_REGION: &str = "us-east-1";
 
+/// Most bytes reserved up front for a ranged read (the length comes from the repository's
+/// index, which is read from the bucket).
+const MAX_RANGE_PREALLOCATION: u64 = 64 << 20;
+
 /// An access key pair read from a location's credentials Secret.
 #[derive(Clone)]
 pub struct S3Credentials {
@@ -406,22 +410,31 @@ impl ObjectBackend for S3Backend {
             .send()
             .await
             .map_err(|e| self.error("read range of", key, e))?;
-        let data = object.body.collect().await.map_err(|e| Error::Store {
+        // Copied into one buffer as the body arrives: collecting the chunks and then joining
+        // them held every range twice (restores read up to 16 MiB ranges on 8 workers).
+        let mut body = object.body;
+        let mut data = Vec::with_capacity(len.min(MAX_RANGE_PREALLOCATION) as usize);
+        let mut received = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| Error::Store {
             op: "read range of",
             location: self.url(),
             key: key.to_string(),
             detail: e.to_string(),
-        })?;
-        let data = data.into_bytes();
-        if data.len() as u64 != len {
+        })? {
+            received += chunk.len() as u64;
+            if received <= len {
+                data.extend_from_slice(&chunk);
+            }
+        }
+        if received != len {
             return Err(Error::Store {
                 op: "read range of",
                 location: self.url(),
                 key: key.to_string(),
-                detail: format!("asked for {len} bytes at {offset}, got {}", data.len()),
+                detail: format!("asked for {len} bytes at {offset}, got {received}"),
             });
         }
-        Ok(data)
+        Ok(Bytes::from(data))
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>> {
