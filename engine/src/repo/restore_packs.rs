@@ -107,15 +107,16 @@ impl BlobReader {
                 rest = &rest[1..];
                 continue;
             }
-            let mut end = first.offset + first.length;
+            // Offsets and lengths come from the index, read from the bucket: never overflow.
+            let mut end = first.offset.saturating_add(first.length);
             let run = 1 + rest[1..]
                 .iter()
                 .take_while(|b| {
                     let next = b.pack == first.pack
                         && b.offset == end
-                        && end - first.offset + b.length <= MAX_RANGE;
+                        && (end - first.offset).saturating_add(b.length) <= MAX_RANGE;
                     if next {
-                        end += b.length;
+                        end = end.saturating_add(b.length);
                     }
                     next
                 })
