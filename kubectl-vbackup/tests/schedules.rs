@@ -63,9 +63,11 @@ fn run_now(env: &VolumeEnv, schedule: &str) -> String {
         .unwrap_or_else(|| panic!("no job name in {out:?}"))
         .to_string();
     assert!(job.starts_with(&format!("{schedule}-manual-")), "{out}");
+    // A verifying run backs up, then restores into a scratch namespace and waits for it to be
+    // Ready: with the other tests beside it on two cores, one once took over 4 minutes.
     let done = eventually(
         &format!("job {job} finished"),
-        Duration::from_secs(240),
+        Duration::from_secs(480),
         || {
             let out = env.kubectl(&["-n", NS, "get", "job", &job, "-o", "json"]);
             let j = json(&out);
