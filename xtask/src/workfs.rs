@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-/// Fails when `dir` (which must exist) is on ext4 without a journal.
+/// Fails when `dir` (canonical: both callers resolved it) is on ext4 without a journal.
 pub fn ensure_fair(dir: &Path) -> Result<()> {
-    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let Some(mount) = mount_of(&mountinfo, &dir) else {
+    let Some(mount) = mount_of(&mountinfo, dir) else {
         return Ok(());
     };
     if mount.fstype != "ext4" || journaled(&mount.device)? {

@@ -71,6 +71,8 @@ impl BlobPlace {
         match self.uncompressed {
             Some(n) => n.get().into(),
             // Not compressed: the IV (16 bytes) and the MAC (16 bytes) are all the overhead.
+            // Not rustic's `data_length`: it subtracts without a check, and a crafted index
+            // from the bucket must not abort a restore.
             None => u64::from(self.length.saturating_sub(32)),
         }
     }
