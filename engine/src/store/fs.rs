@@ -73,9 +73,6 @@ impl FsBackend {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(Error::io("create directory", &dir))?;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy())
@@ -86,7 +83,7 @@ impl FsBackend {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = async {
-            let mut file = tokio::fs::File::create(&temp).await?;
+            let mut file = create_temp(&dir, &temp).await?;
             let written = write(&mut file).await?;
             file.flush().await?;
             file.sync_all().await?;
@@ -283,6 +280,32 @@ impl ObjectBackend for FsBackend {
     }
 }
 
+/// Makes `dir` and creates the temporary file `temp` in it. Deleting a folder's last object
+/// prunes the emptied folders, so a concurrent delete may remove `dir` while it is being
+/// made (`mkdir` says it exists, then it is gone) or before the file is created in it (seen
+/// in CI: a dump's snapshot write failed with ENOENT while a failed dump of the same
+/// repository was being cleaned up); make it again and retry.
+async fn create_temp(dir: &Path, temp: &Path) -> std::io::Result<tokio::fs::File> {
+    use std::io::ErrorKind::{AlreadyExists, NotFound};
+    const RETRIES: u32 = 10;
+    let mut retries = 0;
+    loop {
+        match tokio::fs::create_dir_all(dir).await {
+            Err(e) if retries == RETRIES || !matches!(e.kind(), NotFound | AlreadyExists) => {
+                // Say which step failed: the caller names only the file.
+                let what = format!("create directory {}: {e}", dir.display());
+                return Err(std::io::Error::new(e.kind(), what));
+            }
+            Err(_) => {}
+            Ok(()) => match tokio::fs::File::create(temp).await {
+                Err(e) if e.kind() == NotFound && retries < RETRIES => {}
+                created => return created,
+            },
+        }
+        retries += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +371,29 @@ mod tests {
         assert!(!dir.path().join("backups").exists());
         assert!(dir.path().exists());
         store.delete("backups/a/x").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_survive_a_concurrent_delete_pruning_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(FsBackend::new(dir.path()));
+        for i in 0..300 {
+            store
+                .put("repos/ns/snapshots/old", Bytes::from_static(b"1"))
+                .await
+                .unwrap();
+            // Deleting the folder's only object prunes the folder the write is about to use.
+            let deleter = store.clone();
+            let delete =
+                tokio::spawn(async move { deleter.delete("repos/ns/snapshots/old").await });
+            let key = format!("repos/ns/snapshots/new-{i}");
+            store
+                .put(&key, Bytes::from_static(b"2"))
+                .await
+                .unwrap_or_else(|e| panic!("write {i} failed: {e}"));
+            delete.await.unwrap().unwrap();
+            assert_eq!(&store.get_range(&key, 0, 1).await.unwrap()[..], b"2");
+            store.delete(&key).await.unwrap();
+        }
     }
 }
