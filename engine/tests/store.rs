@@ -200,6 +200,34 @@ async fn small_objects_ranges_listing_and_deletion_behave_the_same_on_both_store
                 .is_err(),
             "{url}: short range must fail"
         );
+        // A reused buffer holds exactly the last range read, never a previous one's tail.
+        let mut buf = b"left over from an earlier, longer read".to_vec();
+        store
+            .get_range_into("repos/ns/data/ab/abcdef", 6, 3, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf[..], b"678", "{url}");
+        store
+            .get_range_into("repos/ns/data/ab/abcdef", 0, 10, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf[..], b"0123456789", "{url}");
+        assert!(
+            store
+                .get_range_into("repos/ns/data/ab/abcdef", 9, 2, &mut buf)
+                .await
+                .is_err(),
+            "{url}: short range must fail"
+        );
+        assert!(
+            matches!(
+                store
+                    .get_range_into("repos/ns/data/ab/missing", 0, 1, &mut buf)
+                    .await,
+                Err(Error::NotFound { .. })
+            ),
+            "{url}"
+        );
         assert_eq!(store.head("backups/missing").await.unwrap(), None, "{url}");
         assert!(
             matches!(

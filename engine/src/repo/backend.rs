@@ -107,6 +107,24 @@ impl StoreBackend {
         self.tree_packs.lock().ok()?.get(id)
     }
 
+    /// Reads `length` bytes at `offset` of a data pack into `buf` (replacing its contents):
+    /// restore workers reuse one buffer for every range instead of allocating each.
+    pub(crate) fn read_pack_range_into(
+        &self,
+        id: &Id,
+        offset: u32,
+        length: u32,
+        buf: &mut Vec<u8>,
+    ) -> RusticResult<()> {
+        let key = self.key(FileType::Pack, id);
+        self.run(
+            "read range of",
+            &key,
+            self.store
+                .get_range_into(&key, offset.into(), length.into(), buf),
+        )
+    }
+
     fn key(&self, tpe: FileType, id: &Id) -> String {
         match tpe {
             FileType::Config => layout::repo_config(&self.namespace),

@@ -107,7 +107,7 @@ pub struct RepoOptions {
     pub cache_dir: Option<PathBuf>,
     /// Settings for repositories this call creates (ignored when opening an existing one).
     pub tuning: Tuning,
-    /// Files a restore writes at once (0: [`restore::DEFAULT_RESTORE_WORKERS`], or
+    /// Files a restore writes at once (0: [`restore::default_restore_workers`], or
     /// [`restore::DEFAULT_S3_RESTORE_WORKERS`] on S3); lower it to save memory.
     pub restore_workers: usize,
 }

@@ -25,18 +25,24 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
 use rustic_core::repofile::{Node, NodeType};
-use rustic_core::{IndexedFull, ReadBackend, Repository, RusticResult};
+use rustic_core::{IndexedFull, Repository, RusticResult};
 
+use super::backend::StoreBackend;
 use super::progress::Activity;
 use super::restore_packs::{
     BATCH_FILES, BlobPlace, BlobReader, SingleBlobFile, aead_key, write_single_blob_files,
 };
 use crate::{Error, Result};
 
-/// Segments of multi-blob files written at once by default from a directory location. Each
-/// worker holds one read (at most 16 MiB) and one decoded blob (chunks average 1 MiB, 8 MiB at
-/// most); 4 keep 2 cores and the disk busy (BENCHMARKS.md).
-pub const DEFAULT_RESTORE_WORKERS: usize = 4;
+/// Segments of multi-blob files written at once by default from a directory location: one
+/// per core the process may use (its cgroup's CPU limit counts), at least 2 so reads overlap
+/// decoding, at most 4. Each worker, and each pack worker beside it, holds one read (at most
+/// 16 MiB) and one decoded blob (chunks average 1 MiB, 8 MiB at most): about 35 MiB of peak
+/// memory per worker on the benchmark volume, where 2 workers on 2 cores restored as fast as 4
+/// (BENCHMARKS.md).
+pub fn default_restore_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
+}
 
 /// Segments written at once by default from S3: every read is one ranged GET, so more workers
 /// hide the per-request latency (worst case 8 × 24 MiB in memory). Against s3s-fs, 8 restored
@@ -100,7 +106,7 @@ pub(crate) struct ContentOptions {
 /// skipped, unless `verify` asks for a content comparison, which rustic's restore then does.
 pub(crate) fn write_contents<S: IndexedFull + Sync>(
     repo: &Repository<S>,
-    packs: &dyn ReadBackend,
+    packs: &StoreBackend,
     nodes: impl Iterator<Item = RusticResult<(PathBuf, Node)>>,
     dest: &Path,
     how: ContentOptions,
@@ -324,7 +330,7 @@ fn segments_of<S: IndexedFull>(
 /// Writes one segment; returns the file's size when this segment completed the file.
 fn write_segment(
     reader: &mut BlobReader,
-    packs: &dyn ReadBackend,
+    packs: &StoreBackend,
     segment: Segment,
     activity: &Activity,
 ) -> Result<Option<u64>> {

@@ -24,8 +24,9 @@ use aes256ctr_poly1305aes::aead::AeadInPlace;
 use aes256ctr_poly1305aes::aead::generic_array::GenericArray;
 use aes256ctr_poly1305aes::{Aes256CtrPoly1305Aes, Key as AeadKey};
 use rustic_core::repofile::MasterKey;
-use rustic_core::{DataId, FileType, IndexedFull, ReadBackend, Repository};
+use rustic_core::{DataId, IndexedFull, Repository};
 
+use super::backend::StoreBackend;
 use super::progress::Activity;
 use super::restore::{ContentStats, create_for_write, finish_file};
 use crate::{Error, Result};
@@ -98,14 +99,14 @@ impl BlobReader {
     /// the other in a pack (as a file's chunks are) is one read of at most [`MAX_RANGE`].
     pub(crate) fn read(
         &mut self,
-        packs: &dyn ReadBackend,
+        packs: &StoreBackend,
         blobs: &[BlobPlace],
         mut each: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
         let mut rest = blobs;
         while let Some(first) = rest.first() {
             if self.last == Some(*first) {
-                each(self.worker.decoded(first.uncompressed))?;
+                each(self.worker.decoder.decoded(&self.worker.range))?;
                 rest = &rest[1..];
                 continue;
             }
@@ -123,20 +124,25 @@ impl BlobReader {
                     next
                 })
                 .count();
-            let data = packs.read_partial(
-                FileType::Pack,
+            // The read replaces the range the last blob may have been decoded in.
+            self.last = None;
+            packs.read_pack_range_into(
                 &first.pack,
-                false,
                 first.offset,
                 end - first.offset,
+                &mut self.worker.range,
             )?;
             for blob in &rest[..run] {
                 let start = (blob.offset - first.offset) as usize;
-                let sealed = data
-                    .get(start..start + blob.length as usize)
-                    .ok_or_else(|| damaged(&blob.pack, "is shorter than its index says"))?;
                 self.last = None;
-                let decoded = self.worker.decode(sealed, blob.uncompressed, &blob.pack)?;
+                let worker = &mut self.worker;
+                worker.decoder.decode(
+                    &mut worker.range,
+                    start..start + blob.length as usize,
+                    blob.uncompressed,
+                    &blob.pack,
+                )?;
+                let decoded = worker.decoder.decoded(&worker.range);
                 if decoded.len() as u64 != blob.data_length() {
                     return Err(damaged(
                         &blob.pack,
@@ -165,7 +171,7 @@ struct RangeRead {
 /// threads. Stops at the first error.
 pub(crate) fn write_single_blob_files<S: IndexedFull + Sync>(
     repo: &Repository<S>,
-    packs: &dyn ReadBackend,
+    packs: &StoreBackend,
     files: &[SingleBlobFile],
     workers: usize,
     activity: &Activity,
@@ -236,7 +242,7 @@ fn plan<S: IndexedFull>(repo: &Repository<S>, files: &[SingleBlobFile]) -> Resul
         let mut current: Option<RangeRead> = None;
         for blob in blobs {
             let (offset, length, ..) = blob;
-            let end = offset + length;
+            let end = offset.saturating_add(length);
             if let Some(read) = &mut current {
                 let read_end = read.offset + read.length;
                 if offset <= read_end.saturating_add(MAX_GAP) && end - read.offset <= MAX_RANGE {
@@ -269,46 +275,57 @@ pub(super) fn aead_key(master: &MasterKey) -> AeadKey {
 
 /// One restore thread's reusable state: cipher, zstd context, buffers.
 struct Worker {
+    decoder: Decoder,
+    /// The pack range read last; one buffer per worker for all its reads, so the allocator
+    /// neither zeroes nor keeps a freed range per thread.
+    range: Vec<u8>,
+}
+
+/// A worker's cipher and zstd context, and the buffers a blob is decoded into.
+struct Decoder {
     cipher: Aes256CtrPoly1305Aes,
     zstd: zstd::bulk::Decompressor<'static>,
-    sealed: Vec<u8>,
     plain: Vec<u8>,
+    /// Where the last decoded blob is when it was not compressed: decrypted in the range.
+    held: Option<std::ops::Range<usize>>,
 }
 
 impl Worker {
     fn new(key: &AeadKey) -> Result<Worker> {
         Ok(Worker {
-            cipher: Aes256CtrPoly1305Aes::new(key),
-            zstd: zstd::bulk::Decompressor::new()
-                .map_err(|e| Error::Internal(format!("zstd decompressor: {e}")))?,
-            sealed: Vec::new(),
-            plain: Vec::new(),
+            decoder: Decoder {
+                cipher: Aes256CtrPoly1305Aes::new(key),
+                zstd: zstd::bulk::Decompressor::new()
+                    .map_err(|e| Error::Internal(format!("zstd decompressor: {e}")))?,
+                plain: Vec::new(),
+                held: None,
+            },
+            range: Vec::new(),
         })
     }
 
     fn restore(
         &mut self,
-        packs: &dyn ReadBackend,
+        packs: &StoreBackend,
         read: &RangeRead,
         files: &[SingleBlobFile],
         activity: &Activity,
         stats: &mut ContentStats,
     ) -> Result<()> {
-        let data =
-            packs.read_partial(FileType::Pack, &read.pack, false, read.offset, read.length)?;
+        packs.read_pack_range_into(&read.pack, read.offset, read.length, &mut self.range)?;
         let mut decoded_at = None;
         for &(offset, length, uncompressed, index) in &read.blobs {
             let file = &files[index];
-            // Files with the same contents share one blob: decode it once.
+            // Files with the same contents share one blob: decode it once (it is decrypted
+            // in place, so a second decryption would fail its MAC check).
             if decoded_at != Some(offset) {
                 let start = (offset - read.offset) as usize;
-                let sealed = data
-                    .get(start..start + length as usize)
-                    .ok_or_else(|| damaged(&read.pack, "is shorter than its index says"))?;
-                self.decode(sealed, uncompressed, &read.pack)?;
+                let at = start..start + length as usize;
+                self.decoder
+                    .decode(&mut self.range, at, uncompressed, &read.pack)?;
                 decoded_at = Some(offset);
             }
-            let blob = self.decoded(uncompressed);
+            let blob = self.decoder.decoded(&self.range);
             if blob.len() as u64 != file.size {
                 return Err(damaged(
                     &read.pack,
@@ -321,27 +338,33 @@ impl Worker {
         }
         Ok(())
     }
+}
 
-    /// Decrypts `sealed` into `self.sealed` and, when compressed, decompresses into
-    /// `self.plain`; returns the blob.
+impl Decoder {
+    /// Decrypts the sealed blob at `at` of `range` in place (saving a copy of every blob and
+    /// a blob-sized buffer per worker) and, when compressed, decompresses it into
+    /// `self.plain`; [`Decoder::decoded`] then gives the blob.
     fn decode(
         &mut self,
-        sealed: &[u8],
+        range: &mut [u8],
+        at: std::ops::Range<usize>,
         uncompressed: Option<std::num::NonZeroU32>,
         pack: &rustic_core::Id,
-    ) -> Result<&[u8]> {
+    ) -> Result<()> {
+        let sealed = range
+            .get_mut(at.clone())
+            .ok_or_else(|| damaged(pack, "is shorter than its index says"))?;
         if sealed.len() < 32 {
             return Err(damaged(pack, "has a blob too short to be encrypted"));
         }
-        let (nonce, rest) = sealed.split_at(16);
-        let (ciphertext, tag) = rest.split_at(rest.len() - 16);
-        self.sealed.clear();
-        self.sealed.extend_from_slice(ciphertext);
+        let (nonce, rest) = sealed.split_at_mut(16);
+        let tag_at = rest.len() - 16;
+        let (ciphertext, tag) = rest.split_at_mut(tag_at);
         self.cipher
             .decrypt_in_place_detached(
                 GenericArray::from_slice(nonce),
                 &[],
-                &mut self.sealed,
+                ciphertext,
                 GenericArray::from_slice(tag),
             )
             .map_err(|_| {
@@ -350,22 +373,28 @@ impl Worker {
                     "has a blob whose MAC check failed (data damaged or altered)",
                 )
             })?;
-        if let Some(len) = uncompressed {
-            self.plain.clear();
-            self.plain.reserve(len.get() as usize);
-            self.zstd
-                .decompress_to_buffer(&self.sealed, &mut self.plain)
-                .map_err(|e| damaged(pack, &format!("has a blob that does not decompress: {e}")))?;
-        }
-        Ok(self.decoded(uncompressed))
+        let plain_at = at.start + 16..at.end - 16;
+        self.held = match uncompressed {
+            Some(len) => {
+                self.plain.clear();
+                self.plain.reserve(len.get() as usize);
+                self.zstd
+                    .decompress_to_buffer(&range[plain_at], &mut self.plain)
+                    .map_err(|e| {
+                        damaged(pack, &format!("has a blob that does not decompress: {e}"))
+                    })?;
+                None
+            }
+            None => Some(plain_at),
+        };
+        Ok(())
     }
 
-    /// The blob [`Worker::decode`] left.
-    fn decoded(&self, uncompressed: Option<std::num::NonZeroU32>) -> &[u8] {
-        if uncompressed.is_some() {
-            &self.plain
-        } else {
-            &self.sealed
+    /// The blob [`Decoder::decode`] left, in `range` (the one it decoded in) or decompressed.
+    fn decoded<'a>(&'a self, range: &'a [u8]) -> &'a [u8] {
+        match &self.held {
+            Some(at) => range.get(at.clone()).unwrap_or_default(),
+            None => &self.plain,
         }
     }
 }

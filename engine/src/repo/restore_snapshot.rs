@@ -24,7 +24,7 @@ impl VolumeRepo {
         let on_s3 = self.store.url().starts_with("s3://");
         let workers = match self.options.restore_workers {
             0 if on_s3 => restore::DEFAULT_S3_RESTORE_WORKERS,
-            0 => restore::DEFAULT_RESTORE_WORKERS,
+            0 => restore::default_restore_workers(),
             n => n,
         };
         let listing = self.index_listing().await?;

@@ -53,7 +53,8 @@ impl std::fmt::Debug for VolumeRepo {
 struct Session {
     activity: Activity,
     cancel: CancellationToken,
-    backends: RepositoryBackends,
+    /// The one backend: rustic's (see [`Session::backends`]) and the restore's pack reads.
+    backend: Arc<StoreBackend>,
     state: Mutex<Option<State>>,
     /// Held by the blocking job while it runs: operations of a session never overlap.
     busy: Arc<tokio::sync::Mutex<()>>,
@@ -266,7 +267,7 @@ impl VolumeRepo {
     /// file now.
     pub async fn ensure_password_key(&self) -> Result<()> {
         let password = self.password.clone();
-        let backends = self.current_session().backends.clone();
+        let backends = self.current_session().backends();
         let opts = self.repo_options();
         let works = tokio::task::spawn_blocking(move || {
             Repository::new(&opts, &backends)
@@ -349,7 +350,7 @@ impl VolumeRepo {
             };
             let fresh = Repository::new_with_progress(
                 &this.repo_options(),
-                &session.backends,
+                &session.backends(),
                 ActivityBars(session.activity.clone()),
             )
             .map_err(|e| this.rustic_error("create", &e))?;
@@ -431,8 +432,8 @@ impl VolumeRepo {
 
     /// The session's backend, for reading pack ranges directly (pack-wise restores); it
     /// shares the session's stall watch and cancellation.
-    pub(super) fn pack_reader(&self) -> Arc<dyn rustic_core::WriteBackend> {
-        self.current_session().backends.repository()
+    pub(super) fn pack_reader(&self) -> Arc<StoreBackend> {
+        self.current_session().backend.clone()
     }
 
     /// Runs `job` on the blocking pool with the session's opened repository (opening it
@@ -504,7 +505,7 @@ impl VolumeRepo {
     fn open_rustic(&self, session: &Session) -> Result<Repository<OpenStatus>> {
         let repo = Repository::new_with_progress(
             &self.repo_options(),
-            &session.backends,
+            &session.backends(),
             ActivityBars(session.activity.clone()),
         )
         .and_then(|r| match self.master_key.get() {
@@ -526,20 +527,25 @@ impl Session {
     fn new(store: &Store, namespace: &str) -> Session {
         let activity = Activity::new();
         let cancel = CancellationToken::new();
-        let backend = StoreBackend::new(
+        let backend = Arc::new(StoreBackend::new(
             store.clone(),
             namespace,
             Handle::current(),
             cancel.clone(),
             activity.clone(),
-        );
+        ));
         Session {
             activity,
             cancel,
-            backends: RepositoryBackends::new(Arc::new(backend), None),
+            backend,
             state: Mutex::new(None),
             busy: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The session's backend as rustic takes it (no hot/cold split).
+    fn backends(&self) -> RepositoryBackends {
+        RepositoryBackends::new(self.backend.clone(), None)
     }
 
     fn take(&self) -> Option<State> {

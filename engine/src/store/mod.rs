@@ -87,6 +87,21 @@ pub trait ObjectBackend: Send + Sync {
     /// Reads `len` bytes at `offset` of an object.
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes>;
 
+    /// Reads `len` bytes at `offset` of an object into `buf` (replacing its contents), so a
+    /// restore worker reuses one buffer for all its reads instead of allocating each range.
+    async fn get_range_into(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        let data = self.get_range(key, offset, len).await?;
+        buf.clear();
+        buf.extend_from_slice(&data);
+        Ok(())
+    }
+
     /// Size of an object, or `None` when it does not exist.
     async fn head(&self, key: &str) -> Result<Option<u64>>;
 
@@ -320,6 +335,19 @@ impl Store {
     pub async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
         self.backend
             .get_range(&self.backend_key(key), offset, len)
+            .await
+    }
+
+    /// Reads `len` bytes at `offset` of an object into `buf`, replacing its contents.
+    pub async fn get_range_into(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.backend
+            .get_range_into(&self.backend_key(key), offset, len, buf)
             .await
     }
 

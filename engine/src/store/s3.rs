@@ -398,8 +398,21 @@ impl ObjectBackend for S3Backend {
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+        let mut data = Vec::new();
+        self.get_range_into(key, offset, len, &mut data).await?;
+        Ok(Bytes::from(data))
+    }
+
+    async fn get_range_into(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        buf.clear();
         if len == 0 {
-            return Ok(Bytes::new());
+            return Ok(());
         }
         let object = self
             .client
@@ -413,7 +426,7 @@ impl ObjectBackend for S3Backend {
         // Copied into one buffer as the body arrives: collecting the chunks and then joining
         // them held every range twice (restores read up to 16 MiB ranges on 8 workers).
         let mut body = object.body;
-        let mut data = Vec::with_capacity(len.min(MAX_RANGE_PREALLOCATION) as usize);
+        buf.reserve(len.min(MAX_RANGE_PREALLOCATION) as usize);
         let mut received = 0u64;
         while let Some(chunk) = body.try_next().await.map_err(|e| Error::Store {
             op: "read range of",
@@ -423,7 +436,7 @@ impl ObjectBackend for S3Backend {
         })? {
             received += chunk.len() as u64;
             if received <= len {
-                data.extend_from_slice(&chunk);
+                buf.extend_from_slice(&chunk);
             }
         }
         if received != len {
@@ -434,7 +447,7 @@ impl ObjectBackend for S3Backend {
                 detail: format!("asked for {len} bytes at {offset}, got {received}"),
             });
         }
-        Ok(Bytes::from(data))
+        Ok(())
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>> {

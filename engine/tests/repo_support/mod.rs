@@ -159,6 +159,17 @@ pub fn make_tree(root: &Path, big_len: u64) -> TreeInfo {
         set_mtime(&p, 1_600_000_000 + i * 3600);
     }
     fs::hard_link(small.join("file-001.txt"), root.join("hardlink-to-001")).unwrap();
+    // Separate files with the same contents share one blob, which a restore decodes once
+    // (in place: decoding it twice would fail its MAC check).
+    let copies = root.join("copies");
+    fs::create_dir(&copies).unwrap();
+    for name in ["LICENSE", "LICENSE.vendored", "third_party-LICENSE"] {
+        fs::write(
+            copies.join(name),
+            "Licensed under the Apache License, Version 2.0\n".repeat(40),
+        )
+        .unwrap();
+    }
 
     symlink("small/file-002.txt", root.join("link-relative")).unwrap();
     symlink("/etc/hostname", root.join("link-absolute")).unwrap();
