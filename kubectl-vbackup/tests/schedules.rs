@@ -12,7 +12,7 @@ use serde_json::Value;
 use vbackup_test_support::plugin::PluginCluster;
 use vbackup_testcluster::ClusterOptions;
 use vbackup_testcluster::node::{ImageMapping, NodeOptions};
-use volumes::{MOVER_IMAGE, VolumeEnv, bytes, eventually};
+use volumes::{MOVER_IMAGE, VolumeEnv, bytes, eventually_or_explain};
 
 const NS: &str = "vbackup-system";
 
@@ -65,7 +65,7 @@ fn run_now(env: &VolumeEnv, schedule: &str) -> String {
     assert!(job.starts_with(&format!("{schedule}-manual-")), "{out}");
     // A verifying run backs up, then restores into a scratch namespace and waits for it to be
     // Ready: with the other tests beside it on two cores, one once took over 4 minutes.
-    let done = eventually(
+    let done = eventually_or_explain(
         &format!("job {job} finished"),
         Duration::from_secs(480),
         || {
@@ -73,6 +73,17 @@ fn run_now(env: &VolumeEnv, schedule: &str) -> String {
             let j = json(&out);
             let count = |k: &str| j["status"][k].as_u64().unwrap_or(0);
             (count("succeeded") + count("failed") > 0).then(|| count("succeeded") == 1)
+        },
+        // Whether it hangs or is only slow, its log says where it is.
+        || {
+            let logs = env
+                .cluster
+                .kubectl(&["-n", NS, "logs", &format!("job/{job}")]);
+            format!(
+                "; its log so far:\n{}{}",
+                String::from_utf8_lossy(&logs.stdout),
+                String::from_utf8_lossy(&logs.stderr)
+            )
         },
     );
     let logs = env.kubectl(&["-n", NS, "logs", &format!("job/{job}")]);

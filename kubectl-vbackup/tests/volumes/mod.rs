@@ -344,12 +344,26 @@ spec:
 
 /// Polls `f` until it gives a value.
 pub fn eventually<T>(what: &str, limit: Duration, f: impl Fn() -> Option<T>) -> T {
+    eventually_or_explain(what, limit, f, String::new)
+}
+
+/// [`eventually`], with `explain`'s text (a job's log so far…) in the panic when it gives up.
+pub fn eventually_or_explain<T>(
+    what: &str,
+    limit: Duration,
+    f: impl Fn() -> Option<T>,
+    explain: impl Fn() -> String,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting: {what}{}",
+            explain()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
