@@ -30,16 +30,15 @@ use rustic_core::{IndexedFull, Repository, RusticResult};
 use super::backend::StoreBackend;
 use super::progress::Activity;
 use super::restore_packs::{
-    BATCH_FILES, BlobPlace, BlobReader, SingleBlobFile, aead_key, write_single_blob_files,
+    BATCH_FILES, BlobPlace, SingleBlobFile, Worker, WorkerPool, aead_key, write_single_blob_files,
 };
 use crate::{Error, Result};
 
 /// Segments of multi-blob files written at once by default from a directory location: one
 /// per core the process may use (its cgroup's CPU limit counts), at least 2 so reads overlap
-/// decoding, at most 4. Each worker, and each pack worker beside it, holds one read (at most
-/// 16 MiB) and one decoded blob (chunks average 1 MiB, 8 MiB at most): about 35 MiB of peak
-/// memory per worker on the benchmark volume, where 2 workers on 2 cores restored as fast as 4
-/// (BENCHMARKS.md).
+/// decoding, at most 4. Each worker holds one read (at most 16 MiB) and one decoded blob
+/// (chunks average 1 MiB, 8 MiB at most): about 35 MiB of peak memory per worker on the
+/// benchmark volume, where 2 workers on 2 cores restored as fast as 4 (BENCHMARKS.md).
 pub fn default_restore_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }
@@ -50,7 +49,8 @@ pub fn default_restore_workers() -> usize {
 /// 426 MiB; 4 took 8.4 s.
 pub const DEFAULT_S3_RESTORE_WORKERS: usize = 8;
 
-/// Most pack ranges read at once for single-blob files (each ≤ 16 MiB plus one blob).
+/// Most threads reading pack ranges for single-blob files; they take their buffers from the
+/// restore's worker pool, beside the segment threads.
 const MAX_PACK_WORKERS: usize = 8;
 
 /// Blobs per segment of a big file (chunks average 1 MiB): files of more blobs are written
@@ -122,12 +122,13 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
     let (tx, rx) = mpsc::sync_channel::<Segment>(workers_count * 4);
     let rx = Mutex::new(rx);
     let failed = AtomicBool::new(false);
-    let key = aead_key(&repo.key());
+    // One pool for both phases: segments and single-blob files restored side by side hold
+    // at most `workers` ranges in memory, not one per thread of each.
+    let pool = WorkerPool::new(&aead_key(&repo.key()), workers_count)?;
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..workers_count)
             .map(|_| {
                 s.spawn(|| -> Result<ContentStats> {
-                    let mut reader = BlobReader::new(&key)?;
                     let mut stats = ContentStats::default();
                     loop {
                         let job = match rx.lock() {
@@ -135,7 +136,10 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                             Err(_) => break,
                         };
                         let Ok(segment) = job else { break };
-                        match write_segment(&mut reader, packs, segment, activity) {
+                        let written = pool.take().and_then(|mut worker| {
+                            write_segment(&mut worker, packs, segment, activity)
+                        });
+                        match written {
                             Ok(Some(size)) => {
                                 stats.files_written += 1;
                                 stats.bytes_written += size;
@@ -200,8 +204,14 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                     blob: *blob,
                 });
                 if single_blob.len() == BATCH_FILES {
-                    match write_single_blob_files(repo, packs, &single_blob, pack_workers, activity)
-                    {
+                    match write_single_blob_files(
+                        repo,
+                        packs,
+                        &single_blob,
+                        pack_workers,
+                        &pool,
+                        activity,
+                    ) {
                         Ok(stats) => total.add(stats),
                         Err(e) => {
                             produced = Err(e);
@@ -232,7 +242,8 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
         }
         drop(tx);
         if produced.is_ok() && !single_blob.is_empty() && !failed.load(Ordering::Relaxed) {
-            match write_single_blob_files(repo, packs, &single_blob, pack_workers, activity) {
+            match write_single_blob_files(repo, packs, &single_blob, pack_workers, &pool, activity)
+            {
                 Ok(stats) => total.add(stats),
                 Err(e) => produced = Err(e),
             }
@@ -329,7 +340,7 @@ fn segments_of<S: IndexedFull>(
 
 /// Writes one segment; returns the file's size when this segment completed the file.
 fn write_segment(
-    reader: &mut BlobReader,
+    worker: &mut Worker,
     packs: &StoreBackend,
     segment: Segment,
     activity: &Activity,
@@ -340,7 +351,7 @@ fn write_segment(
         .open(&file.path)
         .map_err(Error::io("open", &file.path))?;
     let mut at = segment.offset;
-    reader.read(packs, &segment.blobs, |blob| {
+    worker.read(packs, &segment.blobs, |blob| {
         // All-zero blobs stay holes of the file created at full length (sparse files).
         if blob.iter().any(|b| *b != 0) {
             out.write_all_at(blob, at)

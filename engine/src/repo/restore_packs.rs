@@ -4,9 +4,10 @@
 //!
 //! Reading blob by blob costs one request per file, which on an object store is the whole
 //! restore time for a volume of small files; rustic's restore reads ranges too but on 20
-//! threads with an unbounded queue of decrypted blobs. Here a few workers each hold one range
-//! (at most [`MAX_RANGE`] plus one decoded blob), and files are planned in batches of
-//! [`BATCH_FILES`], so memory stays bounded whatever the volume.
+//! threads with an unbounded queue of decrypted blobs. Here a pool of a few workers, shared
+//! with the threads writing multi-blob files, each holding one range (at most [`MAX_RANGE`] plus
+//! one decoded blob), and files are planned in batches of [`BATCH_FILES`], so memory stays
+//! bounded whatever the volume.
 //!
 //! Files of several blobs are read with the same machinery ([`BlobReader`]): each run of a
 //! file's blobs stored next to each other in a pack is one request.
@@ -17,8 +18,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use aes256ctr_poly1305aes::aead::AeadInPlace;
 use aes256ctr_poly1305aes::aead::generic_array::GenericArray;
@@ -79,22 +80,77 @@ impl BlobPlace {
     }
 }
 
-/// Reads a file's blobs in order for one restore thread, with its own cipher and zstd context.
-pub(crate) struct BlobReader {
-    worker: Worker,
-    /// The blob the worker's buffers hold: runs of one blob (zeros of a sparse or
-    /// preallocated file) are read once.
-    last: Option<BlobPlace>,
+/// The decoders and buffers of one restore, shared by its segment and pack threads: each
+/// job takes a worker and gives it back, so the ranges held at once (each up to
+/// [`MAX_RANGE`] plus a decoded blob) never outnumber the pool, whichever phase runs.
+pub(crate) struct WorkerPool {
+    free: Mutex<Vec<Worker>>,
+    returned: Condvar,
 }
 
-impl BlobReader {
-    pub(crate) fn new(key: &AeadKey) -> Result<BlobReader> {
-        Ok(BlobReader {
-            worker: Worker::new(key)?,
-            last: None,
+impl WorkerPool {
+    /// A pool of `size` workers (at least one) decrypting with `key`.
+    pub(crate) fn new(key: &AeadKey, size: usize) -> Result<WorkerPool> {
+        let free = (0..size.max(1))
+            .map(|_| Worker::new(key))
+            .collect::<Result<_>>()?;
+        Ok(WorkerPool {
+            free: Mutex::new(free),
+            returned: Condvar::new(),
         })
     }
 
+    /// A free worker, waiting for one when all are busy; it goes back when dropped.
+    pub(crate) fn take(&self) -> Result<PooledWorker<'_>> {
+        let poisoned =
+            || Error::Internal("a restore thread panicked holding the worker pool".into());
+        let mut free = self.free.lock().map_err(|_| poisoned())?;
+        loop {
+            if let Some(worker) = free.pop() {
+                return Ok(PooledWorker {
+                    pool: self,
+                    worker: Some(worker),
+                });
+            }
+            free = self.returned.wait(free).map_err(|_| poisoned())?;
+        }
+    }
+}
+
+/// A worker taken from a [`WorkerPool`].
+pub(crate) struct PooledWorker<'a> {
+    pool: &'a WorkerPool,
+    worker: Option<Worker>,
+}
+
+impl std::ops::Deref for PooledWorker<'_> {
+    type Target = Worker;
+    fn deref(&self) -> &Worker {
+        // Only `drop` takes it out.
+        self.worker
+            .as_ref()
+            .expect("a pooled worker is present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PooledWorker<'_> {
+    fn deref_mut(&mut self) -> &mut Worker {
+        self.worker
+            .as_mut()
+            .expect("a pooled worker is present until dropped")
+    }
+}
+
+impl Drop for PooledWorker<'_> {
+    fn drop(&mut self) {
+        if let (Some(worker), Ok(mut free)) = (self.worker.take(), self.pool.free.lock()) {
+            free.push(worker);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+impl Worker {
     /// Hands each of `blobs`, decoded, to `each` in order; a run of blobs stored one after
     /// the other in a pack (as a file's chunks are) is one read of at most [`MAX_RANGE`].
     pub(crate) fn read(
@@ -106,7 +162,7 @@ impl BlobReader {
         let mut rest = blobs;
         while let Some(first) = rest.first() {
             if self.last == Some(*first) {
-                each(self.worker.decoder.decoded(&self.worker.range))?;
+                each(self.decoder.decoded(&self.range))?;
                 rest = &rest[1..];
                 continue;
             }
@@ -130,19 +186,18 @@ impl BlobReader {
                 &first.pack,
                 first.offset,
                 end - first.offset,
-                &mut self.worker.range,
+                &mut self.range,
             )?;
             for blob in &rest[..run] {
                 let start = (blob.offset - first.offset) as usize;
                 self.last = None;
-                let worker = &mut self.worker;
-                worker.decoder.decode(
-                    &mut worker.range,
+                self.decoder.decode(
+                    &mut self.range,
                     start..start + blob.length as usize,
                     blob.uncompressed,
                     &blob.pack,
                 )?;
-                let decoded = worker.decoder.decoded(&worker.range);
+                let decoded = self.decoder.decoded(&self.range);
                 if decoded.len() as u64 != blob.data_length() {
                     return Err(damaged(
                         &blob.pack,
@@ -173,18 +228,17 @@ pub(crate) fn write_single_blob_files<S: IndexedFull + Sync>(
     repo: &Repository<S>,
     packs: &StoreBackend,
     files: &[SingleBlobFile],
-    workers: usize,
+    threads: usize,
+    pool: &WorkerPool,
     activity: &Activity,
 ) -> Result<ContentStats> {
     let reads = plan(repo, files)?;
-    let key = aead_key(&repo.key());
     let queue = Mutex::new(reads.into_iter());
     let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers.max(1))
+        let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 s.spawn(|| -> Result<ContentStats> {
-                    let mut worker = Worker::new(&key)?;
                     let mut stats = ContentStats::default();
                     while !failed.load(Ordering::Relaxed) {
                         let next = match queue.lock() {
@@ -192,7 +246,10 @@ pub(crate) fn write_single_blob_files<S: IndexedFull + Sync>(
                             Err(_) => None,
                         };
                         let Some(read) = next else { break };
-                        if let Err(e) = worker.restore(packs, &read, files, activity, &mut stats) {
+                        let restored = pool.take().and_then(|mut worker| {
+                            worker.restore(packs, &read, files, activity, &mut stats)
+                        });
+                        if let Err(e) = restored {
                             failed.store(true, Ordering::Relaxed);
                             return Err(e);
                         }
@@ -273,12 +330,15 @@ pub(super) fn aead_key(master: &MasterKey) -> AeadKey {
     key
 }
 
-/// One restore thread's reusable state: cipher, zstd context, buffers.
-struct Worker {
+/// One restore job's reusable state: cipher, zstd context, buffers.
+pub(crate) struct Worker {
     decoder: Decoder,
     /// The pack range read last; one buffer per worker for all its reads, so the allocator
     /// neither zeroes nor keeps a freed range per thread.
     range: Vec<u8>,
+    /// The blob the worker's buffers hold: runs of one blob (zeros of a sparse or
+    /// preallocated file) are read once.
+    last: Option<BlobPlace>,
 }
 
 /// A worker's cipher and zstd context, and the buffers a blob is decoded into.
@@ -301,6 +361,7 @@ impl Worker {
                 held: None,
             },
             range: Vec::new(),
+            last: None,
         })
     }
 
@@ -312,6 +373,7 @@ impl Worker {
         activity: &Activity,
         stats: &mut ContentStats,
     ) -> Result<()> {
+        self.last = None;
         packs.read_pack_range_into(&read.pack, read.offset, read.length, &mut self.range)?;
         let mut decoded_at = None;
         for &(offset, length, uncompressed, index) in &read.blobs {
@@ -420,4 +482,33 @@ fn write_file(file: &SingleBlobFile, blob: &[u8], activity: &Activity) -> Result
     }
     activity.add_bytes(blob.len() as u64);
     finish_file(out, &file.path, file.size, file.mtime, activity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_lends_each_worker_to_one_job_at_a_time() {
+        let pool = WorkerPool::new(&AeadKey::default(), 2).unwrap();
+        let first = pool.take().unwrap();
+        let second = pool.take().unwrap();
+        let (lent, waited) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let third = pool.take().unwrap();
+                lent.send(()).unwrap();
+                drop(third);
+            });
+            // Both workers are out: the third job waits until one comes back.
+            let early = waited.recv_timeout(std::time::Duration::from_millis(200));
+            assert!(early.is_err(), "a third worker was lent from a pool of two");
+            drop(first);
+            waited
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("a returned worker is lent to the waiting job");
+        });
+        drop(second);
+        assert_eq!(pool.free.lock().unwrap().len(), 2, "every worker came back");
+    }
 }
