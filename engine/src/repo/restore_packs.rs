@@ -9,7 +9,7 @@
 //! one decoded blob), and files are planned in batches of [`BATCH_FILES`], so memory stays
 //! bounded whatever the volume.
 //!
-//! Files of several blobs are read with the same machinery ([`BlobReader`]): each run of a
+//! Files of several blobs are read with the same machinery ([`Worker::read`]): each run of a
 //! file's blobs stored next to each other in a pack is one request.
 //!
 //! Blobs are decrypted as restic's format documents (IV ‖ AES-256-CTR ciphertext ‖
