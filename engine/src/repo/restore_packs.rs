@@ -150,69 +150,6 @@ impl Drop for PooledWorker<'_> {
     }
 }
 
-impl Worker {
-    /// Hands each of `blobs`, decoded, to `each` in order; a run of blobs stored one after
-    /// the other in a pack (as a file's chunks are) is one read of at most [`MAX_RANGE`].
-    pub(crate) fn read(
-        &mut self,
-        packs: &StoreBackend,
-        blobs: &[BlobPlace],
-        mut each: impl FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
-        let mut rest = blobs;
-        while let Some(first) = rest.first() {
-            if self.last == Some(*first) {
-                each(self.decoder.decoded(&self.range))?;
-                rest = &rest[1..];
-                continue;
-            }
-            // Offsets and lengths come from the index, read from the bucket: never overflow.
-            let mut end = first.offset.saturating_add(first.length);
-            let run = 1 + rest[1..]
-                .iter()
-                .take_while(|b| {
-                    let next = b.pack == first.pack
-                        && b.offset == end
-                        && (end - first.offset).saturating_add(b.length) <= MAX_RANGE;
-                    if next {
-                        end = end.saturating_add(b.length);
-                    }
-                    next
-                })
-                .count();
-            // The read replaces the range the last blob may have been decoded in.
-            self.last = None;
-            packs.read_pack_range_into(
-                &first.pack,
-                first.offset,
-                end - first.offset,
-                &mut self.range,
-            )?;
-            for blob in &rest[..run] {
-                let start = (blob.offset - first.offset) as usize;
-                self.last = None;
-                self.decoder.decode(
-                    &mut self.range,
-                    start..start + blob.length as usize,
-                    blob.uncompressed,
-                    &blob.pack,
-                )?;
-                let decoded = self.decoder.decoded(&self.range);
-                if decoded.len() as u64 != blob.data_length() {
-                    return Err(damaged(
-                        &blob.pack,
-                        "holds a blob of another length than its index says",
-                    ));
-                }
-                each(decoded)?;
-                self.last = Some(*blob);
-            }
-            rest = &rest[run..];
-        }
-        Ok(())
-    }
-}
-
 /// One read: a range of a pack and the blobs (with the files wanting them) inside it.
 struct RangeRead {
     pack: rustic_core::Id,
@@ -363,6 +300,67 @@ impl Worker {
             range: Vec::new(),
             last: None,
         })
+    }
+
+    /// Hands each of `blobs`, decoded, to `each` in order; a run of blobs stored one after
+    /// the other in a pack (as a file's chunks are) is one read of at most [`MAX_RANGE`].
+    pub(crate) fn read(
+        &mut self,
+        packs: &StoreBackend,
+        blobs: &[BlobPlace],
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut rest = blobs;
+        while let Some(first) = rest.first() {
+            if self.last == Some(*first) {
+                each(self.decoder.decoded(&self.range))?;
+                rest = &rest[1..];
+                continue;
+            }
+            // Offsets and lengths come from the index, read from the bucket: never overflow.
+            let mut end = first.offset.saturating_add(first.length);
+            let run = 1 + rest[1..]
+                .iter()
+                .take_while(|b| {
+                    let next = b.pack == first.pack
+                        && b.offset == end
+                        && (end - first.offset).saturating_add(b.length) <= MAX_RANGE;
+                    if next {
+                        end = end.saturating_add(b.length);
+                    }
+                    next
+                })
+                .count();
+            // The read replaces the range the last blob may have been decoded in.
+            self.last = None;
+            packs.read_pack_range_into(
+                &first.pack,
+                first.offset,
+                end - first.offset,
+                &mut self.range,
+            )?;
+            for blob in &rest[..run] {
+                let start = (blob.offset - first.offset) as usize;
+                self.last = None;
+                self.decoder.decode(
+                    &mut self.range,
+                    start..start + blob.length as usize,
+                    blob.uncompressed,
+                    &blob.pack,
+                )?;
+                let decoded = self.decoder.decoded(&self.range);
+                if decoded.len() as u64 != blob.data_length() {
+                    return Err(damaged(
+                        &blob.pack,
+                        "holds a blob of another length than its index says",
+                    ));
+                }
+                each(decoded)?;
+                self.last = Some(*blob);
+            }
+            rest = &rest[run..];
+        }
+        Ok(())
     }
 
     fn restore(
