@@ -1,15 +1,18 @@
 //! Backing up into a repository: a directory tree, or one byte stream.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
-    BackupOptions, Excludes, IndexedIds, LocalSource, LocalSourceFilterOptions,
-    LocalSourceSaveOptions, ParentOptions, ReadSource, Repository, SnapshotOptions,
+    Excludes, LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions, ReadSource,
+    SnapshotOptions,
 };
 use tokio::io::AsyncRead;
 use tokio::runtime::Handle;
 
+use super::archiver::{self, ArchiveRequest};
+use super::backend::StoreBackend;
 use super::progress::Activity;
 use super::session::State;
 use super::source::{CountedSource, StreamSource};
@@ -44,15 +47,13 @@ impl VolumeRepo {
         let (volume, backup) = (req.volume.clone(), req.backup.clone());
         let mut excludes = Excludes::default();
         excludes.globs = exclude_globs(&source, &req.excludes);
+        let backend = self.pack_reader();
         self.run(
             "backup",
             req.stall_after,
             req.progress.clone(),
             move |state, activity| {
                 let snap = snapshot_template(&ns, &volume, &backup)?;
-                let opts = BackupOptions::default()
-                    .as_path(PathBuf::from(SNAPSHOT_ROOT))
-                    .parent_opts(ParentOptions::default());
                 let src = CountedSource {
                     inner: LocalSource::new(
                         LocalSourceSaveOptions::default(),
@@ -62,7 +63,12 @@ impl VolumeRepo {
                     )?,
                     activity: activity.clone(),
                 };
-                archive(state, &opts, &src, snap, &source, activity)
+                let req = ArchiveRequest {
+                    backup_path: &source,
+                    as_path: Some(Path::new(SNAPSHOT_ROOT)),
+                    use_parent: true,
+                };
+                archive(state, &backend, &src, snap, &req, activity)
             },
         )
         .await
@@ -101,70 +107,45 @@ impl VolumeRepo {
         let handle = Handle::current();
         let path = Path::new(SNAPSHOT_ROOT).join(&req.file_name);
         let (volume, backup) = (req.volume.clone(), req.backup.clone());
+        let backend = self.pack_reader();
         self.run(
             "stream backup",
             req.stall_after,
             req.progress.clone(),
             move |state, activity| {
                 let snap = snapshot_template(&ns, &volume, &backup)?;
-                let mut parent = ParentOptions::default();
-                parent.force = true;
-                let opts = BackupOptions::default().parent_opts(parent);
                 let reader = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle);
                 let src = StreamSource::new(path.clone(), reader);
                 activity.add_file_read();
-                archive(state, &opts, &src, snap, &path, activity)
+                let req = ArchiveRequest {
+                    backup_path: &path,
+                    as_path: None,
+                    use_parent: false,
+                };
+                archive(state, &backend, &src, snap, &req, activity)
             },
         )
         .await
     }
 }
 
-/// Archives `src` with the session's index (a kept full index, or the data ids read now);
-/// the index is stale afterwards, so the repository goes back without it.
+/// Archives `src` with vbackup's archiver; a kept index is stale afterwards, so the
+/// repository goes back without it.
 fn archive<R>(
     state: State,
-    opts: &BackupOptions,
+    backend: &Arc<StoreBackend>,
     src: &R,
     snap: SnapshotFile,
-    path: &Path,
+    req: &ArchiveRequest<'_>,
     activity: &Activity,
 ) -> Result<(SnapshotSummary, State)>
 where
-    R: ReadSource + 'static,
+    R: ReadSource + Sync,
     <R as ReadSource>::Open: Send,
-    <R as ReadSource>::Iter: Send,
 {
-    fn run<S: IndexedIds, R>(
-        repo: &Repository<S>,
-        opts: &BackupOptions,
-        src: &R,
-        snap: SnapshotFile,
-        path: &Path,
-        activity: &Activity,
-    ) -> Result<SnapshotSummary>
-    where
-        R: ReadSource + 'static,
-        <R as ReadSource>::Open: Send,
-        <R as ReadSource>::Iter: Send,
-    {
-        let snap = repo.archive(opts, src, snap, &[path.to_path_buf()])?;
-        Ok(summarize_backup(&snap, activity))
-    }
-    let (summary, repo) = match state {
-        State::Full(repo, _) => (
-            run(&repo, opts, src, snap, path, activity)?,
-            repo.drop_index(),
-        ),
-        State::Open(repo) => {
-            let repo = repo.to_indexed_ids()?;
-            (
-                run(&repo, opts, src, snap, path, activity)?,
-                repo.drop_index(),
-            )
-        }
-    };
-    Ok((summary, State::Open(repo)))
+    let repo = state.into_open();
+    let snap = archiver::archive(&repo, backend, src, snap, req, activity)?;
+    Ok((summarize_backup(&snap, activity), State::Open(repo)))
 }
 
 pub(super) fn snapshot_template(ns: &str, volume: &str, backup: &str) -> Result<SnapshotFile> {

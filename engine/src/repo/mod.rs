@@ -32,6 +32,7 @@
 //! write of this session or a new index file of another writer makes it stale. Operations of
 //! one session run one after the other; open another [`VolumeRepo`] to work in parallel.
 
+mod archiver;
 mod backend;
 mod backup;
 mod browse;

@@ -1,0 +1,375 @@
+//! Pack files in restic's documented format, written by one uploader thread that also writes
+//! the index files naming them.
+//!
+//! A pack is its blobs (each `IV ‖ AES-256-CTR(zstd(blob)) ‖ Poly1305-AES tag`), then the
+//! encrypted header listing them, then the header's length (u32, little endian); its name is
+//! the SHA-256 of the whole file. Each backup thread fills a pack of its own, so a blob never
+//! crosses threads between being read and being stored.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aes256ctr_poly1305aes::Aes256CtrPoly1305Aes;
+use aes256ctr_poly1305aes::aead::AeadInPlace;
+use aes256ctr_poly1305aes::aead::generic_array::GenericArray;
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use rustic_core::repofile::{BlobType, ConfigFile};
+use rustic_core::{FileType, Id, WriteBackend};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::super::backend::StoreBackend;
+use super::Failure;
+use crate::{Error, Result};
+
+/// rustic_core's and restic's limits: blobs per pack, a pack's age, blobs per index file.
+const MAX_BLOBS_PER_PACK: usize = 10_000;
+const MAX_PACK_AGE: Duration = Duration::from_secs(300);
+const MAX_BLOBS_PER_INDEX: usize = 50_000;
+
+/// How blobs and files are sealed: the repository's key and compression.
+#[derive(Clone)]
+pub(crate) struct Sealer {
+    cipher: Aes256CtrPoly1305Aes,
+    /// zstd level; `None` for version 1 repositories (no compression).
+    level: Option<i32>,
+    verify: bool,
+}
+
+impl Sealer {
+    /// From the repository's config and the master key.
+    pub(crate) fn new(config: &ConfigFile, cipher: Aes256CtrPoly1305Aes) -> Result<Sealer> {
+        let level = config
+            .zstd()
+            .map_err(|e| Error::Internal(format!("compression level: {e}")))?;
+        Ok(Sealer {
+            cipher,
+            level,
+            verify: config.extra_verify(),
+        })
+    }
+
+    /// Appends `plain` sealed to `out`: a fresh random IV, the ciphertext, the tag.
+    fn seal_into(&self, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Internal(format!("random IV: {e}")))?;
+        let at = out.len();
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plain);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(GenericArray::from_slice(&nonce), &[], &mut out[at + 16..])
+            .map_err(|_| Error::Internal("encryption failed".into()))?;
+        out.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Seals a repository file (index, snapshot): JSON, zstd-compressed behind a version
+    /// byte in version 2 repositories.
+    pub(crate) fn seal_file(&self, json: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(json.len() + 33);
+        match self.level {
+            Some(level) => {
+                let mut plain = vec![2u8];
+                plain.extend_from_slice(&compress(json, level)?);
+                self.seal_into(&plain, &mut out)?;
+            }
+            None => self.seal_into(json, &mut out)?,
+        }
+        Ok(out)
+    }
+
+    /// The decrypted (still compressed) contents of sealed bytes, for extra verification.
+    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>> {
+        if sealed.len() < 32 {
+            return Err(Error::Internal("sealed blob too short".into()));
+        }
+        let mut plain = sealed[16..sealed.len() - 16].to_vec();
+        self.cipher
+            .decrypt_in_place_detached(
+                GenericArray::from_slice(&sealed[..16]),
+                &[],
+                &mut plain,
+                GenericArray::from_slice(&sealed[sealed.len() - 16..]),
+            )
+            .map_err(|_| Error::Internal("a blob just sealed fails its MAC check".into()))?;
+        Ok(plain)
+    }
+}
+
+fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
+    zstd::encode_all(data, level).map_err(|e| Error::Internal(format!("zstd: {e}")))
+}
+
+/// A blob as a pack's header and the index list it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PackedBlob {
+    id: Id,
+    /// The id's bytes, for the pack header (rustic's `Id` does not expose them).
+    #[serde(skip)]
+    raw: [u8; 32],
+    #[serde(rename = "type")]
+    tpe: BlobType,
+    offset: u32,
+    length: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uncompressed_length: Option<NonZeroU32>,
+}
+
+/// A pack as an index file lists it.
+#[derive(Debug, Serialize)]
+pub(crate) struct PackedPack {
+    id: Id,
+    blobs: Vec<PackedBlob>,
+    time: String,
+    size: u32,
+}
+
+/// A finished pack on its way to the uploader.
+pub(crate) struct FinishedPack {
+    bytes: Bytes,
+    pack: PackedPack,
+}
+
+/// Blobs and bytes a packer stored: the snapshot summary's `data_added*`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PackStats {
+    pub(crate) blobs: u64,
+    pub(crate) bytes: u64,
+    pub(crate) bytes_packed: u64,
+}
+
+/// One thread's open pack of one blob type.
+pub(crate) struct Packer {
+    tpe: BlobType,
+    sealer: Sealer,
+    target: u32,
+    body: Vec<u8>,
+    blobs: Vec<PackedBlob>,
+    started: Instant,
+    uploads: Sender<FinishedPack>,
+    pub(crate) stats: PackStats,
+}
+
+impl Packer {
+    /// A packer of `tpe` blobs whose packs aim at `target` bytes.
+    pub(crate) fn new(
+        tpe: BlobType,
+        sealer: Sealer,
+        target: u32,
+        uploads: Sender<FinishedPack>,
+    ) -> Packer {
+        Packer {
+            tpe,
+            sealer,
+            target,
+            body: Vec::new(),
+            blobs: Vec::new(),
+            started: Instant::now(),
+            uploads,
+            stats: PackStats::default(),
+        }
+    }
+
+    /// Seals `data` (blob `id`, its SHA-256) into the open pack, and sends the pack off
+    /// when it is full.
+    pub(crate) fn add(&mut self, id: [u8; 32], data: &[u8]) -> Result<()> {
+        if self.body.is_empty() {
+            self.body.reserve(self.target as usize + (1 << 20));
+            self.started = Instant::now();
+        }
+        let offset = self.body.len();
+        let uncompressed = match self.sealer.level {
+            Some(level) => {
+                self.sealer
+                    .seal_into(&compress(data, level)?, &mut self.body)?;
+                NonZeroU32::new(to_u32(data.len())?)
+            }
+            None => {
+                self.sealer.seal_into(data, &mut self.body)?;
+                None
+            }
+        };
+        let length = to_u32(self.body.len() - offset)?;
+        if self.sealer.verify {
+            self.verify(&self.body[offset..], data, uncompressed.is_some())?;
+        }
+        self.blobs.push(PackedBlob {
+            id: Id::new(id),
+            raw: id,
+            tpe: self.tpe,
+            offset: to_u32(offset)?,
+            length,
+            uncompressed_length: uncompressed,
+        });
+        self.stats.blobs += 1;
+        self.stats.bytes += data.len() as u64;
+        self.stats.bytes_packed += u64::from(length);
+        if self.body.len() >= self.target as usize
+            || self.blobs.len() >= MAX_BLOBS_PER_PACK
+            || self.started.elapsed() >= MAX_PACK_AGE
+        {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Decrypts and decompresses a blob just sealed and compares it with the original
+    /// (the repository's `extra_verify` setting).
+    fn verify(&self, sealed: &[u8], data: &[u8], compressed: bool) -> Result<()> {
+        let plain = self.sealer.open(sealed)?;
+        let plain = if compressed {
+            zstd::decode_all(plain.as_slice()).map_err(|e| Error::Internal(format!("zstd: {e}")))?
+        } else {
+            plain
+        };
+        if plain != data {
+            return Err(Error::Internal(
+                "a blob read back after sealing differs from the data (memory or CPU fault?)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the header and hands the pack to the uploader (nothing when empty).
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        if self.blobs.is_empty() {
+            return Ok(());
+        }
+        let mut header = Vec::with_capacity(self.blobs.len() * 41);
+        for blob in &self.blobs {
+            let compressed = blob.uncompressed_length.is_some();
+            header.push(match (blob.tpe, compressed) {
+                (BlobType::Data, false) => 0,
+                (BlobType::Tree, false) => 1,
+                (BlobType::Data, true) => 2,
+                (BlobType::Tree, true) => 3,
+            });
+            header.extend_from_slice(&blob.length.to_le_bytes());
+            if let Some(len) = blob.uncompressed_length {
+                header.extend_from_slice(&len.get().to_le_bytes());
+            }
+            header.extend_from_slice(&blob.raw);
+        }
+        let header_at = self.body.len();
+        self.sealer.seal_into(&header, &mut self.body)?;
+        let header_len = to_u32(self.body.len() - header_at)?;
+        self.body.extend_from_slice(&header_len.to_le_bytes());
+        let id = Id::new(Sha256::digest(&self.body).into());
+        let pack = PackedPack {
+            id,
+            blobs: std::mem::take(&mut self.blobs),
+            time: jiff::Timestamp::now().to_string(),
+            size: to_u32(self.body.len())?,
+        };
+        let bytes = Bytes::from(std::mem::take(&mut self.body));
+        self.uploads
+            .send(FinishedPack { bytes, pack })
+            .map_err(|_| Error::Internal("the pack uploader stopped".into()))
+    }
+}
+
+fn to_u32(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Internal(format!("{n} bytes do not fit a pack")))
+}
+
+/// The pack size rustic_core aims at for a repository holding `current` bytes of the type.
+pub(crate) fn pack_target(config: &ConfigFile, tpe: BlobType, current: u64) -> u32 {
+    let (default, grow, limit) = config.packsize(tpe);
+    let size = if grow == 0 {
+        u64::from(default)
+    } else {
+        current.isqrt() * u64::from(grow) + u64::from(default)
+    };
+    // rustic's absolute limit: a pack with its header stays below 4 GiB.
+    u32::try_from(size.min(u64::from(limit)).min(4076 << 20)).unwrap_or(4076 << 20)
+}
+
+/// Writes packs as they come and, every 50,000 blobs and at the end, an index file naming
+/// them: the index only ever names packs that are stored.
+pub(crate) struct Uploader {
+    backend: Arc<StoreBackend>,
+    sealer: Sealer,
+    failure: Arc<Failure>,
+    written: Vec<PackedPack>,
+    blobs: usize,
+}
+
+#[derive(Serialize)]
+struct IndexJson<'a> {
+    packs: &'a [PackedPack],
+}
+
+impl Uploader {
+    /// An uploader to `backend`.
+    pub(crate) fn new(backend: Arc<StoreBackend>, sealer: Sealer, failure: Arc<Failure>) -> Self {
+        Uploader {
+            backend,
+            sealer,
+            failure,
+            written: Vec::new(),
+            blobs: 0,
+        }
+    }
+
+    /// Uploads every pack of `packs` until all senders are gone, then writes the last index
+    /// file. After a failure it keeps draining (so no packer blocks) but writes nothing.
+    pub(crate) fn run(mut self, packs: Receiver<FinishedPack>) {
+        for finished in packs {
+            if self.failure.failed() {
+                continue;
+            }
+            if let Err(e) = self.upload(finished) {
+                self.failure.set(e);
+            }
+        }
+        if !self.failure.failed()
+            && let Err(e) = self.write_index()
+        {
+            self.failure.set(e);
+        }
+    }
+
+    fn upload(&mut self, finished: FinishedPack) -> Result<()> {
+        let FinishedPack { bytes, pack } = finished;
+        let cacheable = pack.blobs.first().is_some_and(|b| b.tpe == BlobType::Tree);
+        self.backend
+            .write_bytes(FileType::Pack, &pack.id, cacheable, bytes.into())?;
+        self.blobs += pack.blobs.len();
+        self.written.push(pack);
+        if self.blobs >= MAX_BLOBS_PER_INDEX {
+            self.write_index()?;
+        }
+        Ok(())
+    }
+
+    fn write_index(&mut self) -> Result<()> {
+        if self.written.is_empty() {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&IndexJson {
+            packs: &self.written,
+        })
+        .map_err(|e| Error::Internal(format!("index JSON: {e}")))?;
+        write_file(&self.backend, &self.sealer, FileType::Index, &json)?;
+        self.written.clear();
+        self.blobs = 0;
+        Ok(())
+    }
+}
+
+/// Seals and writes a repository file; its id is the hash of what is stored.
+pub(crate) fn write_file(
+    backend: &StoreBackend,
+    sealer: &Sealer,
+    tpe: FileType,
+    json: &[u8],
+) -> Result<Id> {
+    let sealed = sealer.seal_file(json)?;
+    let id = Id::new(Sha256::digest(&sealed).into());
+    backend.write_bytes(tpe, &id, false, sealed.into())?;
+    Ok(id)
+}
