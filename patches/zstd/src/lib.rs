@@ -15,6 +15,8 @@ use std::ops::RangeInclusive;
 use zstd_safe::{CCtx, DCtx, InBuffer, OutBuffer, ResetDirective};
 
 pub use stream::{decode_all, encode_all};
+/// The bindings underneath, as upstream re-exports them (`zstd_safe::compress_bound`).
+pub use zstd_safe;
 
 /// The compression levels zstd accepts.
 pub fn compression_level_range() -> RangeInclusive<i32> {
@@ -70,6 +72,23 @@ pub mod bulk {
                 .map(Decompressor)
                 .ok_or_else(|| io::Error::other("zstd: cannot allocate a decompression context"))
         }
+    }
+
+    /// Compresses `data` at `level` into one frame, with the thread's context.
+    pub fn compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+        super::compress(data, level)
+    }
+
+    /// Compresses `source` at `level` into one frame at the start of `destination`, with
+    /// the thread's context; returns the frame's length (an error when it does not fit).
+    pub fn compress_to_buffer(
+        source: &[u8],
+        destination: &mut [u8],
+        level: i32,
+    ) -> io::Result<usize> {
+        with_context(&COMPRESSOR, CCtx::try_create, |cctx| {
+            cctx.compress(destination, source, level).map_err(error)
+        })
     }
 
     impl Decompressor<'_> {

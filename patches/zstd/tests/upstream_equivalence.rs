@@ -157,3 +157,31 @@ fn the_bulk_decompressor_replaces_its_buffer_and_the_levels_match_upstream() {
         zstd_upstream::compression_level_range()
     );
 }
+
+#[test]
+fn compress_to_buffer_writes_frames_upstream_reads_and_fails_without_room() {
+    for (len, level) in [(0, 3), (1, 1), (4096, 3), (300_000, 3), (1 << 20, 9)] {
+        let data = sample(len, len as u64 + 5);
+        let bound = zstd::zstd_safe::compress_bound(len);
+        assert_eq!(bound, zstd_upstream::zstd_safe::compress_bound(len));
+        // Leftover bytes in the buffer must not leak into the frame.
+        let mut out = vec![0xa5u8; bound + 7];
+        let n = zstd::bulk::compress_to_buffer(&data, &mut out, level).unwrap();
+        assert_eq!(
+            zstd_upstream::decode_all(&out[..n]).unwrap(),
+            data,
+            "{len} B at {level}"
+        );
+        let theirs = zstd_upstream::bulk::compress(&data, level).unwrap();
+        assert_eq!(n, theirs.len(), "same frame size as upstream's bulk API");
+        let ours = zstd::bulk::compress(&data, level).unwrap();
+        assert_eq!(ours, out[..n], "bulk::compress writes the same frame");
+    }
+    let data = sample(100_000, 3);
+    let mut small = vec![0u8; 100];
+    assert!(zstd::bulk::compress_to_buffer(&data, &mut small, 3).is_err());
+    // The thread's context still works after the failure.
+    let mut out = vec![0u8; zstd::zstd_safe::compress_bound(data.len())];
+    let n = zstd::bulk::compress_to_buffer(&data, &mut out, 3).unwrap();
+    assert_eq!(zstd::decode_all(&out[..n]).unwrap(), data);
+}

@@ -5,7 +5,7 @@
 //! The boundaries are rustic_core 0.13's (restic's parameters, checked before each byte is
 //! taken, window prefilled with the 63 bytes before the last of the minimum size), so blobs
 //! deduplicate with every snapshot rustic_core or this module wrote
-//! (`engine/tests/repo_archiver.rs` compares the trees both write for the same files).
+//! (`tests.rs` compares the trees both write for the same files).
 
 use std::io::{self, Read};
 use std::ops::Range;
@@ -93,7 +93,9 @@ impl ChunkBuffer {
     pub(crate) fn split<R: Read>(&mut self, reader: R) -> Chunks<'_, R> {
         let want = self.params.max() + READ_SIZE;
         if self.buf.len() < want {
-            self.buf.resize(want, 0);
+            // Zeroed by the allocator (fresh pages, untouched until read into): a worker that
+            // only ever reads small files keeps the buffer's first pages only.
+            self.buf = vec![0; want];
         }
         Chunks {
             params: &self.params,

@@ -96,7 +96,7 @@ struct Job<O> {
 const BATCH_FILES: usize = 64;
 const BATCH_BYTES: u64 = 4 << 20;
 /// Entries waiting for a file ahead of them to be read before the walk pauses.
-const MAX_WAITING: usize = 20_000;
+const MAX_WAITING: usize = 4_096;
 
 /// A step of the walk waiting for its turn to go into the trees (in walk order).
 enum Waiting {
@@ -156,8 +156,10 @@ where
             Ok(None) => {}
             Err(e) => warn!(error = %e.display_log(), "could not size the backup source"),
         });
-        let (uploads, upload_queue) = crossbeam_channel::bounded::<FinishedPack>(2);
-        let uploader = Uploader::new(backend.clone(), sealer.clone(), failure.clone());
+        let (uploads, upload_queue) = crossbeam_channel::bounded::<FinishedPack>(1);
+        // As many buffers as can be in use at once: one per packer, the queue, the upload.
+        let (spare, spares) = crossbeam_channel::bounded::<Vec<u8>>(workers + 3);
+        let uploader = Uploader::new(backend.clone(), sealer.clone(), failure.clone(), spare);
         let uploading = s.spawn(move || uploader.run(upload_queue));
         let (jobs, job_queue) = crossbeam_channel::bounded::<Vec<Job<R::Open>>>(workers * 2);
         let (results, done) = crossbeam_channel::unbounded::<Vec<Done>>();
@@ -171,6 +173,7 @@ where
                         sealer.clone(),
                         data_target,
                         uploads.clone(),
+                        spares.clone(),
                     ),
                     activity,
                     failure: &failure,
@@ -180,7 +183,7 @@ where
             })
             .collect();
         drop((job_queue, results));
-        let tree_packer = Packer::new(BlobType::Tree, sealer.clone(), tree_target, uploads);
+        let tree_packer = Packer::new(BlobType::Tree, sealer.clone(), tree_target, uploads, spares);
         let trees = TreeBuilder::new(&known, tree_packer, summary);
         let walked = walk_source(
             src,

@@ -53,31 +53,66 @@ impl Sealer {
 
     /// Appends `plain` sealed to `out`: a fresh random IV, the ciphertext, the tag.
     fn seal_into(&self, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        let mut nonce = [0u8; 16];
-        getrandom::fill(&mut nonce).map_err(|e| Error::Internal(format!("random IV: {e}")))?;
         let at = out.len();
-        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&[0; 16]);
         out.extend_from_slice(plain);
+        self.seal_in_place(at, out)
+    }
+
+    /// Seals `out[at + 16..]` where it lies: the IV goes into the 16 bytes at `at`, the tag
+    /// after the ciphertext.
+    fn seal_in_place(&self, at: usize, out: &mut Vec<u8>) -> Result<()> {
+        let nonce = &mut out[at..at + 16];
+        getrandom::fill(nonce).map_err(|e| Error::Internal(format!("random IV: {e}")))?;
+        let nonce = *GenericArray::from_slice(nonce);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(GenericArray::from_slice(&nonce), &[], &mut out[at + 16..])
+            .encrypt_in_place_detached(&nonce, &[], &mut out[at + 16..])
             .map_err(|_| Error::Internal("encryption failed".into()))?;
         out.extend_from_slice(&tag);
         Ok(())
     }
 
+    /// Bytes `seal_blob` may append for a blob of `len` bytes.
+    fn sealed_bound(&self, len: usize) -> usize {
+        let body = match self.level {
+            Some(_) => zstd::zstd_safe::compress_bound(len),
+            None => len,
+        };
+        body + 32
+    }
+
+    /// Appends blob `data` sealed to `out`, compressed straight into place when the
+    /// repository compresses; gives its uncompressed length for the index in that case.
+    fn seal_blob(&self, data: &[u8], out: &mut Vec<u8>) -> Result<Option<NonZeroU32>> {
+        let Some(level) = self.level else {
+            self.seal_into(data, out)?;
+            return Ok(None);
+        };
+        let at = out.len();
+        out.resize(at + 16 + zstd::zstd_safe::compress_bound(data.len()), 0);
+        let n = zstd::bulk::compress_to_buffer(data, &mut out[at + 16..], level)
+            .map_err(|e| Error::Internal(format!("zstd: {e}")))?;
+        out.truncate(at + 16 + n);
+        self.seal_in_place(at, out)?;
+        Ok(NonZeroU32::new(to_u32(data.len())?))
+    }
+
     /// Seals a repository file (index, snapshot): JSON, zstd-compressed behind a version
     /// byte in version 2 repositories.
     pub(crate) fn seal_file(&self, json: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(json.len() + 33);
-        match self.level {
-            Some(level) => {
-                let mut plain = vec![2u8];
-                plain.extend_from_slice(&compress(json, level)?);
-                self.seal_into(&plain, &mut out)?;
-            }
-            None => self.seal_into(json, &mut out)?,
-        }
+        let Some(level) = self.level else {
+            let mut out = Vec::with_capacity(json.len() + 32);
+            self.seal_into(json, &mut out)?;
+            return Ok(out);
+        };
+        let frame =
+            zstd::bulk::compress(json, level).map_err(|e| Error::Internal(format!("zstd: {e}")))?;
+        let mut out = Vec::with_capacity(frame.len() + 33);
+        out.extend_from_slice(&[0; 16]);
+        out.push(2);
+        out.extend_from_slice(&frame);
+        self.seal_in_place(0, &mut out)?;
         Ok(out)
     }
 
@@ -97,10 +132,6 @@ impl Sealer {
             .map_err(|_| Error::Internal("a blob just sealed fails its MAC check".into()))?;
         Ok(plain)
     }
-}
-
-fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
-    zstd::encode_all(data, level).map_err(|e| Error::Internal(format!("zstd: {e}")))
 }
 
 /// A blob as a pack's header and the index list it.
@@ -150,16 +181,19 @@ pub(crate) struct Packer {
     blobs: Vec<PackedBlob>,
     started: Instant,
     uploads: Sender<FinishedPack>,
+    spares: Receiver<Vec<u8>>,
     pub(crate) stats: PackStats,
 }
 
 impl Packer {
-    /// A packer of `tpe` blobs whose packs aim at `target` bytes.
+    /// A packer of `tpe` blobs whose packs aim at `target` bytes, taking its buffers from
+    /// `spares` (those the uploader is done with) when there are any.
     pub(crate) fn new(
         tpe: BlobType,
         sealer: Sealer,
         target: u32,
         uploads: Sender<FinishedPack>,
+        spares: Receiver<Vec<u8>>,
     ) -> Packer {
         Packer {
             tpe,
@@ -169,6 +203,7 @@ impl Packer {
             blobs: Vec::new(),
             started: Instant::now(),
             uploads,
+            spares,
             stats: PackStats::default(),
         }
     }
@@ -176,22 +211,21 @@ impl Packer {
     /// Seals `data` (blob `id`, its SHA-256) into the open pack, and sends the pack off
     /// when it is full.
     pub(crate) fn add(&mut self, id: [u8; 32], data: &[u8]) -> Result<()> {
+        let room = self.sealer.sealed_bound(data.len());
+        // A pack's buffer never grows: a blob that may not fit goes into the next pack.
+        if !self.body.is_empty() && self.body.len() + room > self.body.capacity() {
+            self.finish()?;
+        }
         if self.body.is_empty() {
-            self.body.reserve(self.target as usize + (1 << 20));
+            if self.body.capacity() == 0 {
+                self.body = self.spares.try_recv().unwrap_or_default();
+            }
+            self.body
+                .reserve((self.target as usize + (1 << 20)).max(room));
             self.started = Instant::now();
         }
         let offset = self.body.len();
-        let uncompressed = match self.sealer.level {
-            Some(level) => {
-                self.sealer
-                    .seal_into(&compress(data, level)?, &mut self.body)?;
-                NonZeroU32::new(to_u32(data.len())?)
-            }
-            None => {
-                self.sealer.seal_into(data, &mut self.body)?;
-                None
-            }
-        };
+        let uncompressed = self.sealer.seal_blob(data, &mut self.body)?;
         let length = to_u32(self.body.len() - offset)?;
         if self.sealer.verify {
             self.verify(&self.body[offset..], data, uncompressed.is_some())?;
@@ -294,6 +328,9 @@ pub(crate) struct Uploader {
     backend: Arc<StoreBackend>,
     sealer: Sealer,
     failure: Arc<Failure>,
+    /// Written packs' buffers go back to the packers: a backup allocates a few pack buffers
+    /// once, instead of one per pack that the allocator's arenas would keep.
+    spares: Sender<Vec<u8>>,
     written: Vec<PackedPack>,
     blobs: usize,
 }
@@ -304,12 +341,18 @@ struct IndexJson<'a> {
 }
 
 impl Uploader {
-    /// An uploader to `backend`.
-    pub(crate) fn new(backend: Arc<StoreBackend>, sealer: Sealer, failure: Arc<Failure>) -> Self {
+    /// An uploader to `backend`, giving written packs' buffers back through `spares`.
+    pub(crate) fn new(
+        backend: Arc<StoreBackend>,
+        sealer: Sealer,
+        failure: Arc<Failure>,
+        spares: Sender<Vec<u8>>,
+    ) -> Self {
         Uploader {
             backend,
             sealer,
             failure,
+            spares,
             written: Vec::new(),
             blobs: 0,
         }
@@ -337,7 +380,12 @@ impl Uploader {
         let FinishedPack { bytes, pack } = finished;
         let cacheable = pack.blobs.first().is_some_and(|b| b.tpe == BlobType::Tree);
         self.backend
-            .write_bytes(FileType::Pack, &pack.id, cacheable, bytes.into())?;
+            .write_bytes(FileType::Pack, &pack.id, cacheable, bytes.clone().into())?;
+        // The backend is done with its copy: the buffer is ours again, unless a full pool
+        // makes it one too many.
+        let mut buffer = Vec::from(bytes);
+        buffer.clear();
+        let _ = self.spares.try_send(buffer);
         self.blobs += pack.blobs.len();
         self.written.push(pack);
         if self.blobs >= MAX_BLOBS_PER_INDEX {
