@@ -267,6 +267,37 @@ pub(super) fn aead_key(master: &MasterKey) -> AeadKey {
     key
 }
 
+/// Why sealed bytes did not open.
+pub(super) enum Unsealed {
+    /// Shorter than an IV and a tag.
+    TooShort,
+    /// The Poly1305 tag does not match: damaged or altered.
+    BadMac,
+}
+
+/// Decrypts `sealed` (IV ‖ ciphertext ‖ tag, restic's format) where it lies; gives the
+/// plaintext, `sealed[16..len - 16]`.
+pub(super) fn open_in_place<'a>(
+    cipher: &Aes256CtrPoly1305Aes,
+    sealed: &'a mut [u8],
+) -> std::result::Result<&'a mut [u8], Unsealed> {
+    if sealed.len() < 32 {
+        return Err(Unsealed::TooShort);
+    }
+    let (nonce, rest) = sealed.split_at_mut(16);
+    let tag_at = rest.len() - 16;
+    let (ciphertext, tag) = rest.split_at_mut(tag_at);
+    cipher
+        .decrypt_in_place_detached(
+            GenericArray::from_slice(nonce),
+            &[],
+            ciphertext,
+            GenericArray::from_slice(tag),
+        )
+        .map_err(|_| Unsealed::BadMac)?;
+    Ok(ciphertext)
+}
+
 /// One restore job's reusable state: cipher, zstd context, buffers.
 pub(crate) struct Worker {
     decoder: Decoder,
@@ -414,25 +445,13 @@ impl Decoder {
         let sealed = range
             .get_mut(at.clone())
             .ok_or_else(|| damaged(pack, "is shorter than its index says"))?;
-        if sealed.len() < 32 {
-            return Err(damaged(pack, "has a blob too short to be encrypted"));
-        }
-        let (nonce, rest) = sealed.split_at_mut(16);
-        let tag_at = rest.len() - 16;
-        let (ciphertext, tag) = rest.split_at_mut(tag_at);
-        self.cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(nonce),
-                &[],
-                ciphertext,
-                GenericArray::from_slice(tag),
-            )
-            .map_err(|_| {
-                damaged(
-                    pack,
-                    "has a blob whose MAC check failed (data damaged or altered)",
-                )
-            })?;
+        open_in_place(&self.cipher, sealed).map_err(|e| match e {
+            Unsealed::TooShort => damaged(pack, "has a blob too short to be encrypted"),
+            Unsealed::BadMac => damaged(
+                pack,
+                "has a blob whose MAC check failed (data damaged or altered)",
+            ),
+        })?;
         let plain_at = at.start + 16..at.end - 16;
         self.held = match uncompressed {
             Some(len) => {

@@ -6,12 +6,11 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 
 use aes256ctr_poly1305aes::Aes256CtrPoly1305Aes;
-use aes256ctr_poly1305aes::aead::AeadInPlace;
-use aes256ctr_poly1305aes::aead::generic_array::GenericArray;
 use rustic_core::repofile::{BlobType, IndexFile, Tree};
 use rustic_core::{FileType, Id, OpenStatus, ReadBackend, Repository};
 
 use super::super::backend::StoreBackend;
+use super::super::restore_packs::{Unsealed, open_in_place};
 use crate::{Error, Result};
 
 /// Where a tree blob is stored.
@@ -115,7 +114,7 @@ impl KnownBlobs {
                 place.pack.to_hex().as_str()
             ))
         };
-        let sealed = backend
+        let mut sealed = backend
             .read_partial(
                 FileType::Pack,
                 &place.pack,
@@ -123,23 +122,19 @@ impl KnownBlobs {
                 place.offset,
                 place.length,
             )
-            .map_err(|e| damaged(&format!("could not be read ({})", e.display_log())))?;
-        if sealed.len() < 32 {
-            return Err(damaged("is too short to be encrypted"));
-        }
-        let mut plain = sealed[16..sealed.len() - 16].to_vec();
-        cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(&sealed[..16]),
-                &[],
-                &mut plain,
-                GenericArray::from_slice(&sealed[sealed.len() - 16..]),
-            )
-            .map_err(|_| damaged("fails its MAC check"))?;
-        if place.uncompressed.is_some() {
-            plain = zstd::decode_all(plain.as_slice())
+            .map_err(|e| damaged(&format!("could not be read ({})", e.display_log())))?
+            .to_vec();
+        let plain = open_in_place(cipher, &mut sealed).map_err(|e| match e {
+            Unsealed::TooShort => damaged("is too short to be encrypted"),
+            Unsealed::BadMac => damaged("fails its MAC check"),
+        })?;
+        let tree = if place.uncompressed.is_some() {
+            let json = zstd::decode_all(&*plain)
                 .map_err(|e| damaged(&format!("does not decompress ({e})")))?;
-        }
-        serde_json::from_slice(&plain).map_err(|e| damaged(&format!("is not a tree ({e})")))
+            serde_json::from_slice(&json)
+        } else {
+            serde_json::from_slice(plain)
+        };
+        tree.map_err(|e| damaged(&format!("is not a tree ({e})")))
     }
 }

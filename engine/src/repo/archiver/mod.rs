@@ -197,12 +197,11 @@ where
         );
         let mut data_stats = PackStats::default();
         for worker in pool {
-            let stats = worker
-                .join()
-                .map_err(|_| Error::Internal("a backup worker panicked".into()))?;
-            data_stats.blobs += stats.blobs;
-            data_stats.bytes += stats.bytes;
-            data_stats.bytes_packed += stats.bytes_packed;
+            data_stats.add(
+                worker
+                    .join()
+                    .map_err(|_| Error::Internal("a backup worker panicked".into()))?,
+            );
         }
         // The tree packer's sender is gone with `walked`'s builder: the uploader finishes.
         let walked = walked.and_then(|trees| trees.finish(parent.root()));

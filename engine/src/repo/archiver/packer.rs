@@ -21,6 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::super::backend::StoreBackend;
+use super::super::restore_packs::open_in_place;
 use super::Failure;
 use crate::{Error, Result};
 
@@ -115,23 +116,6 @@ impl Sealer {
         self.seal_in_place(0, &mut out)?;
         Ok(out)
     }
-
-    /// The decrypted (still compressed) contents of sealed bytes, for extra verification.
-    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>> {
-        if sealed.len() < 32 {
-            return Err(Error::Internal("sealed blob too short".into()));
-        }
-        let mut plain = sealed[16..sealed.len() - 16].to_vec();
-        self.cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(&sealed[..16]),
-                &[],
-                &mut plain,
-                GenericArray::from_slice(&sealed[sealed.len() - 16..]),
-            )
-            .map_err(|_| Error::Internal("a blob just sealed fails its MAC check".into()))?;
-        Ok(plain)
-    }
 }
 
 /// A blob as a pack's header and the index list it.
@@ -170,6 +154,15 @@ pub(crate) struct PackStats {
     pub(crate) blobs: u64,
     pub(crate) bytes: u64,
     pub(crate) bytes_packed: u64,
+}
+
+impl PackStats {
+    /// Adds another packer's counts.
+    pub(crate) fn add(&mut self, other: PackStats) {
+        self.blobs += other.blobs;
+        self.bytes += other.bytes;
+        self.bytes_packed += other.bytes_packed;
+    }
 }
 
 /// One thread's open pack of one blob type.
@@ -253,13 +246,15 @@ impl Packer {
     /// Decrypts and decompresses a blob just sealed and compares it with the original
     /// (the repository's `extra_verify` setting).
     fn verify(&self, sealed: &[u8], data: &[u8], compressed: bool) -> Result<()> {
-        let plain = self.sealer.open(sealed)?;
-        let plain = if compressed {
-            zstd::decode_all(plain.as_slice()).map_err(|e| Error::Internal(format!("zstd: {e}")))?
+        let mut sealed = sealed.to_vec();
+        let plain = open_in_place(&self.sealer.cipher, &mut sealed)
+            .map_err(|_| Error::Internal("a blob just sealed fails its MAC check".into()))?;
+        let same = if compressed {
+            zstd::decode_all(&*plain).map_err(|e| Error::Internal(format!("zstd: {e}")))? == data
         } else {
-            plain
+            plain == data
         };
-        if plain != data {
+        if !same {
             return Err(Error::Internal(
                 "a blob read back after sealing differs from the data (memory or CPU fault?)"
                     .into(),
