@@ -13,6 +13,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ObjectMeta, PostParams};
 use objects::Env;
 use vbackup_engine::resources::{BackupRequest, run_backup};
+// Noise does not compress, so the archive is larger than one upload part.
+use vbackup_test_support::noise;
 
 /// moto on a free port of 127.0.0.1, owned by this test so it can be killed.
 fn start_moto() -> (Child, String) {
@@ -43,19 +45,6 @@ fn start_moto() -> (Child, String) {
         std::thread::sleep(Duration::from_millis(100));
     }
     (child, format!("http://127.0.0.1:{port}"))
-}
-
-/// Bytes that do not compress, so the archive is larger than one upload part.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,3 +156,16 @@ fn start_moto() -> anyhow::Result<S3Server> {
         .map_err(|_| anyhow::anyhow!("moto lock poisoned"))? = Some(child);
     Ok(server)
 }
+
+/// Reproducible bytes from a small xorshift generator: they do not compress.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -18,27 +18,15 @@ use crate::keys::LocationKey;
 use crate::repo::{RepoOptions, SnapshotSummary, VolumeBackup, VolumeRepo};
 use crate::store::fs::FsBackend;
 use crate::store::{AccessMode, Store};
-
-/// Bytes from a small xorshift generator: incompressible, reproducible.
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use vbackup_test_support::noise;
 
 fn make_source(root: &Path) {
     fs::create_dir_all(root.join("db/pages")).unwrap();
     fs::create_dir_all(root.join("données/日本語")).unwrap();
     fs::create_dir_all(root.join("empty-dir")).unwrap();
     // Several content-defined chunks, some repeated (deduplicated within the backup).
-    let mut big = random(9 << 20, 1);
-    big.extend_from_slice(&random(3 << 20, 2).repeat(2));
+    let mut big = noise(1, 9 << 20);
+    big.extend_from_slice(&noise(2, 3 << 20).repeat(2));
     big.extend(std::iter::repeat_n(0u8, 10 << 20));
     fs::write(root.join("db/ibdata1"), &big).unwrap();
     fs::write(root.join("db/copy-of-ibdata1"), &big).unwrap();
@@ -47,7 +35,7 @@ fn make_source(root: &Path) {
         fs::create_dir_all(&dir).unwrap();
         fs::write(
             dir.join(format!("page-{i}")),
-            random(100 + (i as usize * 37) % 5000, i),
+            noise(i, 100 + (i as usize * 37) % 5000),
         )
         .unwrap();
     }
