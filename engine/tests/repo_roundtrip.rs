@@ -440,3 +440,47 @@ async fn big_files_are_restored_from_a_few_reads_with_their_holes() {
         restored_image.blocks()
     );
 }
+
+/// A restore into a target that is not empty puts the snapshot's entries in place of what
+/// stands in their way and never writes through a symlink it finds there: a symlink where a
+/// directory goes, a file where a directory goes, a symlink where a file goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_replaces_what_stands_in_its_way_and_follows_no_symlink() {
+    let work = tempfile::tempdir().unwrap();
+    let (store, pack_reads) = counting_store(work.path());
+    let source = work.path().join("source");
+    for dir in ["uploads", "cache", "config"] {
+        std::fs::create_dir_all(source.join(dir)).unwrap();
+        std::fs::write(source.join(dir).join("a.txt"), format!("{dir} a\n")).unwrap();
+        write_random(&source.join(dir).join("big.bin"), 3 << 20, dir.len() as u64);
+    }
+    std::fs::write(source.join("top.txt"), "top\n").unwrap();
+
+    let target = work.path().join("restored");
+    let outside = work.path().join("outside");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("top.txt"), "outside\n").unwrap();
+    std::os::unix::fs::symlink(&outside, target.join("uploads")).unwrap();
+    std::fs::write(target.join("cache"), "a file where a directory goes").unwrap();
+    std::os::unix::fs::symlink(outside.join("top.txt"), target.join("top.txt")).unwrap();
+    std::fs::create_dir_all(target.join("config")).unwrap();
+    std::fs::write(target.join("config/a.txt"), "stale").unwrap();
+
+    let (_, _, restored, _) = backup_and_restore(&store, &pack_reads, &source, &target).await;
+    assert_eq!(restored.files_restored, 7);
+    assert_same_tree(&source, &target);
+    let outside_now: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        outside_now,
+        ["top.txt"],
+        "the restore wrote outside its target"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("top.txt")).unwrap(),
+        "outside\n"
+    );
+}

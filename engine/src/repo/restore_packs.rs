@@ -42,6 +42,8 @@ const MAX_GAP: u32 = 256 << 10;
 /// A file whose contents are one blob.
 pub(crate) struct SingleBlobFile {
     pub(crate) path: PathBuf,
+    /// Nothing is at `path`: no need to look before creating the file.
+    pub(crate) vacant: bool,
     pub(crate) size: u64,
     pub(crate) mtime: Option<rustic_core::jiff::Timestamp>,
     pub(crate) blob: DataId,
@@ -491,14 +493,16 @@ fn damaged(pack: &rustic_core::Id, what: &str) -> Error {
 
 fn write_file(file: &SingleBlobFile, blob: &[u8], activity: &Activity) -> Result<()> {
     use std::io::Write;
-    let mut out = create_for_write(&file.path)?;
+    let mut out = create_for_write(&file.path, file.vacant)?;
     // An all-zero blob stays a hole (sparse files); `finish_file` sets the length.
+    let mut length = 0;
     if blob.iter().any(|b| *b != 0) {
         out.write_all(blob)
             .map_err(Error::io("write", &file.path))?;
+        length = blob.len() as u64;
     }
     activity.add_bytes(blob.len() as u64);
-    finish_file(out, &file.path, file.size, file.mtime, activity)
+    finish_file(out, &file.path, length, file.size, file.mtime, activity)
 }
 
 #[cfg(test)]
