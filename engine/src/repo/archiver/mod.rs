@@ -5,7 +5,7 @@
 //! copies each chunk byte by byte into a new buffer. Here the walk, the parent comparison and
 //! the trees stay on the calling thread; files to read go in batches to one worker per core,
 //! and a worker reads, chunks, hashes, compresses, encrypts and packs a file's blobs itself,
-//! into a pack of its own; one uploader thread writes the packs, then the index files. The
+//! into a pack of its own; two uploader threads write the packs, then the index files. The
 //! repository format, the chunk boundaries, the tree JSON and the parent rule are rustic_core's,
 //! so snapshots of either deduplicate against the other (`tests.rs`: the same trees as
 //! rustic_core's archiver), and restic checks and reads them (`engine/tests/repo_restic.rs`).
@@ -41,7 +41,7 @@ use super::restore_packs::aead_key;
 use crate::{Error, Result};
 use chunker::{ChunkBuffer, ChunkParams};
 use known::KnownBlobs;
-use packer::{FinishedPack, PackStats, Packer, Sealer, Uploader, pack_target};
+use packer::{FinishedPack, PackStats, Packer, Sealer, UPLOADERS, Uploader, pack_target};
 use parent::{Matched, Parent};
 use trees::TreeBuilder;
 use walk::{DirWalk, Entry, Step, snapshot_dir};
@@ -150,6 +150,9 @@ where
     let data_target = pack_target(config, BlobType::Data, known.data_bytes);
     let tree_target = pack_target(config, BlobType::Tree, known.tree_bytes);
 
+    // As many buffers as can be in use at once: one per packer, the queue, the uploads.
+    let (spare, spares) = crossbeam_channel::bounded::<Vec<u8>>(workers + 2 + UPLOADERS);
+    let uploader = Uploader::new(backend.clone(), sealer.clone(), failure.clone(), spare);
     let outcome = std::thread::scope(|s| -> Result<_> {
         s.spawn(|| match src.size() {
             Ok(Some(size)) => activity.set_total(size),
@@ -157,10 +160,13 @@ where
             Err(e) => warn!(error = %e.display_log(), "could not size the backup source"),
         });
         let (uploads, upload_queue) = crossbeam_channel::bounded::<FinishedPack>(1);
-        // As many buffers as can be in use at once: one per packer, the queue, the upload.
-        let (spare, spares) = crossbeam_channel::bounded::<Vec<u8>>(workers + 3);
-        let uploader = Uploader::new(backend.clone(), sealer.clone(), failure.clone(), spare);
-        let uploading = s.spawn(move || uploader.run(upload_queue));
+        let uploading: Vec<_> = (0..UPLOADERS)
+            .map(|_| {
+                let queue = upload_queue.clone();
+                s.spawn(|| uploader.run(queue))
+            })
+            .collect();
+        drop(upload_queue);
         let (jobs, job_queue) = crossbeam_channel::bounded::<Vec<Job<R::Open>>>(workers * 2);
         let (results, done) = crossbeam_channel::unbounded::<Vec<Done>>();
         let pool: Vec<_> = (0..workers)
@@ -205,9 +211,12 @@ where
         }
         // The tree packer's sender is gone with `walked`'s builder: the uploader finishes.
         let walked = walked.and_then(|trees| trees.finish(parent.root()));
-        uploading
-            .join()
-            .map_err(|_| Error::Internal("the pack uploader panicked".into()))?;
+        for upload in uploading {
+            upload
+                .join()
+                .map_err(|_| Error::Internal("a pack uploader panicked".into()))?;
+        }
+        uploader.finish();
         if let Some(error) = failure.take() {
             return Err(error);
         }

@@ -1,5 +1,5 @@
-//! Pack files in restic's documented format, written by one uploader thread that also writes
-//! the index files naming them.
+//! Pack files in restic's documented format, written by a few uploader threads that also
+//! write the index files naming them.
 //!
 //! A pack is its blobs (each `IV ‖ AES-256-CTR(zstd(blob)) ‖ Poly1305-AES tag`), then the
 //! encrypted header listing them, then the header's length (u32, little endian); its name is
@@ -7,7 +7,7 @@
 //! crosses threads between being read and being stored.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aes256ctr_poly1305aes::Aes256CtrPoly1305Aes;
@@ -29,6 +29,11 @@ use crate::{Error, Result};
 const MAX_BLOBS_PER_PACK: usize = 10_000;
 const MAX_PACK_AGE: Duration = Duration::from_secs(300);
 const MAX_BLOBS_PER_INDEX: usize = 50_000;
+
+/// Packs written at once: the fsync of one pack on a directory location (up to 0.1 s for
+/// 8 MiB here, 1.2 s of a 1 GiB backup's wall time when one after the other) or the round
+/// trip of one S3 PUT overlaps the writing of the next.
+pub(crate) const UPLOADERS: usize = 2;
 
 /// How blobs and files are sealed: the repository's key and compression.
 #[derive(Clone)]
@@ -326,6 +331,12 @@ pub(crate) struct Uploader {
     /// Written packs' buffers go back to the packers: a backup allocates a few pack buffers
     /// once, instead of one per pack that the allocator's arenas would keep.
     spares: Sender<Vec<u8>>,
+    /// Packs written and not yet named by an index file.
+    pending: Mutex<PendingIndex>,
+}
+
+#[derive(Default)]
+struct PendingIndex {
     written: Vec<PackedPack>,
     blobs: usize,
 }
@@ -348,14 +359,13 @@ impl Uploader {
             sealer,
             failure,
             spares,
-            written: Vec::new(),
-            blobs: 0,
+            pending: Mutex::default(),
         }
     }
 
-    /// Uploads every pack of `packs` until all senders are gone, then writes the last index
-    /// file. After a failure it keeps draining (so no packer blocks) but writes nothing.
-    pub(crate) fn run(mut self, packs: Receiver<FinishedPack>) {
+    /// Uploads packs from `packs` until all senders are gone; [`UPLOADERS`] threads run it
+    /// at once. After a failure it keeps draining (so no packer blocks) but writes nothing.
+    pub(crate) fn run(&self, packs: Receiver<FinishedPack>) {
         for finished in packs {
             if self.failure.failed() {
                 continue;
@@ -364,14 +374,19 @@ impl Uploader {
                 self.failure.set(e);
             }
         }
-        if !self.failure.failed()
-            && let Err(e) = self.write_index()
-        {
+    }
+
+    /// Writes the last index file, once every [`Uploader::run`] has returned.
+    pub(crate) fn finish(&self) {
+        if self.failure.failed() {
+            return;
+        }
+        if let Err(e) = self.pending().and_then(|mut p| self.write_index(&mut p)) {
             self.failure.set(e);
         }
     }
 
-    fn upload(&mut self, finished: FinishedPack) -> Result<()> {
+    fn upload(&self, finished: FinishedPack) -> Result<()> {
         let FinishedPack { bytes, pack } = finished;
         let cacheable = pack.blobs.first().is_some_and(|b| b.tpe == BlobType::Tree);
         self.backend
@@ -381,25 +396,32 @@ impl Uploader {
         let mut buffer = Vec::from(bytes);
         buffer.clear();
         let _ = self.spares.try_send(buffer);
-        self.blobs += pack.blobs.len();
-        self.written.push(pack);
-        if self.blobs >= MAX_BLOBS_PER_INDEX {
-            self.write_index()?;
+        // Only stored packs are listed: an index never names a pack that is not there.
+        let mut pending = self.pending()?;
+        pending.blobs += pack.blobs.len();
+        pending.written.push(pack);
+        if pending.blobs >= MAX_BLOBS_PER_INDEX {
+            self.write_index(&mut pending)?;
         }
         Ok(())
     }
 
-    fn write_index(&mut self) -> Result<()> {
-        if self.written.is_empty() {
+    fn pending(&self) -> Result<std::sync::MutexGuard<'_, PendingIndex>> {
+        self.pending
+            .lock()
+            .map_err(|_| Error::Internal("a pack uploader panicked".into()))
+    }
+
+    fn write_index(&self, pending: &mut PendingIndex) -> Result<()> {
+        if pending.written.is_empty() {
             return Ok(());
         }
         let json = serde_json::to_vec(&IndexJson {
-            packs: &self.written,
+            packs: &pending.written,
         })
         .map_err(|e| Error::Internal(format!("index JSON: {e}")))?;
         write_file(&self.backend, &self.sealer, FileType::Index, &json)?;
-        self.written.clear();
-        self.blobs = 0;
+        *pending = PendingIndex::default();
         Ok(())
     }
 }
