@@ -209,7 +209,7 @@ where
                     .map_err(|_| Error::Internal("a backup worker panicked".into()))?,
             );
         }
-        // The tree packer's sender is gone with `walked`'s builder: the uploader finishes.
+        // The tree packer's sender is gone with `walked`'s builder: the uploaders finish.
         let walked = walked.and_then(|trees| trees.finish(parent.root()));
         for upload in uploading {
             upload
