@@ -310,14 +310,16 @@ impl TargetDirs {
         let fresh = match std::fs::create_dir(path) {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let meta = path
+                let in_the_way = !path
                     .symlink_metadata()
-                    .map_err(Error::io("look at", path))?;
-                if !meta.is_dir() {
+                    .map_err(Error::io("look at", path))?
+                    .is_dir();
+                if in_the_way {
                     std::fs::remove_file(path).map_err(Error::io("replace", path))?;
                     std::fs::create_dir(path).map_err(Error::io("create directory", path))?;
                 }
-                !meta.is_dir()
+                // A directory made in place of a file or symlink is as empty as a new one.
+                in_the_way
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(path).map_err(Error::io("create directory", path))?;
